@@ -1,0 +1,261 @@
+"""The aiosqlite system of record, with versioned migrations.
+
+Migrations are the numbered ``crm/migrations/NNNN_*.sql`` files, applied in order
+inside one transaction each and recorded in ``schema_version``; a database newer
+than the code is refused rather than guessed at. WAL mode lets two workers on one
+machine share the file.
+
+The outbox is the single source of truth for "was this nudge delivered":
+:meth:`Store.claim_nudge` moves a nudge to ``sending`` only if no one has before,
+so the same nudge id is never sent twice, across retries, redeliveries and
+restarts. A crash between claim and send leaves the row in ``sending``: it is
+reported at start-up (:meth:`Store.in_flight`) instead of being sent again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from nudge.events import RepUpserted
+from nudge.signals import NudgeCommand
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+class Store:
+    """One connection to the CRM database. Use :meth:`open` to get a migrated store."""
+
+    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+        self.db = db
+        self.path = path
+
+    @classmethod
+    async def open(cls, path: Path) -> Store:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(path, timeout=30)
+        db.row_factory = aiosqlite.Row
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=NORMAL")
+        await db.execute("PRAGMA busy_timeout=30000")
+        store = cls(db, path)
+        await store.migrate()
+        return store
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def migrate(self) -> int:
+        """Apply pending migrations; return the schema version."""
+        await self.db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT)"
+        )
+        async with self.db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version") as cur:
+            row = await cur.fetchone()
+        current = int(row[0]) if row else 0
+        files = sorted(MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.sql"))
+        latest = int(files[-1].name[:4]) if files else 0
+        if current > latest:
+            raise RuntimeError(
+                f"{self.path}: schema version {current} is newer than this code ({latest})"
+            )
+        for file in files:
+            version = int(file.name[:4])
+            if version <= current:
+                continue
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                async with self.db.execute(
+                    "SELECT 1 FROM schema_version WHERE version = ?", (version,)
+                ) as cur:
+                    if await cur.fetchone():  # another worker got there first
+                        await self.db.execute("ROLLBACK")
+                        continue
+                for statement in file.read_text().split(";\n"):
+                    if statement.strip():
+                        await self.db.execute(statement)
+                await self.db.execute("INSERT INTO schema_version VALUES (?, ?)", (version, _now()))
+                await self.db.commit()
+            except BaseException:
+                await self.db.rollback()
+                raise
+            current = version
+        return current
+
+    # -- reps ---------------------------------------------------------------------
+    async def upsert_rep(self, rep: RepUpserted) -> None:
+        await self.db.execute(
+            """INSERT INTO reps (rep_id, name, phone, email, slack_user_id, timezone,
+                                 manager_rep_id, team, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (rep_id) DO UPDATE SET name=excluded.name, phone=excluded.phone,
+                 email=excluded.email, slack_user_id=excluded.slack_user_id,
+                 timezone=excluded.timezone, manager_rep_id=excluded.manager_rep_id,
+                 team=excluded.team, updated_at=excluded.updated_at""",
+            (
+                rep.rep_id,
+                rep.name,
+                rep.phone,
+                rep.email,
+                rep.slack_user_id,
+                rep.timezone,
+                rep.manager_rep_id,
+                rep.team,
+                _now(),
+            ),
+        )
+        await self.db.commit()
+
+    async def get_rep(self, rep_id: str) -> dict[str, Any] | None:
+        async with self.db.execute("SELECT * FROM reps WHERE rep_id = ?", (rep_id,)) as cur:
+            row = await cur.fetchone()
+        return dict(row) if row else None
+
+    # -- identity -------------------------------------------------------------------
+    async def link_identity(self, kind: str, value: str, lead_id: str) -> None:
+        await self.db.execute(
+            """INSERT INTO contacts (kind, value, lead_id, seen_at) VALUES (?, ?, ?, ?)
+               ON CONFLICT (kind, value) DO UPDATE SET lead_id=excluded.lead_id,
+                 seen_at=excluded.seen_at""",
+            (kind, normalise_identity(kind, value), lead_id, _now()),
+        )
+        await self.db.commit()
+
+    async def resolve(self, kind: str, value: str) -> str | None:
+        async with self.db.execute(
+            "SELECT lead_id FROM contacts WHERE kind = ? AND value = ?",
+            (kind, normalise_identity(kind, value)),
+        ) as cur:
+            row = await cur.fetchone()
+        return str(row[0]) if row else None
+
+    # -- leads and activities ---------------------------------------------------------
+    async def save_lead(self, lead: dict[str, Any], score: dict[str, Any] | None) -> None:
+        await self.db.execute(
+            """INSERT INTO leads (lead_id, company, contact_name, owner_rep_id, stage, status,
+                                  deal_value, score, model_version, profile_json, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (lead_id) DO UPDATE SET company=excluded.company,
+                 contact_name=excluded.contact_name, owner_rep_id=excluded.owner_rep_id,
+                 stage=excluded.stage, status=excluded.status, deal_value=excluded.deal_value,
+                 score=excluded.score, model_version=excluded.model_version,
+                 profile_json=excluded.profile_json, updated_at=excluded.updated_at""",
+            (
+                lead["lead_id"],
+                lead.get("company"),
+                lead.get("contact_name"),
+                lead.get("owner_rep_id"),
+                lead.get("stage"),
+                lead.get("status", "open"),
+                lead.get("deal_value"),
+                score["value"] if score else None,
+                score["model_version"] if score else None,
+                json.dumps(lead, default=str),
+                _now(),
+            ),
+        )
+        await self.db.commit()
+
+    async def log_activity(
+        self,
+        activity_id: str,
+        lead_id: str | None,
+        type_: str,
+        occurred_at: dt.datetime,
+        *,
+        rep_id: str | None = None,
+        duration_s: float | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> bool:
+        cur = await self.db.execute(
+            """INSERT OR IGNORE INTO activities
+               (activity_id, lead_id, rep_id, type, occurred_at, duration_s, detail_json)
+               VALUES (?, ?, ?, ?, ?, ?, ?)""",
+            (
+                activity_id,
+                lead_id,
+                rep_id,
+                type_,
+                occurred_at.isoformat(),
+                duration_s,
+                json.dumps(detail or {}, default=str),
+            ),
+        )
+        await self.db.commit()
+        return cur.rowcount == 1
+
+    # -- outbox -------------------------------------------------------------------------
+    async def claim_nudge(self, cmd: NudgeCommand) -> bool:
+        """Record ``cmd`` and move it to ``sending``. False: it was claimed before."""
+        now = _now()
+        await self.db.execute(
+            """INSERT OR IGNORE INTO outbox (nudge_id, rep_id, lead_id, channel, state, playbook,
+                                             rule, text, command_json, created_at, updated_at)
+               VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)""",
+            (
+                cmd.nudge_id,
+                cmd.rep_id,
+                cmd.lead_id,
+                cmd.channel,
+                cmd.playbook,
+                cmd.rule,
+                cmd.text,
+                cmd.model_dump_json(),
+                now,
+                now,
+            ),
+        )
+        cur = await self.db.execute(
+            """UPDATE outbox SET state='sending', attempts=attempts+1, updated_at=?
+               WHERE nudge_id=? AND state IN ('queued', 'held')""",
+            (now, cmd.nudge_id),
+        )
+        await self.db.commit()
+        return cur.rowcount == 1
+
+    async def finish_nudge(
+        self,
+        nudge_id: str,
+        state: str,
+        *,
+        channel: str | None = None,
+        provider_id: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        await self.db.execute(
+            """UPDATE outbox SET state=?, channel=COALESCE(?, channel),
+                 provider_id=COALESCE(?, provider_id), reason=?, updated_at=?
+               WHERE nudge_id=?""",
+            (state, channel, provider_id, reason, _now(), nudge_id),
+        )
+        await self.db.commit()
+
+    async def outbox(self, state: str | None = None) -> list[dict[str, Any]]:
+        sql = (
+            "SELECT * FROM outbox" + (" WHERE state = ?" if state else "") + " ORDER BY created_at"
+        )
+        async with self.db.execute(sql, (state,) if state else ()) as cur:
+            return [dict(r) for r in await cur.fetchall()]
+
+    async def in_flight(self) -> list[dict[str, Any]]:
+        """Nudges claimed but never finished: a worker died mid-send."""
+        return await self.outbox("sending")
+
+
+def normalise_identity(kind: str, value: str) -> str:
+    """Emails compare case-insensitively; phones by their digits (and a leading +)."""
+    value = value.strip()
+    if kind == "email":
+        return value.lower()
+    if kind == "phone":
+        digits = "".join(c for c in value if c.isdigit())
+        return ("+" if value.startswith("+") else "") + digits
+    return value

@@ -1,0 +1,54 @@
+"""The one interface every channel implements.
+
+A :class:`Notifier` delivers one :class:`OutboundMessage` and returns a
+:class:`SendResult`, or raises :class:`~nudge.errors.TransientDeliveryError`
+(retry later) or :class:`~nudge.errors.PermanentDeliveryError` (never retry).
+Whether and when to send is not its business: that is delivery's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """A rep as a channel needs to know them."""
+
+    rep_id: str
+    name: str
+    phone: str | None = None
+    email: str | None = None
+    slack_user_id: str | None = None
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    nudge_id: str
+    recipient: Recipient
+    text: str
+    reasons: tuple[str, ...] = ()
+    choices: tuple[str, ...] = field(default=())
+    lead_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SendResult:
+    channel: str
+    provider_id: str | None = None
+
+
+class Notifier(Protocol):
+    """Delivers messages over one channel."""
+
+    channel: str
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        """Deliver ``message`` or raise a DeliveryError subclass."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...

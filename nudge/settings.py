@@ -1,0 +1,130 @@
+"""Every setting Nudge reads, in one pydantic-settings object.
+
+Environment variables use the prefix ``NUDGE_``; the Kafka URL may also come from
+``KAFKA_URL`` and the providers' credentials use the names the providers' own docs
+use (``TWILIO_ACCOUNT_SID``, ``SLACK_BOT_TOKEN``, ...). Secrets are ``SecretStr`` so
+they never appear in a log or a repr. The README's settings table is checked
+against this class by ``tests/unit/test_settings.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _env(name: str, *aliases: str) -> AliasChoices:
+    return AliasChoices(f"NUDGE_{name}", *aliases)
+
+
+class Settings(BaseSettings):
+    """Nudge's configuration. Defaults run everything on one machine with no setup."""
+
+    model_config = SettingsConfigDict(env_prefix="NUDGE_", extra="ignore", populate_by_name=True)
+
+    kafka_url: str | None = Field(
+        default=None,
+        validation_alias=_env("KAFKA_URL", "KAFKA_URL"),
+        description="Kafka bootstrap servers, e.g. `kafka://broker1:9092;broker2:9092`. "
+        "Unset: start the embedded Tansu broker on loopback.",
+    )
+    data_dir: Path = Field(
+        default=Path("var"),
+        description="Where SQLite, the model registry and worker state live.",
+    )
+    db_path: Path | None = Field(
+        default=None, description="SQLite database file. Unset: `<data_dir>/nudge.db`."
+    )
+    app_id: str = Field(
+        default="nudge",
+        description="Faust app id: the consumer group and the topic prefix of tables.",
+    )
+    partitions: int = Field(
+        default=4, ge=1, le=256, description="Partitions of every topic Nudge creates."
+    )
+    web_host: str = Field(default="127.0.0.1", description="Address the worker's web server binds.")
+    web_port: int = Field(
+        default=6066,
+        ge=0,
+        le=65535,
+        description="Port of the worker's web server (ingest, webhooks).",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="The URL providers call (behind a proxy), used to check webhook signatures.",
+    )
+    playbooks: list[Path] = Field(
+        default_factory=list,
+        description="Playbook files or folders (comma-separated). Unset: the bundled default.",
+    )
+    scoring_rules: Path | None = Field(
+        default=None,
+        description="Points-scorer YAML (used until a model is promoted). Unset: bundled default.",
+    )
+    notifier: Literal["auto", "console", "twilio", "slack"] = Field(
+        default="auto",
+        description="Where nudges go. `auto`: Twilio/Slack when their credentials are set, "
+        "else the console.",
+    )
+    session_timeout: float = Field(
+        default=6.0,
+        ge=6.0,
+        description="Kafka consumer session timeout (s). 6 s is the smallest a stock broker "
+        "accepts and makes a worker ready in ~5 s instead of ~30 s.",
+    )
+    heartbeat_interval: float = Field(
+        default=1.0, gt=0, description="Kafka consumer heartbeat interval (s)."
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="`auto`: pretty in a terminal, JSON otherwise."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Lowest level logged."
+    )
+    log_pii: bool = Field(
+        default=False, description="Log phone numbers and emails unmasked (debugging only)."
+    )
+
+    twilio_account_sid: str | None = Field(
+        default=None,
+        validation_alias=_env("TWILIO_ACCOUNT_SID", "TWILIO_ACCOUNT_SID"),
+        description="Twilio account SID.",
+    )
+    twilio_auth_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("TWILIO_AUTH_TOKEN", "TWILIO_AUTH_TOKEN"),
+        description="Twilio auth token (secret).",
+    )
+    twilio_from_number: str | None = Field(
+        default=None,
+        validation_alias=_env("TWILIO_FROM_NUMBER", "TWILIO_FROM_NUMBER"),
+        description="Number texts are sent from (E.164).",
+    )
+    twilio_messaging_service_sid: str | None = Field(
+        default=None,
+        validation_alias=_env("TWILIO_MESSAGING_SERVICE_SID", "TWILIO_MESSAGING_SERVICE_SID"),
+        description="Messaging Service to send from, instead of a number.",
+    )
+    slack_bot_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("SLACK_BOT_TOKEN", "SLACK_BOT_TOKEN"),
+        description="Slack bot token `xoxb-...` (secret).",
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("SLACK_SIGNING_SECRET", "SLACK_SIGNING_SECRET"),
+        description="Slack signing secret (secret).",
+    )
+
+    @property
+    def database(self) -> Path:
+        """The SQLite file in use."""
+        return self.db_path or self.data_dir / "nudge.db"
+
+    @property
+    def embedded_broker(self) -> bool:
+        """True when no Kafka URL is set and Nudge runs its own broker."""
+        return not self.kafka_url

@@ -1,0 +1,100 @@
+"""What flows between the agents after ingest: scores, lead signals and commands.
+
+``lead.signals`` carries a :class:`LeadSignal` per processed event: the lead as
+it is now (profile and score), the event that moved it, and the recent score
+history, so the playbook agent needs no state of its own. ``nudges`` carries
+:class:`NudgeCommand`s keyed by rep. Each nudge has a deterministic id
+(:func:`nudge_id_for`), which is how the outbox refuses to send it twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Score(_Model):
+    """A lead's score: P(convert) in [0, 1], why, and who computed it."""
+
+    value: float = Field(ge=0, le=1)
+    previous: float | None = None
+    reasons: list[str] = []
+    model_version: str
+    rule_based: bool = Field(description="True while the points scorer stands in for a model")
+    expected_value: float | None = Field(default=None, description="value × deal value")
+    scored_at: AwareDatetime
+
+
+class ScorePoint(_Model):
+    at: AwareDatetime
+    value: float
+
+
+class LeadView(_Model):
+    """A read-only snapshot of a lead, as playbooks and templates see it."""
+
+    lead_id: str
+    company: str | None = None
+    contact_name: str | None = None
+    title: str | None = None
+    industry: str | None = None
+    employees: int | None = None
+    deal_value: float | None = None
+    stage: str | None = None
+    owner_rep_id: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    custom: dict[str, Any] = {}
+    status: Literal["open", "won", "lost"] = "open"
+    last_touch_at: AwareDatetime | None = None
+
+
+class LeadSignal(_Model):
+    """One processed event, as the playbook agent sees it."""
+
+    lead: LeadView
+    event: dict[str, Any] = Field(description="the event that caused this signal, as JSON")
+    event_id: str
+    event_type: str
+    at: AwareDatetime = Field(description="when the event occurred")
+    score: Score
+    history: list[ScorePoint] = Field(default=[], description="recent scores, oldest first")
+
+
+class NudgeCommand(_Model):
+    """Send one message to one rep about one lead."""
+
+    kind: Literal["nudge"] = "nudge"
+    nudge_id: str
+    rep_id: str
+    lead_id: str
+    channel: Literal["best", "sms", "slack", "console"] = "best"
+    text: str = Field(min_length=1, max_length=1600)
+    reasons: list[str] = []
+    playbook: str
+    rule: str
+    trigger_event_id: str
+    created_at: AwareDatetime
+    priority: int = 0
+    exploration: bool = False
+    propensity: float = Field(default=1.0, gt=0, le=1)
+
+
+def nudge_id_for(playbook: str, rule: str, lead_id: str, trigger_event_id: str) -> str:
+    """The deterministic id of a nudge: the same trigger never yields two nudges."""
+    key = "\x1f".join((playbook, rule, lead_id, trigger_event_id)).encode()
+    return "n_" + hashlib.sha256(key).hexdigest()[:24]
+
+
+def ensure_aware(value: dt.datetime) -> dt.datetime:
+    """Refuse naive datetimes at the boundary instead of guessing their zone."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: a timezone is required")
+    return value

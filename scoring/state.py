@@ -1,0 +1,121 @@
+"""Per-lead state and its update from one event — pure, O(1) per event.
+
+:class:`LeadState` is what the lead agent keeps in its Faust table, one entry per
+lead_id: the CRM profile, scorer-specific counters, the current score and a short
+score history (for "jumped by Δ within a window" signals), and the ids of recent
+events so a redelivered event is processed once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from nudge.events import (
+    DealLost,
+    DealStageChanged,
+    DealWon,
+    LeadCreated,
+    LeadEvent,
+    LeadUpdated,
+)
+from nudge.signals import LeadView, Score, ScorePoint
+
+RECENT_EVENT_IDS = 256
+"""How many event ids per lead are remembered for de-duplication."""
+
+HISTORY_WINDOW = dt.timedelta(days=7)
+HISTORY_MAX = 64
+
+
+@dataclass
+class LeadState:
+    """Everything the lead agent knows about one lead."""
+
+    lead_id: str
+    profile: dict[str, Any] = field(default_factory=dict)
+    counters: dict[str, float] = field(default_factory=dict)
+    counted_at: str | None = None
+    touches: dict[str, str] = field(default_factory=dict)
+    score: dict[str, Any] | None = None
+    history: list[tuple[str, float]] = field(default_factory=list)
+    seen: list[str] = field(default_factory=list)
+
+    # -- (de)serialisation for the Faust table ---------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "lead_id": self.lead_id,
+            "profile": self.profile,
+            "counters": self.counters,
+            "counted_at": self.counted_at,
+            "touches": self.touches,
+            "score": self.score,
+            "history": [list(p) for p in self.history],
+            "seen": self.seen,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LeadState:
+        return cls(
+            lead_id=data["lead_id"],
+            profile=dict(data.get("profile") or {}),
+            counters=dict(data.get("counters") or {}),
+            counted_at=data.get("counted_at"),
+            touches=dict(data.get("touches") or {}),
+            score=data.get("score"),
+            history=[(str(a), float(v)) for a, v in data.get("history") or []],
+            seen=list(data.get("seen") or []),
+        )
+
+    # -- reading -----------------------------------------------------------------
+    def view(self) -> LeadView:
+        last = max(self.touches.values()) if self.touches else None
+        return LeadView(lead_id=self.lead_id, last_touch_at=last, **self.profile)
+
+    def current_score(self) -> Score | None:
+        return Score.model_validate(self.score) if self.score else None
+
+    def score_history(self) -> list[ScorePoint]:
+        return [ScorePoint(at=dt.datetime.fromisoformat(a), value=v) for a, v in self.history]
+
+    # -- writing -----------------------------------------------------------------
+    def record_score(self, score: Score) -> None:
+        self.score = score.model_dump(mode="json")
+        cutoff = score.scored_at - HISTORY_WINDOW
+        self.history = [(a, v) for a, v in self.history if dt.datetime.fromisoformat(a) >= cutoff][
+            -(HISTORY_MAX - 1) :
+        ]
+        self.history.append((score.scored_at.isoformat(), score.value))
+
+
+def apply_event(state: LeadState, event: LeadEvent) -> bool:
+    """Fold one event into the lead's profile and touches. False if already seen."""
+    if event.event_id in state.seen:
+        return False
+    state.seen.append(event.event_id)
+    if len(state.seen) > RECENT_EVENT_IDS:
+        del state.seen[: len(state.seen) - RECENT_EVENT_IDS]
+    profile = state.profile
+    if isinstance(event, LeadCreated | LeadUpdated):
+        for key, value in event.fields.model_dump(mode="json", exclude_none=True).items():
+            if key == "custom":
+                profile.setdefault("custom", {}).update(value)
+            else:
+                profile[key] = value
+    elif isinstance(event, DealStageChanged):
+        profile["stage"] = event.to_stage
+    elif isinstance(event, DealWon):
+        profile["status"] = "won"
+        if event.amount is not None:
+            profile["deal_value"] = float(event.amount)
+    elif isinstance(event, DealLost):
+        profile["status"] = "lost"
+    if event.email and "email" not in profile:
+        profile["email"] = event.email
+    if event.phone and "phone" not in profile:
+        profile["phone"] = event.phone
+    when = event.occurred_at.astimezone(dt.UTC).isoformat()
+    if state.touches.get(event.silo, "") < when:
+        state.touches[event.silo] = when
+    return True
