@@ -10,10 +10,10 @@ against this class by ``tests/unit/test_settings.py``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def _env(name: str, *aliases: str) -> AliasChoices:
@@ -56,7 +56,7 @@ class Settings(BaseSettings):
         default=None,
         description="The URL providers call (behind a proxy), used to check webhook signatures.",
     )
-    playbooks: list[Path] = Field(
+    playbooks: Annotated[list[Path], NoDecode] = Field(
         default_factory=list,
         description="Playbook files or folders (comma-separated). Unset: the bundled default.",
     )
@@ -118,6 +118,13 @@ class Settings(BaseSettings):
         validation_alias=_env("SLACK_SIGNING_SECRET", "SLACK_SIGNING_SECRET"),
         description="Slack signing secret (secret).",
     )
+
+    @field_validator("playbooks", mode="before")
+    @classmethod
+    def _split_paths(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [Path(p.strip()) for p in value.split(",") if p.strip()]
+        return value
 
     @property
     def database(self) -> Path:
