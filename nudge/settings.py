@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     partitions: int = Field(
         default=4, ge=1, le=256, description="Partitions of every topic Nudge creates."
     )
+    replication: int = Field(
+        default=1, ge=1, le=16, description="Replicas of each topic `nudge topics create` makes."
+    )
     web_host: str = Field(default="127.0.0.1", description="Address the worker's web server binds.")
     web_port: int = Field(
         default=6066,
