@@ -138,8 +138,13 @@ class Store:
         return str(row[0]) if row else None
 
     # -- leads and activities ---------------------------------------------------------
-    async def save_lead(self, lead: dict[str, Any], score: dict[str, Any] | None) -> None:
-        await self.db.execute(
+    async def save_leads(self, leads: list[tuple[dict[str, Any], dict[str, Any] | None]]) -> None:
+        """Upsert lead snapshots (profile, score) in one transaction.
+
+        The lead agent batches these (the Faust table is the live state; this is
+        the queryable copy), so SQLite sees one commit a second, not one an event.
+        """
+        await self.db.executemany(
             """INSERT INTO leads (lead_id, company, contact_name, owner_rep_id, stage, status,
                                   deal_value, score, model_version, profile_json, updated_at)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -148,21 +153,27 @@ class Store:
                  stage=excluded.stage, status=excluded.status, deal_value=excluded.deal_value,
                  score=excluded.score, model_version=excluded.model_version,
                  profile_json=excluded.profile_json, updated_at=excluded.updated_at""",
-            (
-                lead["lead_id"],
-                lead.get("company"),
-                lead.get("contact_name"),
-                lead.get("owner_rep_id"),
-                lead.get("stage"),
-                lead.get("status", "open"),
-                lead.get("deal_value"),
-                score["value"] if score else None,
-                score["model_version"] if score else None,
-                json.dumps(lead, default=str),
-                _now(),
-            ),
+            [
+                (
+                    lead["lead_id"],
+                    lead.get("company"),
+                    lead.get("contact_name"),
+                    lead.get("owner_rep_id"),
+                    lead.get("stage"),
+                    lead.get("status", "open"),
+                    lead.get("deal_value"),
+                    score["value"] if score else None,
+                    score["model_version"] if score else None,
+                    json.dumps(lead, default=str),
+                    _now(),
+                )
+                for lead, score in leads
+            ],
         )
         await self.db.commit()
+
+    async def save_lead(self, lead: dict[str, Any], score: dict[str, Any] | None) -> None:
+        await self.save_leads([(lead, score)])
 
     async def log_activity(
         self,

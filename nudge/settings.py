@@ -81,6 +81,13 @@ class Settings(BaseSettings):
     heartbeat_interval: float = Field(
         default=1.0, gt=0, description="Kafka consumer heartbeat interval (s)."
     )
+    fetch_max_wait_ms: int = Field(
+        default=100,
+        ge=1,
+        le=5000,
+        description="Longest a consumer fetch waits for data (ms). Tansu always waits this "
+        "long when idle, so it bounds the latency each hop adds.",
+    )
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", description="`auto`: pretty in a terminal, JSON otherwise."
     )

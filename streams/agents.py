@@ -2,9 +2,11 @@
 
     crm/call/web.events ─ingest─► lead.activity ─lead─► lead.signals ─playbook─► nudges ─delivery─►
 
-Each agent is at-least-once (Faust commits an offset after the loop body ran,
-and messages sent while handling an event are flushed before that commit), and
-each step is idempotent: the lead state remembers recent event ids, nudge ids
+Each agent is at-least-once: Faust commits an offset after the loop body ran,
+and flushes the producer before every commit. Sends use ``force=True`` — out
+at once instead of attached to the next commit, which would add up to a commit
+interval (1 s) of latency per hop — and the flush-before-commit still orders
+them before the offset. Each step is idempotent: the lead state remembers recent event ids, nudge ids
 are deterministic, and the outbox never sends an id twice.
 """
 
@@ -16,6 +18,7 @@ from typing import Any
 
 from faust.types import EventT
 
+from crm.store import normalise_identity
 from notifiers import OutboundMessage, Recipient
 from nudge.errors import DeliveryError, EventRejected
 from nudge.events import LeadEvent, RepUpserted, event_to_json, parse_event
@@ -23,7 +26,7 @@ from nudge.logs import get_logger
 from nudge.signals import LeadSignal, NudgeCommand
 from playbooks import evaluate
 from scoring.state import LeadState, apply_event
-from streams.app import Pipeline
+from streams.app import IDENTITY_CACHE_MAX, Pipeline
 
 log = get_logger(__name__)
 
@@ -52,23 +55,34 @@ async def resolve_lead(pipeline: Pipeline, event: LeadEvent) -> tuple[str | None
     are forwarded after it, so the lead's profile — its owner — comes first).
     """
     store = await pipeline.store()
+    cache = pipeline.identities
+    if len(cache) > IDENTITY_CACHE_MAX:
+        cache.clear()
     if event.lead_id:
         late: list[Any] = []
         for attr, kind in IDENTITY_KINDS:
             value = getattr(event, attr)
-            if value:
-                await store.link_identity(kind, value, event.lead_id)
-                late += [
-                    parse_event({**detail, "lead_id": event.lead_id})
-                    for detail in await store.claim_unmatched(kind, value, event.lead_id)
-                ]
+            if not value:
+                continue
+            ident = (kind, normalise_identity(kind, value))
+            if cache.get(ident) == event.lead_id:
+                continue  # linked before: nothing new to record or to claim
+            await store.link_identity(kind, value, event.lead_id)
+            cache[ident] = event.lead_id
+            late += [
+                parse_event({**detail, "lead_id": event.lead_id})
+                for detail in await store.claim_unmatched(kind, value, event.lead_id)
+            ]
         return event.lead_id, late
     for attr, kind in IDENTITY_KINDS:
         value = getattr(event, attr)
-        if value:
-            lead_id = await store.resolve(kind, value)
-            if lead_id:
-                return lead_id, []
+        if not value:
+            continue
+        ident = (kind, normalise_identity(kind, value))
+        lead_id = cache.get(ident) or await store.resolve(kind, value)
+        if lead_id:
+            cache[ident] = lead_id
+            return lead_id, []
     return None, []
 
 
@@ -88,7 +102,7 @@ async def handle_inbound(p: Pipeline, event: EventT[Any]) -> None:
             offset=event.message.offset,
         )
         await p.dead.send(
-            key=event.message.topic.encode(), value=dead_letter(exc.reason, raw, event)
+            force=True, key=event.message.topic.encode(), value=dead_letter(exc.reason, raw, event)
         )
         return
     store = await p.store()
@@ -111,10 +125,10 @@ async def handle_inbound(p: Pipeline, event: EventT[Any]) -> None:
     if parsed.lead_id != lead_id:
         parsed = parsed.model_copy(update={"lead_id": lead_id})
     p.stats["events.accepted"] += 1
-    await p.activity.send(key=lead_id.encode(), value=event_to_json(parsed))
+    await p.activity.send(force=True, key=lead_id.encode(), value=event_to_json(parsed))
     for event_ in late:
         p.stats["events.late_matched"] += 1
-        await p.activity.send(key=lead_id.encode(), value=event_to_json(event_))
+        await p.activity.send(force=True, key=lead_id.encode(), value=event_to_json(event_))
 
 
 async def handle_activity(p: Pipeline, lead_id: str, raw: bytes) -> None:
@@ -130,8 +144,7 @@ async def handle_activity(p: Pipeline, lead_id: str, raw: bytes) -> None:
     state.record_score(score)
     p.leads[lead_id] = state.to_dict()
     p.stats["leads.rescored"] += 1
-    if event.silo == "transaction" or abs(score.value - (score.previous or 0)) >= 0.01:
-        await (await p.store()).save_lead(state.view().model_dump(mode="json"), state.score)
+    p.dirty_leads[lead_id] = (state.view().model_dump(mode="json"), state.score)
     signal = LeadSignal(
         lead=state.view(),
         event=event.model_dump(mode="json", exclude_none=True),
@@ -141,7 +154,7 @@ async def handle_activity(p: Pipeline, lead_id: str, raw: bytes) -> None:
         score=score,
         history=state.score_history(),
     )
-    await p.signals.send(key=lead_id.encode(), value=signal.model_dump_json().encode())
+    await p.signals.send(force=True, key=lead_id.encode(), value=signal.model_dump_json().encode())
 
 
 async def handle_signal(p: Pipeline, raw: bytes) -> None:
@@ -157,7 +170,9 @@ async def handle_signal(p: Pipeline, raw: bytes) -> None:
             lead_id=command.lead_id,
             rep_id=command.rep_id,
         )
-        await p.nudges.send(key=command.rep_id.encode(), value=command.model_dump_json().encode())
+        await p.nudges.send(
+            force=True, key=command.rep_id.encode(), value=command.model_dump_json().encode()
+        )
 
 
 async def unexpected(p: Pipeline, agent: str, event: EventT[Any], exc: Exception) -> None:
@@ -174,7 +189,7 @@ async def unexpected(p: Pipeline, agent: str, event: EventT[Any], exc: Exception
     )
     reason = f"{agent} agent failed: {type(exc).__name__}: {exc}"
     await p.dead.send(
-        key=event.message.topic.encode(), value=dead_letter(reason, event.value, event)
+        force=True, key=event.message.topic.encode(), value=dead_letter(reason, event.value, event)
     )
 
 
