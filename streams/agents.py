@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from typing import Any
 
 from faust.types import EventT
@@ -89,11 +90,13 @@ async def resolve_lead(pipeline: Pipeline, event: LeadEvent) -> tuple[str | None
 async def handle_inbound(p: Pipeline, event: EventT[Any]) -> None:
     """Validate one inbound message; dead-letter it, upsert a rep, or forward it by lead."""
     raw: bytes = event.value
+    topic = event.message.topic
     p.stats["events.in"] += 1
     try:
         parsed = parse_event(raw)
     except EventRejected as exc:
         p.stats["events.rejected"] += 1
+        p.metrics.events.labels(topic, "rejected").inc()
         log.warning(
             "event rejected",
             reason=exc.reason,
@@ -110,10 +113,12 @@ async def handle_inbound(p: Pipeline, event: EventT[Any]) -> None:
         await store.upsert_rep(parsed)
         p.stats["events.accepted"] += 1
         p.stats["reps.upserted"] += 1
+        p.metrics.events.labels(topic, "accepted").inc()
         return
     lead_id, late = await resolve_lead(p, parsed)
     if lead_id is None:
         p.stats["events.unmatched"] += 1
+        p.metrics.events.labels(topic, "unmatched").inc()
         await store.log_activity(
             parsed.event_id,
             None,
@@ -125,6 +130,7 @@ async def handle_inbound(p: Pipeline, event: EventT[Any]) -> None:
     if parsed.lead_id != lead_id:
         parsed = parsed.model_copy(update={"lead_id": lead_id})
     p.stats["events.accepted"] += 1
+    p.metrics.events.labels(topic, "accepted").inc()
     await p.activity.send(force=True, key=lead_id.encode(), value=event_to_json(parsed))
     for event_ in late:
         p.stats["events.late_matched"] += 1
@@ -137,10 +143,13 @@ async def handle_activity(p: Pipeline, lead_id: str, raw: bytes) -> None:
     assert not isinstance(event, RepUpserted)
     stored = p.leads.get(lead_id)
     state = LeadState.from_dict(stored) if stored else LeadState(lead_id=lead_id)
+    started = time.perf_counter()
     if not apply_event(state, event):
         p.stats["events.duplicate"] += 1
+        p.metrics.events.labels("lead.activity", "duplicate").inc()
         return
     score = p.scorer.rescore(state, event, p.clock.now())
+    p.metrics.rescore.observe(time.perf_counter() - started)
     state.record_score(score)
     p.leads[lead_id] = state.to_dict()
     p.stats["leads.rescored"] += 1
@@ -163,6 +172,7 @@ async def handle_signal(p: Pipeline, raw: bytes) -> None:
     p.stats["signals.evaluated"] += 1
     for command in evaluate(signal, p.playbooks, p.clock.now()):
         p.stats["playbook.fired"] += 1
+        p.metrics.firings.labels(command.playbook, command.rule).inc()
         log.info(
             "rule fired",
             playbook=command.playbook,
@@ -241,6 +251,7 @@ async def deliver(p: Pipeline, command: NudgeCommand) -> None:
     rep = await store.get_rep(command.rep_id)
     if rep is None:
         p.stats["nudges.suppressed"] += 1
+        p.metrics.nudges.labels(command.channel, "suppressed").inc()
         await store.finish_nudge(command.nudge_id, "suppressed", reason="unknown rep")
         log.warning("nudge for an unknown rep", rep_id=command.rep_id, nudge_id=command.nudge_id)
         return
@@ -263,10 +274,12 @@ async def deliver(p: Pipeline, command: NudgeCommand) -> None:
         result = await p.notifier.send(message)
     except DeliveryError as exc:
         p.stats["nudges.failed"] += 1
+        p.metrics.nudges.labels(p.notifier.channel, "failed").inc()
         await store.finish_nudge(command.nudge_id, "failed", reason=exc.reason)
         log.warning("nudge failed", nudge_id=command.nudge_id, reason=exc.reason)
         return
     p.stats["nudges.sent"] += 1
+    p.metrics.nudges.labels(result.channel, "sent").inc()
     await store.finish_nudge(
         command.nudge_id, "sent", channel=result.channel, provider_id=result.provider_id
     )

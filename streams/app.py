@@ -31,6 +31,7 @@ from playbooks import load_playbooks
 from playbooks.model import Playbook
 from scoring import Scorer
 from scoring.points import PointsScorer, load_points_config
+from streams.metrics import Metrics
 from streams.topics import INBOUND
 
 log = get_logger(__name__)
@@ -50,6 +51,7 @@ class Pipeline:
     playbooks: list[Playbook]
     notifier: Notifier
     clock: Clock
+    metrics: Metrics
     stats: Counter[str] = field(default_factory=Counter)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     identities: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -167,6 +169,7 @@ def build(
         playbooks=load_playbooks(settings.playbooks or None),
         notifier=notifier or ConsoleNotifier(),
         clock=clock or SystemClock(),
+        metrics=Metrics(app),
     )
     pipeline.inbound = app.topic(*INBOUND, key_serializer="raw", value_serializer="raw")
     pipeline.dead = app.topic("events.dead", key_serializer="raw", value_serializer="raw")

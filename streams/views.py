@@ -103,6 +103,14 @@ def register(p: Pipeline) -> None:
             ok = p.ready.is_set()
             return self.json({"ready": ok}, status=200 if ok else 503)
 
+    @app.page("/metrics")
+    class Metrics(web.View):
+        async def get(self, request: web.Request) -> web.Response:
+            return self.bytes(
+                p.metrics.render(),
+                headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+            )
+
     @app.page("/stats")
     class Stats(web.View):
         async def get(self, request: web.Request) -> web.Response:
