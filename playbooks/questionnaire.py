@@ -53,6 +53,16 @@ LEAD_FIELDS = frozenset(
 """``lead.<name>`` fields a questionnaire may write (the CRM profile, see LeadFields)."""
 
 
+def profile_key(path: str) -> tuple[str, ...]:
+    """Where a field path lives in the lead's profile: ``("stage",)``, ``("custom", "x")``."""
+    scope, _, name = path.partition(".")
+    if scope == "lead":
+        return ("custom", name[len("custom.") :]) if name.startswith("custom.") else (name,)
+    if name in ("stage", "value"):
+        return ("stage",) if name == "stage" else ("deal_value",)
+    return ("custom", f"deal_{name}")
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -1,0 +1,500 @@
+"""The conversation state machine: one rep's questionnaires, as pure data in and out.
+
+The conversation agent (``streams/``, keyed by rep) keeps one
+:class:`RepConversations` per rep and calls three functions, each returning a
+:class:`Step` (the new state plus instructions to carry out, in order):
+
+- :func:`start` when an "ask questionnaire" command arrives,
+- :func:`on_reply` when the rep's text arrives on ``replies``,
+- :func:`on_timer` when a :class:`ScheduleTimer` it was asked to schedule is due.
+
+Nothing here sends, sleeps or stores. Why it is shaped this way:
+
+- **One active questionnaire per channel.** A reply "2" can only mean one thing, so a
+  second questionnaire on the same channel waits (``queued``) and starts when the
+  first ends. A reply on a channel with no active session is not an answer: it becomes
+  an :class:`AttachNote` for the rep's most recent lead activity.
+- **Redelivery is harmless.** Every outgoing message has a deterministic id
+  (``session:q<index>:a<attempt>``, reminders ``...:r1``, the closing text ``:end``)
+  for the outbox; requests and replies already handled (by id) are no-ops.
+- **Timers are data.** Reminders and timeouts come back as :class:`ScheduleTimer`
+  for the durable scheduler. A timer is never cancelled: when it fires for a
+  question that was answered meanwhile, :func:`on_timer` sees that it is stale and
+  does nothing.
+- **Answers are written once, at the end** (completed, stopped or expired) as one
+  :class:`ApplyAnswers`, so the CRM gets one consistent batch with one audit trail.
+  Until then they live in the session, which the agent persists (``Step.changed``).
+- **A session carries a snapshot of its questionnaire**, so editing the YAML mid-way
+  cannot shift question indices under a rep who is answering.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from playbooks.answers import (
+    NO,
+    YES,
+    Parsed,
+    Skip,
+    Stop,
+    normalise,
+    parse_answer,
+    prompt,
+    say,
+)
+from playbooks.questionnaire import (
+    ChoiceQuestion,
+    DateQuestion,
+    NumberQuestion,
+    Question,
+    Questionnaire,
+    Scalar,
+    When,
+    YesNoQuestion,
+)
+
+Channel = Literal["sms", "slack", "console"]
+MAX_REASKS = 2
+"""Re-asks of one question after an unreadable reply; then it is skipped."""
+RECENT_IDS = 200
+"""How many handled request/reply ids a rep's state remembers for de-duplication."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- inputs --------------------------------------------------------------------------
+
+
+class QuestionnaireRequest(_Model):
+    """An "ask questionnaire" command: ask ``rep_id`` questionnaire ``questionnaire_id``."""
+
+    request_id: str = Field(min_length=1, description="deterministic id of the command")
+    rep_id: str
+    channel: Channel
+    questionnaire_id: str
+    lead_id: str | None = None
+    subject: str | None = Field(default=None, description="shown in the intro, e.g. 'Acme'")
+    activity_id: str | None = Field(default=None, description="the call/meeting asked about")
+    requested_at: AwareDatetime
+
+
+class InboundReply(_Model):
+    """One text from a rep, as it arrives on ``replies`` (opt-out keywords never do)."""
+
+    reply_id: str = Field(min_length=1, description="provider message id (Twilio SID, Slack ts)")
+    rep_id: str
+    channel: Channel
+    text: str
+    received_at: AwareDatetime
+
+
+# --- state ---------------------------------------------------------------------------
+
+
+class Answer(_Model):
+    question_id: str
+    field: str | None
+    value: Scalar
+    raw: str
+    answered_at: AwareDatetime
+
+
+class Session(_Model):
+    """One questionnaire put to one rep: where it stands and what was answered so far."""
+
+    session_id: str
+    request: QuestionnaireRequest
+    questionnaire: Questionnaire
+    status: Literal["queued", "active", "completed", "stopped", "expired"] = "queued"
+    pending: list[str] = Field(default=[], description="question ids still to ask; current first")
+    attempt: int = 0
+    prompts_sent: int = 0
+    reminded: bool = False
+    answers: list[Answer] = []
+    asked_at: AwareDatetime | None = None
+    ended_at: AwareDatetime | None = None
+
+    @property
+    def channel(self) -> Channel:
+        return self.request.channel
+
+    @property
+    def current(self) -> Question | None:
+        return self.questionnaire.question(self.pending[0]) if self.pending else None
+
+
+class RepConversations(_Model):
+    """Everything the conversation agent keeps for one rep (its table value)."""
+
+    rep_id: str
+    sessions: list[Session] = Field(default=[], description="active and queued, oldest first")
+    recent_ids: list[str] = []
+
+    def active(self, channel: Channel) -> Session | None:
+        return next(
+            (s for s in self.sessions if s.status == "active" and s.channel == channel), None
+        )
+
+
+# --- instructions --------------------------------------------------------------------
+
+
+class SendMessage(_Model):
+    """Send ``text`` to the rep; ``message_id`` is the outbox id (never sent twice)."""
+
+    kind: Literal["send"] = "send"
+    message_id: str
+    rep_id: str
+    channel: Channel
+    session_id: str
+    lead_id: str | None
+    text: str
+
+
+class ScheduleTimer(_Model):
+    """Call :func:`on_timer` with this object at ``at`` (durably; stale ones are no-ops)."""
+
+    kind: Literal["schedule"] = "schedule"
+    timer_id: str
+    rep_id: str
+    session_id: str
+    at: AwareDatetime
+    step: Literal["remind", "expire"]
+    question_index: int
+    attempt: int
+
+
+class ApplyAnswers(_Model):
+    """Write these answers to the lead's CRM fields, with audit rows (crm.conversations)."""
+
+    kind: Literal["apply"] = "apply"
+    session_id: str
+    rep_id: str
+    lead_id: str | None
+    questionnaire_id: str
+    activity_id: str | None
+    outcome: Literal["completed", "stopped", "expired"]
+    answers: list[Answer]
+
+
+class AttachNote(_Model):
+    """A text outside any session: attach it to the rep's most recent lead activity."""
+
+    kind: Literal["note"] = "note"
+    note_id: str
+    rep_id: str
+    channel: Channel
+    text: str
+    received_at: AwareDatetime
+
+
+Instruction = Annotated[
+    SendMessage | ScheduleTimer | ApplyAnswers | AttachNote, Field(discriminator="kind")
+]
+
+
+class Step(_Model):
+    """The result of one call: new state, instructions in order, sessions to persist."""
+
+    state: RepConversations
+    instructions: list[Instruction] = []
+    changed: list[Session] = Field(default=[], description="sessions whose stored row is stale")
+
+    @property
+    def messages(self) -> list[SendMessage]:
+        return [i for i in self.instructions if isinstance(i, SendMessage)]
+
+    @property
+    def applied(self) -> list[ApplyAnswers]:
+        return [i for i in self.instructions if isinstance(i, ApplyAnswers)]
+
+    @property
+    def ended(self) -> list[Session]:
+        return [s for s in self.changed if s.ended_at is not None]
+
+
+# --- ids -----------------------------------------------------------------------------
+
+
+def session_id_for(request: QuestionnaireRequest) -> str:
+    """The same request always opens the same session."""
+    key = "\x1f".join((request.request_id, request.rep_id, request.questionnaire_id))
+    return "qs_" + hashlib.sha256(key.encode()).hexdigest()[:20]
+
+
+def message_id(session_id: str, question_index: int, attempt: int, suffix: str = "") -> str:
+    return f"{session_id}:q{question_index}:a{attempt}{suffix}"
+
+
+# --- the three entry points ----------------------------------------------------------
+
+
+def new_state(rep_id: str) -> RepConversations:
+    return RepConversations(rep_id=rep_id)
+
+
+def start(
+    state: RepConversations,
+    request: QuestionnaireRequest,
+    questionnaire: Questionnaire,
+    now: dt.datetime,
+) -> Step:
+    """Open a session for ``request``: asked now if its channel is free, else queued."""
+    state = state.model_copy(deep=True)
+    sid = session_id_for(request)
+    if request.request_id in state.recent_ids or any(s.session_id == sid for s in state.sessions):
+        return Step(state=state)
+    _remember(state, request.request_id)
+    session = Session(
+        session_id=sid,
+        request=request,
+        questionnaire=questionnaire,
+        pending=questionnaire.first_pass(),
+    )
+    state.sessions.append(session)
+    if state.active(request.channel) is not None:
+        return Step(state=state, changed=[session])
+    out: list[Instruction] = []
+    changed: list[Session] = []
+    _activate_next(state, request.channel, now, out, changed)
+    return Step(state=state, instructions=out, changed=changed)
+
+
+def on_reply(state: RepConversations, reply: InboundReply, now: dt.datetime, tz: dt.tzinfo) -> Step:
+    """Read ``reply`` as the answer to the current question of its channel's session."""
+    state = state.model_copy(deep=True)
+    if reply.reply_id in state.recent_ids:
+        return Step(state=state)
+    _remember(state, reply.reply_id)
+    session = state.active(reply.channel)
+    if session is None or session.current is None:
+        note = AttachNote(
+            note_id=reply.reply_id,
+            rep_id=reply.rep_id,
+            channel=reply.channel,
+            text=reply.text,
+            received_at=reply.received_at,
+        )
+        return Step(state=state, instructions=[note])
+    question = session.current
+    result = parse_answer(question, reply.text, now=reply.received_at, tz=tz)
+    out: list[Instruction] = []
+    changed: list[Session] = [session]
+    if isinstance(result, Stop):
+        _finish(state, session, "stopped", now, out, changed)
+    elif isinstance(result, Parsed):
+        session.answers.append(
+            Answer(
+                question_id=question.id,
+                field=question.field,
+                value=result.value,
+                raw=reply.text,
+                answered_at=reply.received_at,
+            )
+        )
+        follow = [f.ask for f in question.follow_ups if matches(f.when, question, result.value)]
+        asked = {a.question_id for a in session.answers}
+        extra = [qid for ids in follow for qid in ids if qid not in asked]
+        session.pending[1:1] = [qid for qid in dict.fromkeys(extra) if qid not in session.pending]
+        _advance(state, session, now, echo(question, result.value), out, changed)
+    elif isinstance(result, Skip):
+        _advance(state, session, now, "", out, changed)
+    elif session.attempt < MAX_REASKS:
+        session.attempt += 1
+        _send(session, result.reask, now, out)
+    else:
+        _advance(state, session, now, say("gave_up") + " ", out, changed)
+    return Step(state=state, instructions=out, changed=_unique(changed))
+
+
+def on_timer(state: RepConversations, timer: ScheduleTimer, now: dt.datetime) -> Step:
+    """A reminder or timeout is due; a stale one (question moved on) does nothing."""
+    state = state.model_copy(deep=True)
+    session = next(
+        (s for s in state.sessions if s.session_id == timer.session_id and s.status == "active"),
+        None,
+    )
+    if session is None or session.current is None:
+        return Step(state=state)
+    index = session.questionnaire.index_of(session.current.id)
+    if (index, session.attempt) != (timer.question_index, timer.attempt):
+        return Step(state=state)
+    out: list[Instruction] = []
+    changed: list[Session] = [session]
+    if timer.step == "remind":
+        if session.reminded:
+            return Step(state=state)
+        session.reminded = True
+        out.append(
+            _message(
+                session,
+                message_id(session.session_id, index, session.attempt, ":r1"),
+                say("reminder", prompt=prompt(session.current)),
+            )
+        )
+    else:
+        _finish(state, session, "expired", now, out, changed)
+    return Step(state=state, instructions=out, changed=_unique(changed))
+
+
+# --- helpers -------------------------------------------------------------------------
+
+
+def matches(when: When, question: Question, value: Scalar) -> bool:
+    """Does ``value`` (a parsed answer to ``question``) satisfy a follow-up's ``when``?"""
+    wanted = when.answer if isinstance(when.answer, list) else [when.answer]
+    for w in wanted:
+        if isinstance(question, YesNoQuestion):
+            as_bool = w if isinstance(w, bool) else normalise(str(w)) in YES
+            if isinstance(w, str) and normalise(w) not in YES | NO:
+                continue
+            if as_bool == value:
+                return True
+        elif isinstance(question, ChoiceQuestion):
+            for option in question.options:
+                if option.stored == value and (
+                    w == option.stored or str(w).casefold() == option.label.casefold()
+                ):
+                    return True
+        elif w == value or str(w).casefold() == str(value).casefold():
+            return True
+    return False
+
+
+def echo(question: Question, value: Scalar) -> str:
+    """A short confirmation of what was understood, where a parse could surprise."""
+    if isinstance(question, DateQuestion) and isinstance(value, str):
+        day = dt.date.fromisoformat(value)
+        return f"Got {day:%a %b} {day.day}. "
+    if isinstance(question, NumberQuestion):
+        return f"Got {value:,}{' ' + question.unit if question.unit else ''}. "
+    return ""
+
+
+def _remember(state: RepConversations, some_id: str) -> None:
+    state.recent_ids = [*state.recent_ids, some_id][-RECENT_IDS:]
+
+
+def _unique(sessions: list[Session]) -> list[Session]:
+    return list({s.session_id: s for s in sessions}.values())
+
+
+def _message(session: Session, mid: str, text: str) -> SendMessage:
+    return SendMessage(
+        message_id=mid,
+        rep_id=session.request.rep_id,
+        channel=session.channel,
+        session_id=session.session_id,
+        lead_id=session.request.lead_id,
+        text=text,
+    )
+
+
+def _send(session: Session, text: str, now: dt.datetime, out: list[Instruction]) -> None:
+    """Send ``text`` for the current question and schedule its reminder and timeout."""
+    assert session.current is not None
+    q = session.questionnaire
+    index = q.index_of(session.current.id)
+    mid = message_id(session.session_id, index, session.attempt)
+    out.append(_message(session, mid, text))
+    session.prompts_sent += 1
+    session.asked_at = now
+    session.reminded = False
+    for step, minutes in (("remind", q.remind_after_minutes), ("expire", q.expire_after_minutes)):
+        out.append(
+            ScheduleTimer(
+                timer_id=f"{mid}:{step}",
+                rep_id=session.request.rep_id,
+                session_id=session.session_id,
+                at=now + dt.timedelta(minutes=minutes),
+                step=step,  # type: ignore[arg-type]
+                question_index=index,
+                attempt=session.attempt,
+            )
+        )
+
+
+def _ask(session: Session, now: dt.datetime, prefix: str, out: list[Instruction]) -> None:
+    assert session.current is not None
+    session.attempt = 0
+    text = prefix + prompt(session.current)
+    if session.prompts_sent == 0 and session.questionnaire.intro:
+        subject = session.request.subject or "your last meeting"
+        text = session.questionnaire.intro.replace("{subject}", subject) + " " + text
+    _send(session, text, now, out)
+
+
+def _advance(
+    state: RepConversations,
+    session: Session,
+    now: dt.datetime,
+    prefix: str,
+    out: list[Instruction],
+    changed: list[Session],
+) -> None:
+    session.pending.pop(0)
+    if session.pending:
+        _ask(session, now, prefix, out)
+    else:
+        _finish(state, session, "completed", now, out, changed, prefix)
+
+
+def _finish(
+    state: RepConversations,
+    session: Session,
+    outcome: Literal["completed", "stopped", "expired"],
+    now: dt.datetime,
+    out: list[Instruction],
+    changed: list[Session],
+    prefix: str = "",
+) -> None:
+    """End ``session``: closing text, answers to apply, then the next queued one starts."""
+    session.status = outcome
+    session.ended_at = now
+    n = len(session.answers)
+    key = {"completed": "done" if n else "done_none", "stopped": "stopped", "expired": "expired"}
+    text = prefix + say(key[outcome], n=n, s="" if n == 1 else "s")
+    out.append(_message(session, f"{session.session_id}:end", text))
+    if session.answers:
+        out.append(
+            ApplyAnswers(
+                session_id=session.session_id,
+                rep_id=session.request.rep_id,
+                lead_id=session.request.lead_id,
+                questionnaire_id=session.questionnaire.id,
+                activity_id=session.request.activity_id,
+                outcome=outcome,
+                answers=session.answers,
+            )
+        )
+    state.sessions = [s for s in state.sessions if s.session_id != session.session_id]
+    changed.append(session)
+    _activate_next(state, session.channel, now, out, changed)
+
+
+def _activate_next(
+    state: RepConversations,
+    channel: Channel,
+    now: dt.datetime,
+    out: list[Instruction],
+    changed: list[Session],
+) -> None:
+    """Start the oldest queued session of ``channel``; ones queued past expiry are dropped."""
+    for session in [s for s in state.sessions if s.channel == channel and s.status == "queued"]:
+        limit = dt.timedelta(minutes=session.questionnaire.expire_after_minutes)
+        if now - session.request.requested_at > limit:
+            session.status, session.ended_at = "expired", now
+            state.sessions.remove(session)
+            changed.append(session)
+            continue
+        session.status = "active"
+        changed.append(session)
+        _ask(session, now, "", out)
+        return
