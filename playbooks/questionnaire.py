@@ -251,6 +251,8 @@ def parse_questionnaire(text: str, source: str = "<string>") -> Questionnaire:
             path = tuple(str(p) for p in err["loc"])
             # pydantic puts the union tag ("yes_no") into the path; YAML has no such key
             shown = tuple(p for p in path if p not in _TYPES)
+            if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+                shown = (*shown, "type")
             msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
             found.append(f"{source}:{line(shown)}: {'.'.join(shown) or 'questionnaire'}: {msg}")
         raise PlaybookError(found) from None
