@@ -6,23 +6,26 @@
 
 1. Normalise: lower case, ``👍 👌 ✅ 💯`` become "yes" and ``👎 ❌`` become "no",
    other emoji and punctuation are dropped, spaces collapse.
-2. Control words (tables below) win when they are the whole reply or its first
-   words: "skip", "pass", "n/a", "idk" skip the question; "stop", "done", "no more"
-   end the questionnaire. For a free-text question only a whole-reply match counts,
-   so "done deal, they signed" is an answer, not a stop.
+2. Control words (tables below): a whole reply "skip", "pass", "n/a", "idk",
+   "not sure" skips the question; "stop", "done", "no more", "enough" ends the
+   questionnaire. Only "skip ...", "pass ...", "idk ...", "stop ..." and "no more
+   questions ..." also count as the first words of a longer reply, because "no more
+   than 5" or "done deal" are answers. For free-text questions only whole replies count.
 3. Then the question's type decides: choice (the option's number or its label, as
    the whole reply or as the only label among its words), yes/no (the first word;
    otherwise the only yes- or no-word in the reply; both or neither → unreadable),
    number (one number, with ``$``/``k``/``m``/thousand separators and any unit word),
    date (:func:`parse_date`), free text.
 
-**"stop" here is not the SMS opt-out.** On SMS, Twilio itself treats a message that
-is exactly STOP / STOPALL / UNSUBSCRIBE / CANCEL / END / QUIT (in any case) as an
-opt-out, and delivery keeps our own suppression list from those webhooks. Delivery
-must not forward an opt-out keyword to ``replies``: the conversation agent only sees
-texts that are not opt-out keywords, so "stop" arrives here from Slack or the
-console, and on SMS in forms such as "stop asking" or "no more". That is why the
-stop table has several multi-word entries.
+**"stop" here is not the SMS opt-out.** On SMS, Twilio treats a message that is
+only the single word STOP, STOPALL, UNSUBSCRIBE, CANCEL, END or QUIT as an opt-out
+("STOP PLEASE" is not one); toll-free carriers do the same for "stop" in lower case.
+Delivery owns that: it records the opt-out in our suppression list and must not
+forward an opt-out keyword to ``replies``. So the conversation agent only sees texts
+that are not opt-out keywords: "stop" arrives here from Slack or the console, and on
+SMS in longer forms such as "stop asking" or "no more questions", which is why the
+stop table has several multi-word entries and the intro says "reply stop to end"
+only as a hint that also works on Slack.
 
 **Other languages.** Yes/no words of Spanish, French, German, Italian and Portuguese
 are accepted ("sí", "oui", "ja", "nein", "não"), because reps do answer in their own
@@ -126,6 +129,15 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
+def _phrases(text: str) -> frozenset[str]:
+    return frozenset(text.split("|"))
+
+
+def _index(groups: str, start: int) -> dict[str, int]:
+    """ "mon monday|tue tuesday" → {"mon": start, "monday": start, "tue": start + 1, ...}"""
+    return {w: i for i, names in enumerate(groups.split("|"), start) for w in names.split()}
+
+
 YES = _words(
     "y yes yep yup yeah yea ya yah ok okay sure definitely absolutely correct true affirmative "
     "si sí oui ja jawohl sim claro certo"
@@ -133,27 +145,13 @@ YES = _words(
 NO = _words("n no nope nah nay never false negative non nein não nao nee")
 YES_PHRASES = ("of course", "i think so", "for sure", "you bet", "d'accord", "bien sur")
 NO_PHRASES = ("not really", "not yet", "not at all", "i don't think so", "no way", "pas encore")
-SKIP = ("skip", "pass", "n/a", "na", "idk", "dunno", "don't know", "dont know", "no idea")
-STOP = (
-    "stop",
-    "stop asking",
-    "stop questions",
-    "no more",
-    "no more questions",
-    "done",
-    "enough",
-    "that's all",
-    "thats all",
-    "not now",
-)
-EMOJI_WORDS = {
-    "👍": " yes ",
-    "👌": " yes ",
-    "✅": " yes ",
-    "💯": " yes ",
-    "👎": " no ",
-    "❌": " no ",
-}
+SKIP = _phrases("skip|pass|n/a|na|idk|dunno|don't know|dont know|no idea|not sure")
+SKIP_LEADS = ("skip", "pass", "idk", "dunno", "no idea")
+STOP = _phrases("stop|stop asking|stop questions|no more|no more questions|done|enough|that's all")
+STOP_LEADS = ("stop", "no more questions")
+"""Whole replies that skip / stop; ``*_LEADS`` also count as the first words of a reply
+("skip this one"). "no more" or "done" lead too many real answers to count as leads."""
+EMOJI_WORDS = {e: " yes " for e in "👍👌✅💯"} | {e: " no " for e in "👎❌"}
 _SMALL = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 NUMBER_WORDS = (
     {w: i for i, w in enumerate(_SMALL)}
@@ -185,18 +183,16 @@ def normalise(text: str) -> str:
     return " ".join(w.strip(".,-'") or w for w in words).strip()
 
 
-def _starts_with(norm: str, phrases: tuple[str, ...] | frozenset[str]) -> bool:
+def _starts_with(norm: str, phrases: tuple[str, ...]) -> bool:
     return any(norm == p or norm.startswith(p + " ") for p in phrases)
 
 
 def control(text: str, *, free_text: bool = False) -> Skip | Stop | None:
     """Skip or Stop if ``text`` is a control reply (see the module docstring), else None."""
     norm = normalise(text)
-    if free_text:
-        return Skip() if norm in SKIP else Stop() if norm in STOP else None
-    if _starts_with(norm, STOP):
+    if norm in STOP or (not free_text and _starts_with(norm, STOP_LEADS)):
         return Stop()
-    if _starts_with(norm, SKIP):
+    if norm in SKIP or (not free_text and _starts_with(norm, SKIP_LEADS)):
         return Skip()
     return None
 
@@ -308,42 +304,16 @@ def prompt(question: Question) -> str:
 
 # --- dates ---------------------------------------------------------------------------
 
-WEEKDAYS = {
-    name: i
-    for i, names in enumerate(
-        (
-            "mon monday",
-            "tue tues tuesday",
-            "wed weds wednesday",
-            "thu thur thurs thursday",
-            "fri friday",
-            "sat saturday",
-            "sun sunday",
-        )
-    )
-    for name in names.split()
-}
-MONTHS = {
-    name: i
-    for i, names in enumerate(
-        (
-            "jan january",
-            "feb february",
-            "mar march",
-            "apr april",
-            "may",
-            "jun june",
-            "jul july",
-            "aug august",
-            "sep sept september",
-            "oct october",
-            "nov november",
-            "dec december",
-        ),
-        1,
-    )
-    for name in names.split()
-}
+WEEKDAYS = _index(
+    "mon monday|tue tues tuesday|wed weds wednesday|thu thur thurs thursday|"
+    "fri friday|sat saturday|sun sunday",
+    0,
+)
+MONTHS = _index(
+    "jan january|feb february|mar march|apr april|may|jun june|jul july|aug august|"
+    "sep sept september|oct october|nov november|dec december",
+    1,
+)
 _WD = "|".join(sorted(WEEKDAYS, key=len, reverse=True))
 _MON = "|".join(sorted(MONTHS, key=len, reverse=True))
 _ORD = r"(?:st|nd|rd|th)?"

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -247,33 +248,28 @@ def start(
     now: dt.datetime,
 ) -> Step:
     """Open a session for ``request``: asked now if its channel is free, else queued."""
-    state = state.model_copy(deep=True)
+    turn = _Turn(state.model_copy(deep=True), now)
     sid = session_id_for(request)
-    if request.request_id in state.recent_ids or any(s.session_id == sid for s in state.sessions):
-        return Step(state=state)
-    _remember(state, request.request_id)
+    if turn.seen(request.request_id) or any(s.session_id == sid for s in turn.state.sessions):
+        return turn.step()
     session = Session(
         session_id=sid,
         request=request,
         questionnaire=questionnaire,
         pending=questionnaire.first_pass(),
     )
-    state.sessions.append(session)
-    if state.active(request.channel) is not None:
-        return Step(state=state, changed=[session])
-    out: list[Instruction] = []
-    changed: list[Session] = []
-    _activate_next(state, request.channel, now, out, changed)
-    return Step(state=state, instructions=out, changed=changed)
+    turn.state.sessions.append(session)
+    turn.changed.append(session)
+    turn.activate_next(request.channel)
+    return turn.step()
 
 
 def on_reply(state: RepConversations, reply: InboundReply, now: dt.datetime, tz: dt.tzinfo) -> Step:
     """Read ``reply`` as the answer to the current question of its channel's session."""
-    state = state.model_copy(deep=True)
-    if reply.reply_id in state.recent_ids:
-        return Step(state=state)
-    _remember(state, reply.reply_id)
-    session = state.active(reply.channel)
+    turn = _Turn(state.model_copy(deep=True), now)
+    if turn.seen(reply.reply_id):
+        return turn.step()
+    session = turn.state.active(reply.channel)
     if session is None or session.current is None:
         note = AttachNote(
             note_id=reply.reply_id,
@@ -282,13 +278,12 @@ def on_reply(state: RepConversations, reply: InboundReply, now: dt.datetime, tz:
             text=reply.text,
             received_at=reply.received_at,
         )
-        return Step(state=state, instructions=[note])
+        return Step(state=turn.state, instructions=[note])
     question = session.current
     result = parse_answer(question, reply.text, now=reply.received_at, tz=tz)
-    out: list[Instruction] = []
-    changed: list[Session] = [session]
+    turn.changed.append(session)
     if isinstance(result, Stop):
-        _finish(state, session, "stopped", now, out, changed)
+        turn.finish(session, "stopped")
     elif isinstance(result, Parsed):
         session.answers.append(
             Answer(
@@ -303,45 +298,40 @@ def on_reply(state: RepConversations, reply: InboundReply, now: dt.datetime, tz:
         asked = {a.question_id for a in session.answers}
         extra = [qid for ids in follow for qid in ids if qid not in asked]
         session.pending[1:1] = [qid for qid in dict.fromkeys(extra) if qid not in session.pending]
-        _advance(state, session, now, echo(question, result.value), out, changed)
+        turn.advance(session, echo(question, result.value))
     elif isinstance(result, Skip):
-        _advance(state, session, now, "", out, changed)
+        turn.advance(session, "")
     elif session.attempt < MAX_REASKS:
         session.attempt += 1
-        _send(session, result.reask, now, out)
+        turn.send(session, result.reask)
     else:
-        _advance(state, session, now, say("gave_up") + " ", out, changed)
-    return Step(state=state, instructions=out, changed=_unique(changed))
+        turn.advance(session, say("gave_up") + " ")
+    return turn.step()
 
 
 def on_timer(state: RepConversations, timer: ScheduleTimer, now: dt.datetime) -> Step:
     """A reminder or timeout is due; a stale one (question moved on) does nothing."""
-    state = state.model_copy(deep=True)
+    turn = _Turn(state.model_copy(deep=True), now)
     session = next(
-        (s for s in state.sessions if s.session_id == timer.session_id and s.status == "active"),
+        (s for s in turn.state.sessions if s.session_id == timer.session_id),
         None,
     )
-    if session is None or session.current is None:
-        return Step(state=state)
+    if session is None or session.status != "active" or session.current is None:
+        return turn.step()
     index = session.questionnaire.index_of(session.current.id)
     if (index, session.attempt) != (timer.question_index, timer.attempt):
-        return Step(state=state)
-    out: list[Instruction] = []
-    changed: list[Session] = [session]
-    if timer.step == "remind":
-        if session.reminded:
-            return Step(state=state)
+        return turn.step()
+    if timer.step == "expire":
+        turn.changed.append(session)
+        turn.finish(session, "expired")
+    elif not session.reminded:
         session.reminded = True
-        out.append(
-            _message(
-                session,
-                message_id(session.session_id, index, session.attempt, ":r1"),
-                say("reminder", prompt=prompt(session.current)),
-            )
+        turn.changed.append(session)
+        text = say("reminder", prompt=prompt(session.current))
+        turn.out.append(
+            _message(session, message_id(session.session_id, index, session.attempt, ":r1"), text)
         )
-    else:
-        _finish(state, session, "expired", now, out, changed)
-    return Step(state=state, instructions=out, changed=_unique(changed))
+    return turn.step()
 
 
 # --- helpers -------------------------------------------------------------------------
@@ -352,10 +342,9 @@ def matches(when: When, question: Question, value: Scalar) -> bool:
     wanted = when.answer if isinstance(when.answer, list) else [when.answer]
     for w in wanted:
         if isinstance(question, YesNoQuestion):
-            as_bool = w if isinstance(w, bool) else normalise(str(w)) in YES
             if isinstance(w, str) and normalise(w) not in YES | NO:
                 continue
-            if as_bool == value:
+            if (w if isinstance(w, bool) else normalise(str(w)) in YES) == value:
                 return True
         elif isinstance(question, ChoiceQuestion):
             for option in question.options:
@@ -378,14 +367,6 @@ def echo(question: Question, value: Scalar) -> str:
     return ""
 
 
-def _remember(state: RepConversations, some_id: str) -> None:
-    state.recent_ids = [*state.recent_ids, some_id][-RECENT_IDS:]
-
-
-def _unique(sessions: list[Session]) -> list[Session]:
-    return list({s.session_id: s for s in sessions}.values())
-
-
 def _message(session: Session, mid: str, text: str) -> SendMessage:
     return SendMessage(
         message_id=mid,
@@ -397,104 +378,115 @@ def _message(session: Session, mid: str, text: str) -> SendMessage:
     )
 
 
-def _send(session: Session, text: str, now: dt.datetime, out: list[Instruction]) -> None:
-    """Send ``text`` for the current question and schedule its reminder and timeout."""
-    assert session.current is not None
-    q = session.questionnaire
-    index = q.index_of(session.current.id)
-    mid = message_id(session.session_id, index, session.attempt)
-    out.append(_message(session, mid, text))
-    session.prompts_sent += 1
-    session.asked_at = now
-    session.reminded = False
-    for step, minutes in (("remind", q.remind_after_minutes), ("expire", q.expire_after_minutes)):
-        out.append(
-            ScheduleTimer(
-                timer_id=f"{mid}:{step}",
-                rep_id=session.request.rep_id,
-                session_id=session.session_id,
-                at=now + dt.timedelta(minutes=minutes),
-                step=step,  # type: ignore[arg-type]
-                question_index=index,
-                attempt=session.attempt,
-            )
+@dataclass
+class _Turn:
+    """One call's working set: the (copied) state, the clock, and what it produces."""
+
+    state: RepConversations
+    now: dt.datetime
+    out: list[Instruction] = field(default_factory=list)
+    changed: list[Session] = field(default_factory=list)
+
+    def step(self) -> Step:
+        unique = list({s.session_id: s for s in self.changed}.values())
+        return Step(state=self.state, instructions=self.out, changed=unique)
+
+    def seen(self, some_id: str) -> bool:
+        """True if ``some_id`` was handled before; else remember it."""
+        if some_id in self.state.recent_ids:
+            return True
+        self.state.recent_ids = [*self.state.recent_ids, some_id][-RECENT_IDS:]
+        return False
+
+    def send(self, session: Session, text: str) -> None:
+        """Send ``text`` for the current question and schedule its reminder and timeout."""
+        assert session.current is not None
+        q = session.questionnaire
+        index = q.index_of(session.current.id)
+        mid = message_id(session.session_id, index, session.attempt)
+        self.out.append(_message(session, mid, text))
+        session.prompts_sent += 1
+        session.asked_at = self.now
+        session.reminded = False
+        steps: tuple[tuple[Literal["remind", "expire"], int], ...] = (
+            ("remind", q.remind_after_minutes),
+            ("expire", q.expire_after_minutes),
         )
-
-
-def _ask(session: Session, now: dt.datetime, prefix: str, out: list[Instruction]) -> None:
-    assert session.current is not None
-    session.attempt = 0
-    text = prefix + prompt(session.current)
-    if session.prompts_sent == 0 and session.questionnaire.intro:
-        subject = session.request.subject or "your last meeting"
-        text = session.questionnaire.intro.replace("{subject}", subject) + " " + text
-    _send(session, text, now, out)
-
-
-def _advance(
-    state: RepConversations,
-    session: Session,
-    now: dt.datetime,
-    prefix: str,
-    out: list[Instruction],
-    changed: list[Session],
-) -> None:
-    session.pending.pop(0)
-    if session.pending:
-        _ask(session, now, prefix, out)
-    else:
-        _finish(state, session, "completed", now, out, changed, prefix)
-
-
-def _finish(
-    state: RepConversations,
-    session: Session,
-    outcome: Literal["completed", "stopped", "expired"],
-    now: dt.datetime,
-    out: list[Instruction],
-    changed: list[Session],
-    prefix: str = "",
-) -> None:
-    """End ``session``: closing text, answers to apply, then the next queued one starts."""
-    session.status = outcome
-    session.ended_at = now
-    n = len(session.answers)
-    key = {"completed": "done" if n else "done_none", "stopped": "stopped", "expired": "expired"}
-    text = prefix + say(key[outcome], n=n, s="" if n == 1 else "s")
-    out.append(_message(session, f"{session.session_id}:end", text))
-    if session.answers:
-        out.append(
-            ApplyAnswers(
-                session_id=session.session_id,
-                rep_id=session.request.rep_id,
-                lead_id=session.request.lead_id,
-                questionnaire_id=session.questionnaire.id,
-                activity_id=session.request.activity_id,
-                outcome=outcome,
-                answers=session.answers,
+        for step, minutes in steps:
+            self.out.append(
+                ScheduleTimer(
+                    timer_id=f"{mid}:{step}",
+                    rep_id=session.request.rep_id,
+                    session_id=session.session_id,
+                    at=self.now + dt.timedelta(minutes=minutes),
+                    step=step,
+                    question_index=index,
+                    attempt=session.attempt,
+                )
             )
+
+    def ask(self, session: Session, prefix: str) -> None:
+        """Ask the current question afresh (the intro goes before the very first one)."""
+        assert session.current is not None
+        session.attempt = 0
+        text = prefix + prompt(session.current)
+        if session.prompts_sent == 0 and session.questionnaire.intro:
+            subject = session.request.subject or "your last meeting"
+            text = session.questionnaire.intro.replace("{subject}", subject) + " " + text
+        self.send(session, text)
+
+    def advance(self, session: Session, prefix: str) -> None:
+        session.pending.pop(0)
+        if session.pending:
+            self.ask(session, prefix)
+        else:
+            self.finish(session, "completed", prefix)
+
+    def finish(
+        self,
+        session: Session,
+        outcome: Literal["completed", "stopped", "expired"],
+        prefix: str = "",
+    ) -> None:
+        """End ``session``: closing text, answers to apply, then the next queued one starts."""
+        session.status = outcome
+        session.ended_at = self.now
+        n = len(session.answers)
+        key = {"completed": "done" if n else "done_none", "stopped": "stopped"}.get(
+            outcome, outcome
         )
-    state.sessions = [s for s in state.sessions if s.session_id != session.session_id]
-    changed.append(session)
-    _activate_next(state, session.channel, now, out, changed)
+        text = prefix + say(key, n=n, s="" if n == 1 else "s")
+        self.out.append(_message(session, f"{session.session_id}:end", text))
+        if session.answers:
+            self.out.append(
+                ApplyAnswers(
+                    session_id=session.session_id,
+                    rep_id=session.request.rep_id,
+                    lead_id=session.request.lead_id,
+                    questionnaire_id=session.questionnaire.id,
+                    activity_id=session.request.activity_id,
+                    outcome=outcome,
+                    answers=session.answers,
+                )
+            )
+        self.state.sessions = [s for s in self.state.sessions if s.session_id != session.session_id]
+        self.changed.append(session)
+        self.activate_next(session.channel)
 
-
-def _activate_next(
-    state: RepConversations,
-    channel: Channel,
-    now: dt.datetime,
-    out: list[Instruction],
-    changed: list[Session],
-) -> None:
-    """Start the oldest queued session of ``channel``; ones queued past expiry are dropped."""
-    for session in [s for s in state.sessions if s.channel == channel and s.status == "queued"]:
-        limit = dt.timedelta(minutes=session.questionnaire.expire_after_minutes)
-        if now - session.request.requested_at > limit:
-            session.status, session.ended_at = "expired", now
-            state.sessions.remove(session)
-            changed.append(session)
-            continue
-        session.status = "active"
-        changed.append(session)
-        _ask(session, now, "", out)
-        return
+    def activate_next(self, channel: Channel) -> None:
+        """Start the oldest queued session of a free ``channel``; stale queued ones expire."""
+        if self.state.active(channel) is not None:
+            return
+        for session in [
+            s for s in self.state.sessions if s.channel == channel and s.status == "queued"
+        ]:
+            limit = dt.timedelta(minutes=session.questionnaire.expire_after_minutes)
+            if self.now - session.request.requested_at > limit:
+                session.status, session.ended_at = "expired", self.now
+                self.state.sessions.remove(session)
+                self.changed.append(session)
+                continue
+            session.status = "active"
+            self.changed.append(session)
+            self.ask(session, "")
+            return

@@ -148,6 +148,10 @@ CASES: list[tuple[Question, str, object]] = [
     (RATING, "Stop asking", Stop),
     (WHEN, "no more questions", Stop),
     (NOTE, "done", Stop),
+    (YN, "not sure", Skip),
+    (YN, "Done.", Stop),
+    (SEATS, "no more than 5", 5),
+    (NOTE, "stop by their office", "stop by their office"),
 ]
 
 
