@@ -24,6 +24,7 @@ every question is asked at most once per session.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -221,6 +222,18 @@ def problems(q: Questionnaire) -> list[tuple[tuple[str, ...], str]]:
                     out.append((where, f"no question {target!r} (questions: {known})"))
                 elif position[target] <= i:
                     out.append((where, f"{target!r} must come after {question.id!r} in the file"))
+    texts: list[tuple[tuple[str, ...], str]] = [(("intro",), q.intro or "")]
+    texts += [(("questions", str(i), "text"), x.text) for i, x in enumerate(q.questions)]
+    for path, text in texts:
+        word = _OPT_OUT.search(text)
+        if word:
+            out.append(
+                (
+                    path,
+                    f"do not invite a reply of {(word['a'] or word['b']).upper()!r}: on SMS that single word opts "
+                    "the rep out of every text; say 'reply done to end' instead",
+                )
+            )
     if not q.first_pass():
         out.append((("questions",), "every question is a follow-up: nothing is asked first"))
     return out
@@ -262,6 +275,11 @@ def parse_questionnaire(text: str, source: str = "<string>") -> Questionnaire:
     return questionnaire
 
 
+_KEYWORDS = "stop|stopall|unsubscribe|cancel|end|quit"
+_OPT_OUT = re.compile(
+    rf"\b(?:reply|text|send)\s+['\"]?(?P<a>{_KEYWORDS})\b|\b(?P<b>{_KEYWORDS})['\"]?\s+to\b", re.I
+)
+"""Twilio's single-word opt-out keywords, when a text invites the rep to send one."""
 _TYPES = frozenset({"choice", "yes_no", "number", "date", "text"})
 
 

@@ -104,3 +104,11 @@ def test_duplicate_ids_across_files(tmp_path: Path) -> None:
 def test_field_paths_map_to_profile_keys(path: str, key: tuple[str, ...]) -> None:
     """Field paths land where LeadView and the CRM store keep them."""
     assert profile_key(path) == key
+
+
+def test_inviting_an_opt_out_keyword_is_refused() -> None:
+    """An intro that says "reply stop" is refused: on SMS that word opts the rep out."""
+    text = GOOD.replace("title: Demo", "title: Demo\nintro: Reply skip to skip, stop to end.")
+    [problem] = problems(text)
+    assert problem.startswith("q.yaml:3: intro:") and "'STOP'" in problem
+    assert parse_questionnaire(text.replace("stop to end", "done to end")).intro
