@@ -24,8 +24,8 @@ Delivery owns that: it records the opt-out in our suppression list and must not
 forward an opt-out keyword to ``replies``. So the conversation agent only sees texts
 that are not opt-out keywords: "stop" arrives here from Slack or the console, and on
 SMS in longer forms such as "stop asking" or "no more questions", which is why the
-stop table has several multi-word entries and the intro says "reply stop to end"
-only as a hint that also works on Slack.
+stop table has several multi-word entries, and why texts tell reps to reply "done"
+(the questionnaire loader refuses a text that invites a reply of STOP).
 
 **Other languages.** Yes/no words of Spanish, French, German, Italian and Portuguese
 are accepted ("sí", "oui", "ja", "nein", "não"), because reps do answer in their own
