@@ -6,6 +6,8 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from playbooks.answers import TEXTS, Parsed, Skip, Stop, Unreadable, parse_answer, parse_date
 from playbooks.questionnaire import (
@@ -200,3 +202,12 @@ def test_texts_are_gsm7_safe() -> None:
     """Every user-facing text is ASCII, so one SMS segment holds 160 characters."""
     for key, text in TEXTS.items():
         assert text.isascii(), key
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=60))
+def test_any_text_gets_exactly_one_result(text: str) -> None:
+    """No reply, however odd, raises: each question type returns one of the four results."""
+    for question in (YN, RATING, NEXT, SEATS, MONEY, WHEN, NOTE):
+        result = parse_answer(question, text, now=NOW, tz=NY)
+        assert isinstance(result, Parsed | Skip | Stop | Unreadable)

@@ -262,3 +262,11 @@ def test_apply_answers_is_a_discriminated_instruction(shipped: dict[str, Questio
     step = rep.say("yes")
     again = Step.model_validate_json(step.model_dump_json())
     assert isinstance(again.instructions[-1], ApplyAnswers)
+
+
+@pytest.mark.parametrize("qid", ["post-meeting", "furniture-depreciated", "influencer-support"])
+def test_first_text_fits_one_sms_segment(shipped: dict[str, Questionnaire], qid: str) -> None:
+    """The intro plus the first question fits 160 GSM-7 characters for a 20-letter company."""
+    req = request(qid).model_copy(update={"subject": "X" * 20})
+    [message] = start(new_state("rep-1"), req, shipped[qid], NOW).messages
+    assert len(message.text) <= 160 and message.text.isascii(), message.text
