@@ -30,6 +30,7 @@ from typing import Any
 import aiosqlite
 from pydantic import BaseModel, ConfigDict
 
+from nudge.events import LeadFields, LeadUpdated
 from playbooks.conversation import (
     ApplyAnswers,
     AttachNote,
@@ -295,11 +296,31 @@ def lead_fields_update(changes: list[FieldChange]) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for change in changes:
         key = profile_key(change.field)
-        if len(key) == 1:
+        if key == ("deal_value",) and isinstance(change.new_value, float):
+            fields["deal_value"] = round(change.new_value, 2)  # LeadFields: cents at most
+        elif len(key) == 1:
             fields[key[0]] = change.new_value
         else:
             fields.setdefault("custom", {})[key[1]] = change.new_value
     return fields
+
+
+def lead_updated_event(apply: ApplyAnswers, changes: list[FieldChange]) -> LeadUpdated | None:
+    """The ``lead.updated`` event to produce to ``lead.activity`` (None: nothing changed).
+
+    Its id is derived from the session, so re-applying after a crash produces the same
+    event id and ingest's de-duplication drops the repeat.
+    """
+    if not changes or apply.lead_id is None:
+        return None
+    return LeadUpdated(
+        type="lead.updated",
+        event_id=f"{apply.session_id}:answers",
+        occurred_at=max(c.answered_at for c in changes),
+        source=f"nudge.questionnaire.{apply.questionnaire_id}",
+        lead_id=apply.lead_id,
+        fields=LeadFields.model_validate(lead_fields_update(changes)),
+    )
 
 
 # --- notes -----------------------------------------------------------------------------

@@ -214,6 +214,12 @@ def problems(q: Questionnaire) -> list[tuple[tuple[str, ...], str]]:
             and question.min > question.max
         ):
             out.append(((*here, "min"), "min is greater than max"))
+        if question.field in ("lead.employees",) and not (
+            isinstance(question, NumberQuestion) and question.integer
+        ):
+            out.append(
+                ((*here, "field"), "lead.employees takes a number question with integer: true")
+            )
         for j, follow in enumerate(question.follow_ups):
             for target in follow.ask:
                 where = (*here, "follow_ups", str(j), "ask")

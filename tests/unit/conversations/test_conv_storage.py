@@ -182,3 +182,36 @@ async def test_note_attaches_to_latest_activity(store: Store) -> None:
     second = note.model_copy(update={"note_id": "SM6"})
     assert await conv.attach_note(store.db, second, NOW) == ("a2", "L2")
     assert [n["text"] for n in await conv.notes_for(store.db, "a2")] == ["call me"]
+
+
+async def test_agent_loop_end_to_end(store: Store) -> None:
+    """The loop the streams agent runs: start, replies, carry out instructions, save, emit."""
+    await store.save_lead({"lead_id": "L1", "company": "Acme", "stage": "demo"}, None)
+    q = load_questionnaires()["post-meeting"]
+    tz = ZoneInfo("America/New_York")
+    state = await conv.load_state(store.db, "rep-1")
+    req = QuestionnaireRequest(
+        request_id="n_1", rep_id="rep-1", channel="sms", questionnaire_id=q.id,
+        lead_id="L1", subject="Acme", requested_at=NOW,
+    )  # fmt: skip
+    steps = [start(state, req, q, NOW)]
+    for n, text in enumerate(["great", "1", "12/15"], 1):
+        reply = InboundReply(
+            reply_id=f"SM{n}", rep_id="rep-1", channel="sms", text=text, received_at=NOW
+        )
+        steps.append(on_reply(steps[-1].state, reply, NOW, tz))
+    events = []
+    for step in steps:
+        for apply in step.applied:
+            changes = await conv.apply_answers(store.db, apply, NOW)
+            events.append(conv.lead_updated_event(apply, changes))
+        await conv.save_step(store.db, step, NOW)
+    [event] = events
+    assert event is not None and event.fields.custom == {
+        "deal_meeting_rating": 5,
+        "deal_next_step": "proposal",
+        "deal_close_date": "2026-12-15",
+    }
+    assert (await conv.load_state(store.db, "rep-1")).sessions == []
+    session = await conv.get_session(store.db, steps[0].changed[0].session_id)
+    assert session is not None and session.status == "completed"
