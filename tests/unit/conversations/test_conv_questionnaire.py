@@ -112,3 +112,9 @@ def test_inviting_an_opt_out_keyword_is_refused() -> None:
     [problem] = problems(text)
     assert problem.startswith("q.yaml:3: intro:") and "'STOP'" in problem
     assert parse_questionnaire(text.replace("stop to end", "done to end")).intro
+
+
+def test_employees_needs_an_integer_question() -> None:
+    """lead.employees is an integer field, so only an integer number question may write it."""
+    [problem] = problems(GOOD.replace("lead.custom.went_well", "lead.employees"))
+    assert problem.startswith("q.yaml:7: questions.0.field") and "integer: true" in problem

@@ -215,3 +215,10 @@ async def test_agent_loop_end_to_end(store: Store) -> None:
     assert (await conv.load_state(store.db, "rep-1")).sessions == []
     session = await conv.get_session(store.db, steps[0].changed[0].session_id)
     assert session is not None and session.status == "completed"
+
+
+async def test_deal_value_is_rounded_to_cents_for_the_event(store: Store) -> None:
+    """A deal value with fractions of a cent still makes a valid lead.updated event."""
+    apply = apply_for("L1", ("v", "deal.value", 12000.1234))
+    event = conv.lead_updated_event(apply, await conv.apply_answers(store.db, apply, NOW))
+    assert event is not None and str(event.fields.deal_value) == "12000.12"
