@@ -157,6 +157,10 @@ class SendMessage(_Model):
     session_id: str
     lead_id: str | None
     text: str
+    buttons: list[str] = Field(
+        default=[],
+        description="labels a channel with buttons (Slack) may offer; a click replies the label",
+    )
 
 
 class ScheduleTimer(_Model):
@@ -329,7 +333,12 @@ def on_timer(state: RepConversations, timer: ScheduleTimer, now: dt.datetime) ->
         turn.changed.append(session)
         text = say("reminder", prompt=prompt(session.current))
         turn.out.append(
-            _message(session, message_id(session.session_id, index, session.attempt, ":r1"), text)
+            _message(
+                session,
+                message_id(session.session_id, index, session.attempt, ":r1"),
+                text,
+                session.current,
+            )
         )
     return turn.step()
 
@@ -367,7 +376,15 @@ def echo(question: Question, value: Scalar) -> str:
     return ""
 
 
-def _message(session: Session, mid: str, text: str) -> SendMessage:
+def _message(
+    session: Session, mid: str, text: str, question: Question | None = None
+) -> SendMessage:
+    """A message of ``session``; asking ``question`` adds its one-tap buttons."""
+    buttons: list[str] = []
+    if isinstance(question, ChoiceQuestion):
+        buttons = [o.label for o in question.options]
+    elif isinstance(question, YesNoQuestion):
+        buttons = ["Yes", "No"]
     return SendMessage(
         message_id=mid,
         rep_id=session.request.rep_id,
@@ -375,6 +392,7 @@ def _message(session: Session, mid: str, text: str) -> SendMessage:
         session_id=session.session_id,
         lead_id=session.request.lead_id,
         text=text,
+        buttons=buttons,
     )
 
 
@@ -404,7 +422,7 @@ class _Turn:
         q = session.questionnaire
         index = q.index_of(session.current.id)
         mid = message_id(session.session_id, index, session.attempt)
-        self.out.append(_message(session, mid, text))
+        self.out.append(_message(session, mid, text, session.current))
         session.prompts_sent += 1
         session.asked_at = self.now
         session.reminded = False

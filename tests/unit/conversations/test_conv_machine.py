@@ -270,3 +270,13 @@ def test_first_text_fits_one_sms_segment(shipped: dict[str, Questionnaire], qid:
     req = request(qid).model_copy(update={"subject": "X" * 20})
     [message] = start(new_state("rep-1"), req, shipped[qid], NOW).messages
     assert len(message.text) <= 160 and message.text.isascii(), message.text
+
+
+def test_buttons_are_labels_the_parser_reads(shipped: dict[str, Questionnaire]) -> None:
+    """Choice and yes/no prompts carry button labels; replying a label answers the question."""
+    rep = Rep()
+    [first] = rep.start(shipped["post-meeting"]).messages
+    assert first.buttons == ["Bad", "Meh", "OK", "Good", "Great"]
+    assert rep.say(first.buttons[3]).messages[0].buttons[0] == "Proposal"
+    assert rep.state.sessions[0].answers[0].value == 4
+    assert rep.say("Demo").messages[0].buttons == []  # the date question has none
