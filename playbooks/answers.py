@@ -73,6 +73,7 @@ TEXTS: dict[str, str] = {
     "reask_date": "Sorry, I didn't get the date. Try 12/15, tomorrow, next tue or in 2 weeks.",
     "reask_text": "Reply a few words (or skip).",
     "gave_up": "Skipping that one.",
+    "got": "Got {value}.",
     "reminder": "Reminder: {prompt}",
     "done": "Thanks, saved {n} answer{s}.",
     "done_none": "Thanks. Nothing saved.",
@@ -289,6 +290,16 @@ def parse_answer(question: Question, text: str, *, now: dt.datetime, tz: dt.tzin
         return Parsed(value=day.isoformat()) if day else Unreadable(reask=say("reask_date"))
     cleaned = " ".join(text.split())[: question.max_length]
     return Parsed(value=cleaned) if cleaned else Unreadable(reask=say("reask_text"))
+
+
+def echo(question: Question, value: Scalar) -> str:
+    """ "Got Tue Dec 1. " for dates and numbers, where a parse could surprise; else ""."""
+    if isinstance(question, DateQuestion) and isinstance(value, str):
+        day = dt.date.fromisoformat(value)
+        return say("got", value=f"{day:%a %b} {day.day}") + " "
+    if isinstance(question, NumberQuestion):
+        return say("got", value=f"{value:,}" + (f" {question.unit}" if question.unit else "")) + " "
+    return ""
 
 
 def prompt(question: Question) -> str:

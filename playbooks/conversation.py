@@ -37,26 +37,14 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from playbooks.answers import (
-    NO,
-    YES,
-    Parsed,
-    Skip,
-    Stop,
-    normalise,
-    parse_answer,
-    prompt,
-    say,
-)
+from playbooks.answers import Parsed, Skip, Stop, echo, parse_answer, prompt, say
 from playbooks.questionnaire import (
     ChoiceQuestion,
-    DateQuestion,
-    NumberQuestion,
     Question,
     Questionnaire,
     Scalar,
-    When,
     YesNoQuestion,
+    follow_ups_for,
 )
 
 Channel = Literal["sms", "slack", "console"]
@@ -298,9 +286,8 @@ def on_reply(state: RepConversations, reply: InboundReply, now: dt.datetime, tz:
                 answered_at=reply.received_at,
             )
         )
-        follow = [f.ask for f in question.follow_ups if matches(f.when, question, result.value)]
         asked = {a.question_id for a in session.answers}
-        extra = [qid for ids in follow for qid in ids if qid not in asked]
+        extra = [qid for qid in follow_ups_for(question, result.value) if qid not in asked]
         session.pending[1:1] = [qid for qid in dict.fromkeys(extra) if qid not in session.pending]
         turn.advance(session, echo(question, result.value))
     elif isinstance(result, Skip):
@@ -344,36 +331,6 @@ def on_timer(state: RepConversations, timer: ScheduleTimer, now: dt.datetime) ->
 
 
 # --- helpers -------------------------------------------------------------------------
-
-
-def matches(when: When, question: Question, value: Scalar) -> bool:
-    """Does ``value`` (a parsed answer to ``question``) satisfy a follow-up's ``when``?"""
-    wanted = when.answer if isinstance(when.answer, list) else [when.answer]
-    for w in wanted:
-        if isinstance(question, YesNoQuestion):
-            if isinstance(w, str) and normalise(w) not in YES | NO:
-                continue
-            if (w if isinstance(w, bool) else normalise(str(w)) in YES) == value:
-                return True
-        elif isinstance(question, ChoiceQuestion):
-            for option in question.options:
-                if option.stored == value and (
-                    w == option.stored or str(w).casefold() == option.label.casefold()
-                ):
-                    return True
-        elif w == value or str(w).casefold() == str(value).casefold():
-            return True
-    return False
-
-
-def echo(question: Question, value: Scalar) -> str:
-    """A short confirmation of what was understood, where a parse could surprise."""
-    if isinstance(question, DateQuestion) and isinstance(value, str):
-        day = dt.date.fromisoformat(value)
-        return f"Got {day:%a %b} {day.day}. "
-    if isinstance(question, NumberQuestion):
-        return f"Got {value:,}{' ' + question.unit if question.unit else ''}. "
-    return ""
 
 
 def _message(

@@ -187,6 +187,35 @@ class Questionnaire(_Model):
         return [q.id for q in self.questions if q.id not in conditional]
 
 
+_YES_NO = {"yes": True, "y": True, "true": True, "no": False, "n": False, "false": False}
+"""How a ``when: {answer: ...}`` of a yes/no question may be written (YAML ``no`` is False)."""
+
+
+def _when_value(question: Question, wanted: Scalar) -> Scalar | None:
+    """The stored answer a ``when`` value stands for, or None if it can never match."""
+    if isinstance(question, YesNoQuestion):
+        return wanted if isinstance(wanted, bool) else _YES_NO.get(str(wanted).casefold())
+    if isinstance(question, ChoiceQuestion):
+        for option in question.options:
+            if wanted == option.stored or str(wanted).casefold() == option.label.casefold():
+                return option.stored
+        return None
+    return wanted
+
+
+def follow_ups_for(question: Question, value: Scalar) -> list[str]:
+    """The question ids to ask next because ``question`` was answered ``value``, in order."""
+    ids: list[str] = []
+    for follow in question.follow_ups:
+        wanted = (
+            follow.when.answer if isinstance(follow.when.answer, list) else [follow.when.answer]
+        )
+        stored = [_when_value(question, w) for w in wanted]
+        if any(s == value or str(s).casefold() == str(value).casefold() for s in stored):
+            ids += [qid for qid in follow.ask if qid not in ids]
+    return ids
+
+
 def problems(q: Questionnaire) -> list[tuple[tuple[str, ...], str]]:
     """Cross-field problems pydantic cannot see: (YAML path, message) pairs."""
     out: list[tuple[tuple[str, ...], str]] = []
@@ -221,6 +250,17 @@ def problems(q: Questionnaire) -> list[tuple[tuple[str, ...], str]]:
                 ((*here, "field"), "lead.employees takes a number question with integer: true")
             )
         for j, follow in enumerate(question.follow_ups):
+            answers = (
+                follow.when.answer if isinstance(follow.when.answer, list) else [follow.when.answer]
+            )
+            for wanted in answers:
+                if _when_value(question, wanted) is None:
+                    out.append(
+                        (
+                            (*here, "follow_ups", str(j), "when", "answer"),
+                            f"{wanted!r} can never be an answer to {question.id!r}",
+                        )
+                    )
             for target in follow.ask:
                 where = (*here, "follow_ups", str(j), "ask")
                 if target not in position:

@@ -118,3 +118,21 @@ def test_employees_needs_an_integer_question() -> None:
     """lead.employees is an integer field, so only an integer number question may write it."""
     [problem] = problems(GOOD.replace("lead.custom.went_well", "lead.employees"))
     assert problem.startswith("q.yaml:7: questions.0.field") and "integer: true" in problem
+
+
+def test_impossible_when_answer_is_refused() -> None:
+    """A follow-up on an answer the question can never get (a typo) names its line."""
+    [problem] = problems(GOOD.replace('answer: "no"', 'answer: "nope-ish"'))
+    assert problem == (
+        "q.yaml:9: questions.0.follow_ups.0.when.answer: 'nope-ish' can never be an answer to 'q1'"
+    )
+
+
+def test_yaml_no_and_quoted_no_both_match_false() -> None:
+    """Unquoted YAML `no` (False) and "no" both trigger on a no answer."""
+    from playbooks.questionnaire import follow_ups_for
+
+    for spelling in ("no", '"no"', "false", "n"):
+        q = parse_questionnaire(GOOD.replace('{answer: "no"}', "{answer: " + spelling + "}"))
+        assert follow_ups_for(q.questions[0], False) == ["q2"]
+        assert follow_ups_for(q.questions[0], True) == []
