@@ -222,3 +222,14 @@ async def test_deal_value_is_rounded_to_cents_for_the_event(store: Store) -> Non
     apply = apply_for("L1", ("v", "deal.value", 12000.1234))
     event = conv.lead_updated_event(apply, await conv.apply_answers(store.db, apply, NOW))
     assert event is not None and str(event.fields.deal_value) == "12000.12"
+
+
+async def test_late_replay_does_not_revert_a_newer_answer(store: Store) -> None:
+    """Replaying an older session's answers after a newer one changed the field changes nothing."""
+    older = apply_for("L1", ("s", "deal.stage", "proposal"))
+    won = older.answers[0].model_copy(update={"value": "won"})
+    newer = older.model_copy(update={"session_id": "qs_2", "answers": [won]})
+    await conv.apply_answers(store.db, older, NOW)
+    await conv.apply_answers(store.db, newer, NOW)
+    assert await conv.apply_answers(store.db, older, NOW) == []
+    assert (await profile(store, "L1"))["stage"] == "won"
