@@ -154,7 +154,7 @@ class SendMessage(_Model):
 class ScheduleTimer(_Model):
     """Call :func:`on_timer` with this object at ``at`` (durably; stale ones are no-ops)."""
 
-    kind: Literal["schedule"] = "schedule"
+    kind: Literal["timer"] = "timer"
     timer_id: str
     rep_id: str
     session_id: str
