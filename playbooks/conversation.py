@@ -152,7 +152,11 @@ class SendMessage(_Model):
 
 
 class ScheduleTimer(_Model):
-    """Call :func:`on_timer` with this object at ``at`` (durably; stale ones are no-ops)."""
+    """Call :func:`on_timer` with this object at ``at`` (durably; stale ones are no-ops).
+
+    Store it in the durable scheduler under ``timer_id`` (adding it twice keeps one
+    row) with ``rep_id`` as the partition key, and the whole object as the payload.
+    """
 
     kind: Literal["timer"] = "timer"
     timer_id: str
