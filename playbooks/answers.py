@@ -144,7 +144,15 @@ YES = _words(
     "si sí oui ja jawohl sim claro certo"
 )
 NO = _words("n no nope nah nay never false negative non nein não nao nee")
-YES_PHRASES = ("of course", "i think so", "for sure", "you bet", "d'accord", "bien sur")
+YES_PHRASES = (
+    "of course",
+    "i think so",
+    "for sure",
+    "you bet",
+    "no problem",
+    "d'accord",
+    "bien sur",
+)
 NO_PHRASES = ("not really", "not yet", "not at all", "i don't think so", "no way", "pas encore")
 SKIP = _phrases("skip|pass|n/a|na|idk|dunno|don't know|dont know|no idea|not sure")
 SKIP_LEADS = ("skip", "pass", "idk", "dunno", "no idea")

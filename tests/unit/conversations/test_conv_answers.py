@@ -79,6 +79,10 @@ CASES: list[tuple[Question, str, object]] = [
     (YN, "não", False),
     (YN, "I think they said no", False),
     (YN, "yes and no", Unreadable),
+    (YN, "yes, but no budget", Unreadable),  # mixed signals are re-asked, not guessed
+    (YN, "yeah nah", Unreadable),
+    (YN, "no problem", True),
+    (YN, "👍🏽", True),  # skin-tone modifier
     (YN, "maybe", Unreadable),
     (YN, "🤷", Unreadable),
     # choice: number, label, label among words, emoji
