@@ -264,6 +264,12 @@ class Outbox:
             )
         await self.db.commit()
 
+    async def seen(self, reply_id: str) -> bool:
+        """True when this inbound id was handled before."""
+        return (
+            await self._one("SELECT 1 FROM inbound_seen WHERE reply_id=?", (reply_id,))
+        ) is not None
+
     async def first_sight(self, reply_id: str, now: dt.datetime) -> bool:
         """True the first time an inbound id is seen; False for a provider's retry."""
         cur = await self.db.execute(

@@ -22,6 +22,7 @@ texted STOP, 21614 not a mobile number, 21408 region not enabled.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextvars
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -76,6 +77,13 @@ class RebasedHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
     async def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
+        auth = kwargs.pop("auth", None)
+        if auth is not None:  # the same Basic auth, without aiohttp's deprecated BasicAuth
+            kwargs["headers"] = {
+                **(kwargs.get("headers") or {}),
+                "Authorization": "Basic "
+                + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode(),
+            }
         response: Response = await super().request(method, self.rebase(url), *args, **kwargs)
         headers = response.headers or {}
         _last_retry_after.set(_retry_after(headers.get("Retry-After")))
