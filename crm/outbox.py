@@ -222,7 +222,10 @@ class Outbox:
 
     # -- reps, opt-out, inbound dedupe -------------------------------------------------
     async def rep_by(
-        self, *, phone: str | None = None, slack_user_id: str | None = None,
+        self,
+        *,
+        phone: str | None = None,
+        slack_user_id: str | None = None,
         normalise: Callable[[str], str | None] = lambda s: s,
     ) -> dict[str, Any] | None:
         """The rep a phone number (compared after ``normalise``) or Slack user id belongs to."""

@@ -87,7 +87,9 @@ class Rep:
             slack_user_id=row.get("slack_user_id"),
             timezone=row.get("timezone") or "UTC",
             preferred_channel=row.get("preferred_channel"),
-            quiet_start=parse_hhmm(row["quiet_start"]) if row.get("quiet_start") else policy.quiet_start,
+            quiet_start=parse_hhmm(row["quiet_start"])
+            if row.get("quiet_start")
+            else policy.quiet_start,
             quiet_end=parse_hhmm(row["quiet_end"]) if row.get("quiet_end") else policy.quiet_end,
             daily_limit=row.get("daily_limit") or policy.daily_limit,
         )
@@ -162,9 +164,7 @@ def decide(
     order = candidates(command, rep)
     channel = next((c for c in order if usable(c, rep, available, opted_out)), None)
     if channel is None:
-        blocked_by_opt_out = opted_out and any(
-            usable(c, rep, available, False) for c in order
-        )
+        blocked_by_opt_out = opted_out and any(usable(c, rep, available, False) for c in order)
         return Decision("suppress", reason="opted out" if blocked_by_opt_out else "no channel")
     opens = window_opens(now, rep.zone, rep.quiet_start, rep.quiet_end)
     if opens is not None:
@@ -186,5 +186,5 @@ def retry_delay(
     "Equal jitter": half the exponential step is kept, the other half is random, so
     retries from many workers spread out but never collapse to zero.
     """
-    step = min(cap, base * 2 ** max(0, attempt - 1))
+    step: float = min(cap, base * 2.0 ** max(0, attempt - 1))
     return step / 2 + rand() * step / 2

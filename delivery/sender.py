@@ -50,6 +50,8 @@ class RetryPolicy:
     max_attempts: int = 25
 
 
+DEFAULT_POLICY = Policy()
+DEFAULT_RETRY = RetryPolicy()
 Sleep = Callable[[float], Awaitable[Any]]
 _rep_locks: dict[str, asyncio.Lock] = {}
 
@@ -65,8 +67,8 @@ async def deliver(
     notifiers: Mapping[str, Notifier],
     now: dt.datetime,
     *,
-    policy: Policy = Policy(),
-    retry: RetryPolicy = RetryPolicy(),
+    policy: Policy = DEFAULT_POLICY,
+    retry: RetryPolicy = DEFAULT_RETRY,
     sleep: Sleep = asyncio.sleep,
 ) -> str:
     """Queue ``command`` durably, then send what is due for its rep; returns its state.
@@ -87,8 +89,8 @@ async def drain_due(
     notifiers: Mapping[str, Notifier],
     now: dt.datetime,
     *,
-    policy: Policy = Policy(),
-    retry: RetryPolicy = RetryPolicy(),
+    policy: Policy = DEFAULT_POLICY,
+    retry: RetryPolicy = DEFAULT_RETRY,
     sleep: Sleep = asyncio.sleep,
 ) -> int:
     """Send every queued or held nudge whose time has come, each rep's in order.
@@ -140,9 +142,7 @@ async def _attempt(
     rep_row = await outbox.store.get_rep(command.rep_id)
     rep = Rep.from_row(rep_row, policy, to_e164) if rep_row else None
     opted_out = await outbox.sms_opted_out(rep.phone, rep.rep_id) if rep else False
-    sent_today = (
-        await outbox.sent_since(rep.rep_id, local_day_start(now, rep.zone)) if rep else 0
-    )
+    sent_today = await outbox.sent_since(rep.rep_id, local_day_start(now, rep.zone)) if rep else 0
     decision = decide(
         command, rep, now, sent_today=sent_today, opted_out=opted_out, available=notifiers.keys()
     )
@@ -195,8 +195,12 @@ async def _send(
             result = await notifier.send(message)
         except TransientDeliveryError as exc:
             await outbox.log_attempt(
-                nudge_id, now, channel=channel, outcome="transient",
-                error_code=exc.code, detail=exc.reason,
+                nudge_id,
+                now,
+                channel=channel,
+                outcome="transient",
+                error_code=exc.code,
+                detail=exc.reason,
             )
             log.warning("send failed, will retry", reason=exc.reason, code=exc.code, **ctx)
             wait = exc.retry_after or retry_delay(
@@ -214,7 +218,9 @@ async def _send(
                 outbox, nudge_id, now, TransientDeliveryError(exc.reason, code=exc.code), retry, ctx
             )
         await outbox.log_attempt(nudge_id, now, channel=channel, outcome="sent")
-        await outbox.mark_sent(nudge_id, now, channel=result.channel, provider_id=result.provider_id)
+        await outbox.mark_sent(
+            nudge_id, now, channel=result.channel, provider_id=result.provider_id
+        )
         log.info("nudge sent", provider_id=result.provider_id, **ctx)
         return "sent"
     raise AssertionError("unreachable")  # pragma: no cover
@@ -231,7 +237,9 @@ async def _requeue(
     attempts = len(await outbox.attempts(nudge_id))
     if attempts >= retry.max_attempts:
         await outbox.mark_failed(
-            nudge_id, now, reason=f"gave up after {attempts} attempts: {exc.reason}",
+            nudge_id,
+            now,
+            reason=f"gave up after {attempts} attempts: {exc.reason}",
             error_code=exc.code,
         )
         log.error("nudge failed: provider kept failing", attempts=attempts, **ctx)

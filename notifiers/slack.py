@@ -17,7 +17,6 @@ delivery decides (short waits inline, long ones back in the outbox).
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -106,9 +105,7 @@ class SlackNotifier:
 
     channel = "slack"
 
-    def __init__(
-        self, token: str, *, base_url: str | None = None, timeout: int = 10
-    ) -> None:
+    def __init__(self, token: str, *, base_url: str | None = None, timeout: int = 10) -> None:
         self._token = token
         self._base_url = base_url or "https://slack.com/api/"
         self._timeout = timeout
@@ -145,7 +142,7 @@ class SlackNotifier:
             )
         except SlackApiError as exc:
             raise classify(exc) from exc
-        except (TimeoutError, asyncio.TimeoutError) as exc:
+        except TimeoutError as exc:
             raise TransientDeliveryError("Slack did not answer in time", code="timeout") from exc
         except (aiohttp.ClientError, SlackClientError) as exc:
             raise TransientDeliveryError(f"Slack unreachable: {exc}", code="network") from exc

@@ -30,7 +30,9 @@ NO_TWILIO_SENDER = (
     "Twilio needs a sender: set TWILIO_FROM_NUMBER (E.164, e.g. +14155550123) "
     "or TWILIO_MESSAGING_SERVICE_SID (MG...)."
 )
-BAD_FROM_NUMBER = "TWILIO_FROM_NUMBER={value!r} is not a valid phone number; use E.164, e.g. +14155550123."
+BAD_FROM_NUMBER = (
+    "TWILIO_FROM_NUMBER={value!r} is not a valid phone number; use E.164, e.g. +14155550123."
+)
 MISSING = "NUDGE_NOTIFIER={notifier} needs {names} to be set."
 NO_PHONE = "rep {rep_id} has no valid phone number"
 NO_SLACK_ID = "rep {rep_id} has no Slack user id"

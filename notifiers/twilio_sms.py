@@ -21,7 +21,6 @@ texted STOP, 21614 not a mobile number, 21408 region not enabled.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextvars
 from typing import Any
@@ -155,12 +154,10 @@ class TwilioSmsNotifier:
             sender["status_callback"] = self.status_callback
         _last_retry_after.set(None)
         try:
-            sent = await self.client.messages.create_async(
-                to=to, body=sms_body(message), **sender
-            )
+            sent = await self.client.messages.create_async(to=to, body=sms_body(message), **sender)
         except TwilioException as exc:
             raise classify(exc, _last_retry_after.get()) from exc
-        except (TimeoutError, asyncio.TimeoutError) as exc:
+        except TimeoutError as exc:
             raise TransientDeliveryError("Twilio did not answer in time", code="timeout") from exc
         except aiohttp.ClientError as exc:
             raise TransientDeliveryError(f"Twilio unreachable: {exc}", code="network") from exc

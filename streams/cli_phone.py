@@ -41,9 +41,7 @@ SMS_PATH = "/webhooks/twilio/sms"
 def register(sub: Any) -> None:
     phone = sub.add_parser("phone", help="a terminal phone for a rep: see their texts, reply")
     phone.add_argument("--rep", required=True, help="rep id (as in rep.upserted events)")
-    phone.add_argument(
-        "--url", help=f"worker base URL (default http://127.0.0.1:<NUDGE_WEB_PORT>)"
-    )
+    phone.add_argument("--url", help="worker base URL (default http://127.0.0.1:<NUDGE_WEB_PORT>)")
     phone.add_argument("--history", type=int, default=5, help="earlier texts to show (default 5)")
     phone.set_defaults(func=_phone)
 
@@ -61,8 +59,9 @@ def _phone(args: argparse.Namespace) -> int:
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
-            run_phone(settings, args.rep, stdin_lines(), sys.stdout, url=args.url,
-                      history=args.history)
+            run_phone(
+                settings, args.rep, stdin_lines(), sys.stdout, url=args.url, history=args.history
+            )
         )
     return 0
 
@@ -116,8 +115,9 @@ async def run_phone(
                 async for line in lines:
                     if not line.strip():
                         continue
-                    answer = await send_sms(session, base + SMS_PATH, sign_url, token,
-                                            phone, to, line)
+                    answer = await send_sms(
+                        session, base + SMS_PATH, sign_url, token, phone, to, line
+                    )
                     out.write(f"  → {line}\n")
                     if answer:
                         out.write(f"  ← {answer}\n")

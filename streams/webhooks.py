@@ -168,7 +168,10 @@ class Webhooks:
         to = to_e164(params.get("To"))
         if code == "21610" and to:
             await outbox.set_sms_opt_out(
-                to, True, now, rep_id=row["rep_id"] if row else None,
+                to,
+                True,
+                now,
+                rep_id=row["rep_id"] if row else None,
                 reason="carrier reported 21610",
             )
         log.info(

@@ -71,8 +71,15 @@ class FakeSlack:
             return web.json_response({"ok": False, "error": error}, status=status, headers=headers)
         if method == "auth.test":
             return web.json_response(
-                {"ok": True, "url": "https://fake.slack.com/", "team": "Fake", "user": "nudge",
-                 "team_id": "T0FAKE", "user_id": "U0BOT", "bot_id": "B0BOT"}
+                {
+                    "ok": True,
+                    "url": "https://fake.slack.com/",
+                    "team": "Fake",
+                    "user": "nudge",
+                    "team_id": "T0FAKE",
+                    "user_id": "U0BOT",
+                    "bot_id": "B0BOT",
+                }
             )
         if method == "chat.postMessage":
             return self._post_message(args)
@@ -94,8 +101,9 @@ class FakeSlack:
         ts = f"{int(time.time())}.{next(self._ts):06d}"
         message = {"channel": channel, "ts": ts, "text": args.get("text"), "blocks": blocks}
         self.posted.append(message)
-        return web.json_response({"ok": True, "channel": "D" + channel[1:], "ts": ts,
-                                  "message": message})
+        return web.json_response(
+            {"ok": True, "channel": "D" + channel[1:], "ts": ts, "message": message}
+        )
 
     async def click(
         self,
@@ -110,7 +118,9 @@ class FakeSlack:
     ) -> tuple[int, str]:
         """POST the ``block_actions`` payload of a click on ``action_id`` in ``message``."""
         button = next(
-            e for b in message["blocks"] for e in b.get("elements", [])
+            e
+            for b in message["blocks"]
+            for e in b.get("elements", [])
             if e.get("action_id") == action_id
         )
         action_ts = f"{time.time():.6f}"
@@ -121,19 +131,35 @@ class FakeSlack:
             "api_app_id": "A0FAKE",
             "token": "legacy-verification-token",
             "trigger_id": "1.2.3",
-            "container": {"type": "message", "message_ts": message["ts"],
-                          "channel_id": "D" + message["channel"][1:], "is_ephemeral": False},
+            "container": {
+                "type": "message",
+                "message_ts": message["ts"],
+                "channel_id": "D" + message["channel"][1:],
+                "is_ephemeral": False,
+            },
             "channel": {"id": "D" + message["channel"][1:]},
             "message": {"ts": message["ts"], "text": message["text"], "blocks": message["blocks"]},
             "response_url": str(self.server.make_url("/response")) if self.server else "",
             "actions": [
-                {"type": "button", "action_id": action_id, "block_id": "nudge_actions",
-                 "text": button["text"], "value": button["value"], "action_ts": action_ts}
+                {
+                    "type": "button",
+                    "action_id": action_id,
+                    "block_id": "nudge_actions",
+                    "text": button["text"],
+                    "value": button["value"],
+                    "action_ts": action_ts,
+                }
             ],
         }
         body = urllib.parse.urlencode({"payload": json.dumps(payload)})
-        return await self.post_signed(url, body, "application/x-www-form-urlencoded",
-                                      timestamp=timestamp, secret=secret, signed=signed)
+        return await self.post_signed(
+            url,
+            body,
+            "application/x-www-form-urlencoded",
+            timestamp=timestamp,
+            secret=secret,
+            signed=signed,
+        )
 
     async def post_signed(
         self,

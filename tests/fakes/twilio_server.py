@@ -64,7 +64,12 @@ class FakeTwilio:
         return str(self.server.make_url("")).rstrip("/")
 
     def fail_next(
-        self, status: int, code: int | None = None, *, retry_after: float | None = None, times: int = 1
+        self,
+        status: int,
+        code: int | None = None,
+        *,
+        retry_after: float | None = None,
+        times: int = 1,
     ) -> None:
         self._failures += [Failure(status, code, retry_after) for _ in range(times)]
 
@@ -87,7 +92,9 @@ class FakeTwilio:
 
     def _authorised(self, request: web.Request, sid: str) -> bool:
         expected = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
-        return request.headers.get("Authorization") == f"Basic {expected}" and sid == self.account_sid
+        return (
+            request.headers.get("Authorization") == f"Basic {expected}" and sid == self.account_sid
+        )
 
     async def create_message(self, request: web.Request) -> web.Response:
         self.requests += 1
@@ -119,9 +126,7 @@ class FakeTwilio:
         if not form.get("From") and not form.get("MessagingServiceSid"):
             return self._error(400, 21603, "A 'From' phone number is required.")
         if to in self.opted_out:
-            return self._error(
-                400, 21610, "Attempt to send to unsubscribed recipient"
-            )
+            return self._error(400, 21610, "Attempt to send to unsubscribed recipient")
         sid = f"SM{next(self._ids):032x}"
         self.messages.append({**form, "Sid": sid})
         return web.json_response(

@@ -36,8 +36,16 @@ async def test_phone_shows_texts_and_replies_travel_the_sms_webhook(
     settings = Settings(data_dir=tmp_path, twilio_auth_token=None, public_url=None)
     assert settings.database == store.path
     await add_rep(store)
-    cmd = NudgeCommand(nudge_id="n_1", rep_id="rep-1", lead_id="L1", text="Acme jumped to 86%",
-                       playbook="p", rule="r", trigger_event_id="e", created_at=NOON_NY)
+    cmd = NudgeCommand(
+        nudge_id="n_1",
+        rep_id="rep-1",
+        lead_id="L1",
+        text="Acme jumped to 86%",
+        playbook="p",
+        rule="r",
+        trigger_event_id="e",
+        created_at=NOON_NY,
+    )
     await deliver(cmd, store, {"console": ConsoleNotifier(io.StringIO())}, NOON_NY)
     replies: list[Reply] = []
 
@@ -50,8 +58,14 @@ async def test_phone_shows_texts_and_replies_travel_the_sms_webhook(
     await server.start_server()
     out = io.StringIO()
     try:
-        await run_phone(settings, "rep-1", typed("HELP", "1", "STOP"), out,
-                        url=str(server.make_url("")), poll=0.01)
+        await run_phone(
+            settings,
+            "rep-1",
+            typed("HELP", "1", "STOP"),
+            out,
+            url=str(server.make_url("")),
+            poll=0.01,
+        )
     finally:
         await server.close()
     shown = out.getvalue()

@@ -25,8 +25,14 @@ EIGHT_NY = dt.datetime(2026, 3, 3, 13, 0, tzinfo=dt.UTC)
 
 def command(n: int, rep_id: str = "rep-1") -> NudgeCommand:
     return NudgeCommand(
-        nudge_id=f"n_{n}", rep_id=rep_id, lead_id=f"L{n}", text=f"nudge number {n}",
-        playbook="p", rule="r", trigger_event_id=f"e{n}", created_at=NOON_NY,
+        nudge_id=f"n_{n}",
+        rep_id=rep_id,
+        lead_id=f"L{n}",
+        text=f"nudge number {n}",
+        playbook="p",
+        rule="r",
+        trigger_event_id=f"e{n}",
+        created_at=NOON_NY,
     )
 
 
@@ -37,14 +43,20 @@ class Sleeps(list[float]):
 
 @pytest.fixture
 async def sms(twilio_fake: FakeTwilio) -> AsyncIterator[dict[str, Notifier]]:
-    n = TwilioSmsNotifier(twilio_fake.account_sid, twilio_fake.auth_token,
-                          from_number="+15005550006", base_url=twilio_fake.url, timeout=0.5)
+    n = TwilioSmsNotifier(
+        twilio_fake.account_sid,
+        twilio_fake.auth_token,
+        from_number="+15005550006",
+        base_url=twilio_fake.url,
+        timeout=0.5,
+    )
     yield {"sms": n}
     await n.close()
 
 
-async def test_retry_then_success(store: Store, twilio_fake: FakeTwilio,
-                                  sms: dict[str, Notifier]) -> None:
+async def test_retry_then_success(
+    store: Store, twilio_fake: FakeTwilio, sms: dict[str, Notifier]
+) -> None:
     """A 503 then a success: sent once, with both attempts logged and a backoff slept."""
     await add_rep(store)
     twilio_fake.fail_next(503)
@@ -118,7 +130,9 @@ async def test_outage_then_drain_in_order_nothing_lost_nothing_twice(
         await drain_due(reopened, sms, later)
         await drain_due(reopened, sms, later + dt.timedelta(minutes=5))
         assert [m["Body"] for m in twilio_fake.messages] == [
-            "nudge number 1", "nudge number 2", "nudge number 3"
+            "nudge number 1",
+            "nudge number 2",
+            "nudge number 3",
         ]
         states = {r["nudge_id"]: r["state"] for r in await reopened.outbox()}
         assert states == {"n_1": "sent", "n_2": "sent", "n_3": "sent"}

@@ -12,15 +12,25 @@ NY = "America/New_York"
 
 def cmd(channel: str = "best") -> NudgeCommand:
     return NudgeCommand(
-        nudge_id="n_1", rep_id="r1", lead_id="L1", channel=channel,  # type: ignore[arg-type]
-        text="hi", playbook="p", rule="r", trigger_event_id="e",
+        nudge_id="n_1",
+        rep_id="r1",
+        lead_id="L1",
+        channel=channel,  # type: ignore[arg-type]
+        text="hi",
+        playbook="p",
+        rule="r",
+        trigger_event_id="e",
         created_at=dt.datetime(2026, 3, 2, 15, tzinfo=dt.UTC),
     )
 
 
 def rep(**kw: object) -> Rep:
-    args: dict[str, object] = {"rep_id": "r1", "name": "Ann", "phone": "+14155550101",
-                               "timezone": NY}
+    args: dict[str, object] = {
+        "rep_id": "r1",
+        "name": "Ann",
+        "phone": "+14155550101",
+        "timezone": NY,
+    }
     args.update(kw)
     return Rep(**args)  # type: ignore[arg-type]
 
@@ -31,18 +41,25 @@ ALL = {"sms", "slack", "console"}
 
 def test_slack_preferred_when_the_rep_has_it() -> None:
     """With no preference, a rep with a Slack id gets Slack, else SMS."""
-    assert decide(cmd(), rep(slack_user_id="U1"), NOON_NY, sent_today=0, opted_out=False,
-                  available=ALL).channel == "slack"
-    assert decide(cmd(), rep(), NOON_NY, sent_today=0, opted_out=False,
-                  available=ALL).channel == "sms"
+    assert (
+        decide(
+            cmd(), rep(slack_user_id="U1"), NOON_NY, sent_today=0, opted_out=False, available=ALL
+        ).channel
+        == "slack"
+    )
+    assert (
+        decide(cmd(), rep(), NOON_NY, sent_today=0, opted_out=False, available=ALL).channel == "sms"
+    )
 
 
 def test_rep_preference_and_fallback() -> None:
     """A rep preferring SMS gets SMS; when SMS is not configured, Slack is the fallback."""
     r = rep(slack_user_id="U1", preferred_channel="sms")
     assert decide(cmd(), r, NOON_NY, sent_today=0, opted_out=False, available=ALL).channel == "sms"
-    assert decide(cmd(), r, NOON_NY, sent_today=0, opted_out=False,
-                  available={"slack"}).channel == "slack"
+    assert (
+        decide(cmd(), r, NOON_NY, sent_today=0, opted_out=False, available={"slack"}).channel
+        == "slack"
+    )
 
 
 def test_opted_out_rep_with_only_sms_is_suppressed() -> None:
@@ -53,8 +70,7 @@ def test_opted_out_rep_with_only_sms_is_suppressed() -> None:
 
 def test_opted_out_rep_still_gets_slack() -> None:
     """SMS opt-out does not silence Slack."""
-    d = decide(cmd(), rep(slack_user_id="U1"), NOON_NY, sent_today=0, opted_out=True,
-               available=ALL)
+    d = decide(cmd(), rep(slack_user_id="U1"), NOON_NY, sent_today=0, opted_out=True, available=ALL)
     assert (d.action, d.channel) == ("send", "slack")
 
 
@@ -81,8 +97,9 @@ def test_quiet_hours_hold_until_eight_local() -> None:
 
 def test_early_morning_holds_until_same_day() -> None:
     """At 06:00 local the window opens at 08:00 the same day."""
-    opens = window_opens(dt.datetime(2026, 7, 1, 10, 0, tzinfo=dt.UTC), rep().zone,
-                         dt.time(8), dt.time(21))
+    opens = window_opens(
+        dt.datetime(2026, 7, 1, 10, 0, tzinfo=dt.UTC), rep().zone, dt.time(8), dt.time(21)
+    )
     assert opens == dt.datetime(2026, 7, 1, 12, 0, tzinfo=dt.UTC)  # 08:00 EDT
 
 

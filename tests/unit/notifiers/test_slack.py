@@ -33,8 +33,9 @@ async def test_dm_has_text_reasons_and_buttons(slack_fake: FakeSlack) -> None:
     assert result.provider_id == f"D0REP1:{posted['ts']}"
     flat = json.dumps(posted["blocks"])
     assert "3 pricing-page visits today" in flat
-    ids = [e["action_id"] for b in posted["blocks"] for e in b.get("elements", [])
-           if "action_id" in e]
+    ids = [
+        e["action_id"] for b in posted["blocks"] for e in b.get("elements", []) if "action_id" in e
+    ]
     assert ids == ["nudge_log_call", "nudge_snooze", "nudge_not_relevant"]
     assert json.loads(posted["blocks"][-1]["elements"][0]["value"]) == {"n": "n_abc", "l": "L1"}
 

@@ -23,7 +23,9 @@ def notifier(fake: FakeTwilio, **kw: object) -> TwilioSmsNotifier:
     return TwilioSmsNotifier(fake.account_sid, fake.auth_token, **args)  # type: ignore[arg-type]
 
 
-def message(phone: str | None = "(415) 555-0101", text: str = "Acme jumped to 86%") -> OutboundMessage:
+def message(
+    phone: str | None = "(415) 555-0101", text: str = "Acme jumped to 86%"
+) -> OutboundMessage:
     return OutboundMessage(
         nudge_id="n_1", recipient=Recipient("rep-1", "Ann", phone=phone), text=text, lead_id="L1"
     )
@@ -88,8 +90,9 @@ async def test_timeout_is_transient(twilio_fake: FakeTwilio) -> None:
 
 async def test_unreachable_is_transient() -> None:
     """A provider that refuses connections (an outage) is transient."""
-    n = TwilioSmsNotifier("AC1", "tok", from_number="+15005550006",
-                          base_url="http://127.0.0.1:9", timeout=0.5)
+    n = TwilioSmsNotifier(
+        "AC1", "tok", from_number="+15005550006", base_url="http://127.0.0.1:9", timeout=0.5
+    )
     with pytest.raises(TransientDeliveryError):
         await n.send(message())
     await n.close()
@@ -126,8 +129,9 @@ async def test_unparseable_phone_never_reaches_twilio(twilio_fake: FakeTwilio) -
 
 async def test_wrong_token_is_refused_by_the_fake(twilio_fake: FakeTwilio) -> None:
     """The fake checks Basic auth like Twilio (401 / 20003), and nothing is sent."""
-    n = TwilioSmsNotifier(twilio_fake.account_sid, "wrong", from_number="+15005550006",
-                          base_url=twilio_fake.url)
+    n = TwilioSmsNotifier(
+        twilio_fake.account_sid, "wrong", from_number="+15005550006", base_url=twilio_fake.url
+    )
     with pytest.raises(TransientDeliveryError) as err:
         await n.send(message())
     await n.close()

@@ -86,8 +86,16 @@ async def sms(twilio_fake: FakeTwilio, worker: Worker, body: str, **kw: object) 
 
 
 def command(n: int) -> NudgeCommand:
-    return NudgeCommand(nudge_id=f"n_{n}", rep_id="rep-1", lead_id="L1", text=f"nudge {n}",
-                        playbook="p", rule="r", trigger_event_id=f"e{n}", created_at=NOON_NY)
+    return NudgeCommand(
+        nudge_id=f"n_{n}",
+        rep_id="rep-1",
+        lead_id="L1",
+        text=f"nudge {n}",
+        playbook="p",
+        rule="r",
+        trigger_event_id=f"e{n}",
+        created_at=NOON_NY,
+    )
 
 
 async def test_bad_signature_is_403_and_nothing_happens(
@@ -118,8 +126,9 @@ async def test_signature_checked_against_public_url(
             w.url("/webhooks/twilio/sms"), params, signature=signed_public
         )
         assert status == 200
-        status, _ = await twilio_fake.callback(w.url("/webhooks/twilio/sms"),
-                                               twilio_fake.inbound_params(REP_PHONE, "hi"))
+        status, _ = await twilio_fake.callback(
+            w.url("/webhooks/twilio/sms"), twilio_fake.inbound_params(REP_PHONE, "hi")
+        )
         assert status == 403
     finally:
         await w.server.close()
@@ -128,9 +137,14 @@ async def test_signature_checked_against_public_url(
 async def test_stop_then_start(store: Store, twilio_fake: FakeTwilio, worker: Worker) -> None:
     """STOP opts the rep out (confirmation, no more texts); START opts back in."""
     await add_rep(store)
-    sms_notifiers = {"sms": TwilioSmsNotifier(twilio_fake.account_sid, twilio_fake.auth_token,
-                                              from_number="+15005550006",
-                                              base_url=twilio_fake.url)}
+    sms_notifiers = {
+        "sms": TwilioSmsNotifier(
+            twilio_fake.account_sid,
+            twilio_fake.auth_token,
+            from_number="+15005550006",
+            base_url=twilio_fake.url,
+        )
+    }
     status, body = await sms(twilio_fake, worker, " stop ")
     assert status == 200 and "no more texts" in body
     assert worker.replies[-1].kind == "opt_out" and worker.replies[-1].rep_id == "rep-1"
@@ -168,15 +182,21 @@ async def test_status_callback_marks_delivered(
 ) -> None:
     """Twilio's signed 'delivered' receipt moves the outbox row to delivered; a forged one is refused."""
     await add_rep(store)
-    n = TwilioSmsNotifier(twilio_fake.account_sid, twilio_fake.auth_token,
-                          from_number="+15005550006", base_url=twilio_fake.url,
-                          status_callback=worker.url("/webhooks/twilio/status"))
+    n = TwilioSmsNotifier(
+        twilio_fake.account_sid,
+        twilio_fake.auth_token,
+        from_number="+15005550006",
+        base_url=twilio_fake.url,
+        status_callback=worker.url("/webhooks/twilio/status"),
+    )
     await deliver(command(1), store, {"sms": n}, NOON_NY)
     await n.close()
     sid = twilio_fake.messages[0]["Sid"]
     forged = await twilio_fake.callback(
         worker.url("/webhooks/twilio/status"),
-        {"MessageSid": sid, "MessageStatus": "failed"}, token="wrong")
+        {"MessageSid": sid, "MessageStatus": "failed"},
+        token="wrong",
+    )
     assert forged[0] == 403
     status, _ = await twilio_fake.status_callback(sid, "delivered")
     row = await Outbox(store).get("n_1")
@@ -184,11 +204,10 @@ async def test_status_callback_marks_delivered(
 
 
 @pytest.mark.parametrize(
-    "how", ["bad", "missing", "replayed"],
+    "how",
+    ["bad", "missing", "replayed"],
 )
-async def test_slack_signature_rejections(
-    slack_fake: FakeSlack, worker: Worker, how: str
-) -> None:
+async def test_slack_signature_rejections(slack_fake: FakeSlack, worker: Worker, how: str) -> None:
     """Slack requests with a bad or missing signature, or a >5 min old timestamp, get 403."""
     n = SlackNotifier(slack_fake.token, base_url=slack_fake.url)
     await n.send(OutboundMessage("n_1", Recipient("rep-1", "Ann", slack_user_id="U0REP1"), "hi"))
@@ -199,7 +218,10 @@ async def test_slack_signature_rejections(
         "replayed": {"timestamp": int(time.time()) - 6 * 60},
     }[how]  # type: ignore[assignment]
     status, _ = await slack_fake.click(
-        worker.url("/webhooks/slack/interactions"), slack_fake.posted[0], "nudge_snooze", **kw  # type: ignore[arg-type]
+        worker.url("/webhooks/slack/interactions"),
+        slack_fake.posted[0],
+        "nudge_snooze",
+        **kw,  # type: ignore[arg-type]
     )
     await asyncio.sleep(0.05)
     assert status == 403 and worker.replies == []
@@ -214,8 +236,9 @@ async def test_slack_click_reaches_publish_reply(
     await deliver(command(1), store, {"slack": n}, NOON_NY)
     await n.close()
     started = time.monotonic()
-    status, _ = await slack_fake.click(worker.url("/webhooks/slack/interactions"),
-                                       slack_fake.posted[0], "nudge_log_call")
+    status, _ = await slack_fake.click(
+        worker.url("/webhooks/slack/interactions"), slack_fake.posted[0], "nudge_log_call"
+    )
     assert status == 200 and time.monotonic() - started < 3
     for _ in range(100):
         if worker.replies:
