@@ -22,6 +22,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from notifiers import texts
 from notifiers.inbound import slack_action_reply, slack_message_reply
 from notifiers.slack import ACTION_PREFIX
 from nudge.clock import Clock, SystemClock
@@ -60,7 +61,9 @@ def build_slack_app(
     )
 
     @app.action(re.compile(f"^{ACTION_PREFIX}"))
-    async def on_click(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+    async def on_click(
+        ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any
+    ) -> None:
         await ack()
         user = str((body.get("user") or {}).get("id", ""))
         reply = slack_action_reply(body, action, clock.now(), await rep_for_user(user))
@@ -68,6 +71,7 @@ def build_slack_app(
             return
         log.info("slack click", rep_id=reply.rep_id, action=reply.action, nudge_id=reply.nudge_id)
         await publish_reply(reply)
+        await _replace_buttons(body, action, respond)
 
     @app.event("message")
     async def on_message(event: dict[str, Any], body: dict[str, Any]) -> None:
@@ -83,3 +87,28 @@ def build_slack_app(
         await publish_reply(reply)
 
     return app
+
+
+async def _replace_buttons(body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
+    """Swap the buttons for "Got it: ..." so a second tap cannot answer twice.
+
+    Best effort: the reply is already published, so a failure here is only logged.
+    """
+    if not body.get("response_url"):
+        return
+    label = str((action.get("text") or {}).get("text", ""))
+    blocks = [
+        b for b in (body.get("message") or {}).get("blocks", []) if b.get("type") != "actions"
+    ]
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": texts.CLICK_ACK.format(label=label)}],
+        }
+    )
+    try:
+        await respond(
+            replace_original=True, blocks=blocks, text=(body.get("message") or {}).get("text", "")
+        )
+    except Exception as exc:  # network trouble must not undo the click
+        log.warning("could not update the Slack message", error=str(exc))

@@ -24,8 +24,6 @@ WHY = "Why"
 CLICK_ACK = "Got it: {label}."
 """Replaces the buttons once one is clicked, so a second click cannot happen by mistake."""
 
-SLACK_PHONE_DM = "_{text}_"
-
 NO_TWILIO_SENDER = (
     "Twilio needs a sender: set TWILIO_FROM_NUMBER (E.164, e.g. +14155550123) "
     "or TWILIO_MESSAGING_SERVICE_SID (MG...)."

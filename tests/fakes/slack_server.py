@@ -41,6 +41,8 @@ class FakeSlack:
     signing_secret: str = SIGNING_SECRET
     users: set[str] = field(default_factory=lambda: {"U0REP1", "U0REP2"})
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    responses: list[dict[str, Any]] = field(default_factory=list)
+    """What was posted to a click's ``response_url`` (message updates)."""
     posted: list[dict[str, Any]] = field(default_factory=list)
     _failures: list[tuple[int, str, float | None]] = field(default_factory=list)
     _ts: Any = field(default_factory=lambda: itertools.count(1))
@@ -182,8 +184,13 @@ class FakeSlack:
         ):
             return response.status, await response.text()
 
+    async def response_url(self, request: web.Request) -> web.Response:
+        self.responses.append(await request.json())
+        return web.Response(text="ok")
+
     def app(self) -> web.Application:
         app = web.Application()
+        app.router.add_post("/response", self.response_url)
         app.router.add_post("/api/{method}", self.api)
         app.router.add_get("/api/{method}", self.api)
         return app

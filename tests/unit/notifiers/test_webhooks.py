@@ -230,7 +230,7 @@ async def test_slack_signature_rejections(slack_fake: FakeSlack, worker: Worker,
 async def test_slack_click_reaches_publish_reply(
     store: Store, slack_fake: FakeSlack, worker: Worker
 ) -> None:
-    """Clicking 'Log a call' under a nudge is acked at once and published as a Reply."""
+    """Clicking 'Log a call' is acked at once, published as a Reply, and its buttons removed."""
     await add_rep(store, slack_user_id="U0REP1")
     n = SlackNotifier(slack_fake.token, base_url=slack_fake.url)
     await deliver(command(1), store, {"slack": n}, NOON_NY)
@@ -247,6 +247,14 @@ async def test_slack_click_reaches_publish_reply(
     [reply] = worker.replies
     assert (reply.channel, reply.kind, reply.action) == ("slack", "action", "log_call")
     assert (reply.rep_id, reply.nudge_id, reply.lead_id) == ("rep-1", "n_1", "L1")
+    for _ in range(100):
+        if slack_fake.responses:
+            break
+        await asyncio.sleep(0.02)
+    [update] = slack_fake.responses
+    assert update["replace_original"] is True
+    assert all(b["type"] != "actions" for b in update["blocks"])
+    assert "Got it: Log a call" in json.dumps(update["blocks"])
 
 
 async def test_slack_url_verification(slack_fake: FakeSlack, worker: Worker) -> None:
@@ -254,3 +262,38 @@ async def test_slack_url_verification(slack_fake: FakeSlack, worker: Worker) -> 
     body = json.dumps({"type": "url_verification", "challenge": "abc123", "token": "t"})
     status, text = await slack_fake.post_signed(worker.url("/webhooks/slack/events"), body)
     assert status == 200 and "abc123" in text
+
+
+async def test_slack_dm_becomes_a_reply(
+    store: Store, slack_fake: FakeSlack, worker: Worker
+) -> None:
+    """A message a rep types in the bot's DM is published as a Reply; a duplicate event is not."""
+    await add_rep(store, slack_user_id="U0REP1")
+    event = {
+        "type": "event_callback",
+        "team_id": "T0FAKE",
+        "api_app_id": "A0FAKE",
+        "event_id": "Ev001",
+        "event_time": int(time.time()),
+        "event": {
+            "type": "message",
+            "channel_type": "im",
+            "channel": "D0REP1",
+            "user": "U0REP1",
+            "text": "snooze 2 days",
+            "ts": "1.000100",
+        },
+    }
+    for _ in range(2):
+        status, _ = await slack_fake.post_signed(
+            worker.url("/webhooks/slack/events"), json.dumps(event)
+        )
+        assert status == 200
+    for _ in range(100):
+        if worker.replies:
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.1)
+    assert [(r.text, r.rep_id, r.kind) for r in worker.replies] == [
+        ("snooze 2 days", "rep-1", "message")
+    ]
