@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import contextvars
+import logging
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -44,6 +45,10 @@ TRANSIENT_CODES = {20429, 20003, 20005, 20500, 20503, 30001}
 """Worth retrying: too many requests, auth (fixable by the operator), Twilio-side errors,
 queue overflow."""
 
+_http_log = logging.getLogger("nudge.twilio_http")
+_http_log.setLevel(logging.WARNING)
+"""The library logs every request's URL and headers at INFO; we log outcomes ourselves."""
+
 _last_retry_after: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "twilio_retry_after", default=None
 )
@@ -60,7 +65,7 @@ class RebasedHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
     """Twilio's async HTTP client, sending to ``base_url`` instead of ``*.twilio.com``."""
 
     def __init__(self, base_url: str | None = None, timeout: float = 10.0) -> None:
-        super().__init__(timeout=timeout)
+        super().__init__(timeout=timeout, logger=_http_log)
         self.base_url = base_url.rstrip("/") if base_url else None
 
     def rebase(self, url: str) -> str:

@@ -189,3 +189,51 @@ async def test_daily_limit_counts_local_day(
     await store.db.commit()
     states = [await deliver(command(n), store, sms, NOON_NY) for n in (1, 2, 3)]
     assert states == ["sent", "sent", "suppressed"]
+
+
+async def test_nudge_interrupted_mid_send_is_never_resent(
+    store: Store, twilio_fake: FakeTwilio, sms: dict[str, Notifier]
+) -> None:
+    """A nudge a crashed worker left in 'sending' is not sent again after a restart."""
+    await add_rep(store)
+    outbox = Outbox(store)
+    await outbox.enqueue(command(1), NOON_NY)
+    assert await outbox.claim("n_1", NOON_NY)  # the worker dies right after claiming
+    path = store.path
+    await store.close()
+    reopened = await Store.open(path)
+    try:
+        assert await deliver(command(1), reopened, sms, NOON_NY) == "sending"
+        assert await drain_due(reopened, sms, NOON_NY + dt.timedelta(days=1)) == 0
+        assert twilio_fake.requests == 0
+        assert [r["nudge_id"] for r in await reopened.in_flight()] == ["n_1"]
+    finally:
+        await reopened.close()
+
+
+async def test_suppression_list_outlives_the_rep_record(
+    store: Store, twilio_fake: FakeTwilio, sms: dict[str, Notifier]
+) -> None:
+    """A number that texted STOP before it belonged to any rep is still not texted later."""
+    await Outbox(store).set_sms_opt_out(
+        "+14155550101", True, NOON_NY, rep_id=None, reason="texted STOP"
+    )
+    await add_rep(store, phone="(415) 555-0101")
+    assert await deliver(command(1), store, sms, NOON_NY) == "suppressed"
+    assert twilio_fake.requests == 0
+
+
+async def test_a_newer_nudge_waits_behind_one_awaiting_retry(
+    store: Store, twilio_fake: FakeTwilio, sms: dict[str, Notifier]
+) -> None:
+    """A rep's new nudge never overtakes an older one waiting for its retry."""
+    await add_rep(store)
+    twilio_fake.outage = 503
+    retry = RetryPolicy(in_call_retries=0)
+    assert await deliver(command(1), store, sms, NOON_NY, retry=retry) == "queued"
+    twilio_fake.outage = None
+    soon = NOON_NY + dt.timedelta(seconds=1)
+    assert await deliver(command(2), store, sms, soon, retry=retry) == "queued"
+    assert twilio_fake.messages == []
+    assert await drain_due(store, sms, NOON_NY + dt.timedelta(minutes=20)) == 2
+    assert [m["Body"] for m in twilio_fake.messages] == ["nudge number 1", "nudge number 2"]

@@ -297,3 +297,26 @@ async def test_slack_dm_becomes_a_reply(
     assert [(r.text, r.rep_id, r.kind) for r in worker.replies] == [
         ("snooze 2 days", "rep-1", "message")
     ]
+
+
+async def test_status_callback_21610_opts_the_number_out(
+    store: Store, twilio_fake: FakeTwilio, worker: Worker
+) -> None:
+    """An 'undelivered' receipt with 21610 fails the nudge and puts the number on our list."""
+    await add_rep(store)
+    n = TwilioSmsNotifier(
+        twilio_fake.account_sid,
+        twilio_fake.auth_token,
+        from_number="+15005550006",
+        base_url=twilio_fake.url,
+        status_callback=worker.url("/webhooks/twilio/status"),
+    )
+    await deliver(command(1), store, {"sms": n}, NOON_NY)
+    await n.close()
+    status, _ = await twilio_fake.status_callback(
+        twilio_fake.messages[0]["Sid"], "undelivered", "21610"
+    )
+    row = await Outbox(store).get("n_1")
+    assert status == 200 and row is not None
+    assert (row["state"], row["error_code"]) == ("failed", "21610")
+    assert await Outbox(store).sms_opted_out(REP_PHONE, "rep-1")
