@@ -53,12 +53,13 @@ class RetryPolicy:
 DEFAULT_POLICY = Policy()
 DEFAULT_RETRY = RetryPolicy()
 Sleep = Callable[[float], Awaitable[Any]]
-_rep_locks: dict[str, asyncio.Lock] = {}
+_rep_locks: dict[tuple[int, str], asyncio.Lock] = {}
 
 
 def _lock(rep_id: str) -> asyncio.Lock:
-    """One sender per rep at a time in this process, so their nudges keep their order."""
-    return _rep_locks.setdefault(rep_id, asyncio.Lock())
+    """One sender per rep at a time in this process (and loop), so nudges keep their order."""
+    key = (id(asyncio.get_running_loop()), rep_id)
+    return _rep_locks.setdefault(key, asyncio.Lock())
 
 
 async def deliver(
@@ -119,10 +120,9 @@ async def _drain_rep(
             if row["not_before"] and dt.datetime.fromisoformat(row["not_before"]) > now:
                 break  # the head is waiting (retry or quiet hours): later ones wait behind it
             outcome = await _attempt(outbox, row, notifiers, now, policy, retry, sleep)
-            if outcome in ("requeued", "held"):
-                break
-            if outcome != "skipped":
-                done += 1
+            if outcome in ("requeued", "held", "skipped"):
+                break  # skipped: another worker is sending it and will carry on after it
+            done += 1
     return done
 
 
