@@ -175,10 +175,19 @@ class Store:
         duration_s: float | None = None,
         detail: dict[str, Any] | None = None,
     ) -> bool:
+        """Record an activity once per id. With no lead, its identities are kept to match later."""
+        detail = detail or {}
+        idents = {
+            kind: normalise_identity(kind, str(detail[key]))
+            if lead_id is None and detail.get(key)
+            else None
+            for key, kind in (("email", "email"), ("phone", "phone"), ("visitor_id", "visitor"))
+        }
         cur = await self.db.execute(
             """INSERT OR IGNORE INTO activities
-               (activity_id, lead_id, rep_id, type, occurred_at, duration_s, detail_json)
-               VALUES (?, ?, ?, ?, ?, ?, ?)""",
+               (activity_id, lead_id, rep_id, type, occurred_at, duration_s, detail_json,
+                email, phone, visitor_id)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
                 activity_id,
                 lead_id,
@@ -186,11 +195,37 @@ class Store:
                 type_,
                 occurred_at.isoformat(),
                 duration_s,
-                json.dumps(detail or {}, default=str),
+                json.dumps(detail, default=str),
+                idents["email"],
+                idents["phone"],
+                idents["visitor"],
             ),
         )
         await self.db.commit()
         return cur.rowcount == 1
+
+    async def claim_unmatched(self, kind: str, value: str, lead_id: str) -> list[dict[str, Any]]:
+        """Assign unmatched activities with this identity to ``lead_id``; return their events.
+
+        Events on different topics are not ordered against each other, so a web visit
+        can arrive before the CRM record that names its email. It is kept, not
+        dropped, and replayed here when the identity is linked.
+        """
+        column = {"email": "email", "phone": "phone", "visitor": "visitor_id"}[kind]
+        async with self.db.execute(
+            f"SELECT activity_id, detail_json FROM activities "
+            f"WHERE lead_id IS NULL AND {column} = ? ORDER BY occurred_at",
+            (normalise_identity(kind, value),),
+        ) as cur:
+            rows = await cur.fetchall()
+        if not rows:
+            return []
+        await self.db.executemany(
+            "UPDATE activities SET lead_id = ? WHERE activity_id = ? AND lead_id IS NULL",
+            [(lead_id, r["activity_id"]) for r in rows],
+        )
+        await self.db.commit()
+        return [json.loads(r["detail_json"]) for r in rows]
 
     # -- outbox -------------------------------------------------------------------------
     async def claim_nudge(self, cmd: NudgeCommand) -> bool:

@@ -10,10 +10,10 @@ against this class by ``tests/unit/test_settings.py``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def _env(name: str, *aliases: str) -> AliasChoices:
@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     partitions: int = Field(
         default=4, ge=1, le=256, description="Partitions of every topic Nudge creates."
     )
+    replication: int = Field(
+        default=1, ge=1, le=16, description="Replicas of each topic `nudge topics create` makes."
+    )
     web_host: str = Field(default="127.0.0.1", description="Address the worker's web server binds.")
     web_port: int = Field(
         default=6066,
@@ -56,7 +59,7 @@ class Settings(BaseSettings):
         default=None,
         description="The URL providers call (behind a proxy), used to check webhook signatures.",
     )
-    playbooks: list[Path] = Field(
+    playbooks: Annotated[list[Path], NoDecode] = Field(
         default_factory=list,
         description="Playbook files or folders (comma-separated). Unset: the bundled default.",
     )
@@ -142,6 +145,13 @@ class Settings(BaseSettings):
     daily_limit: int = Field(
         default=20, ge=1, description="Most nudges one rep receives per local day."
     )
+
+    @field_validator("playbooks", mode="before")
+    @classmethod
+    def _split_paths(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [Path(p.strip()) for p in value.split(",") if p.strip()]
+        return value
 
     @property
     def database(self) -> Path:

@@ -30,7 +30,7 @@ log = get_logger(__name__)
 IDENTITY_KINDS = (("email", "email"), ("phone", "phone"), ("visitor_id", "visitor"))
 
 
-def dead_letter(reason: str, raw: bytes | None, event: EventT | None) -> bytes:
+def dead_letter(reason: str, raw: bytes | None, event: EventT[Any] | None) -> bytes:
     """The ``events.dead`` record: why, where from, and the payload exactly as received."""
     record: dict[str, Any] = {"reason": reason}
     if event is not None:
@@ -44,120 +44,175 @@ def dead_letter(reason: str, raw: bytes | None, event: EventT | None) -> bytes:
     return json.dumps(record).encode()
 
 
-async def resolve_lead(pipeline: Pipeline, event: LeadEvent) -> str | None:
-    """The lead an event is about; links its email/phone/visitor id when lead_id is given."""
+async def resolve_lead(pipeline: Pipeline, event: LeadEvent) -> tuple[str | None, list[Any]]:
+    """The lead an event is about, and earlier events that waited for it.
+
+    An event with a lead_id links its email/phone/visitor id to that lead, and
+    claims the unmatched events that arrived earlier under those identities (they
+    are forwarded after it, so the lead's profile — its owner — comes first).
+    """
     store = await pipeline.store()
     if event.lead_id:
+        late: list[Any] = []
         for attr, kind in IDENTITY_KINDS:
             value = getattr(event, attr)
             if value:
                 await store.link_identity(kind, value, event.lead_id)
-        return event.lead_id
+                late += [
+                    parse_event({**detail, "lead_id": event.lead_id})
+                    for detail in await store.claim_unmatched(kind, value, event.lead_id)
+                ]
+        return event.lead_id, late
     for attr, kind in IDENTITY_KINDS:
         value = getattr(event, attr)
         if value:
             lead_id = await store.resolve(kind, value)
             if lead_id:
-                return lead_id
-    return None
+                return lead_id, []
+    return None, []
+
+
+async def handle_inbound(p: Pipeline, event: EventT[Any]) -> None:
+    """Validate one inbound message; dead-letter it, upsert a rep, or forward it by lead."""
+    raw: bytes = event.value
+    p.stats["events.in"] += 1
+    try:
+        parsed = parse_event(raw)
+    except EventRejected as exc:
+        p.stats["events.rejected"] += 1
+        log.warning(
+            "event rejected",
+            reason=exc.reason,
+            event_id=exc.event_id,
+            topic=event.message.topic,
+            offset=event.message.offset,
+        )
+        await p.dead.send(
+            key=event.message.topic.encode(), value=dead_letter(exc.reason, raw, event)
+        )
+        return
+    store = await p.store()
+    if isinstance(parsed, RepUpserted):
+        await store.upsert_rep(parsed)
+        p.stats["events.accepted"] += 1
+        p.stats["reps.upserted"] += 1
+        return
+    lead_id, late = await resolve_lead(p, parsed)
+    if lead_id is None:
+        p.stats["events.unmatched"] += 1
+        await store.log_activity(
+            parsed.event_id,
+            None,
+            parsed.type,
+            parsed.occurred_at,
+            detail=parsed.model_dump(mode="json", exclude_none=True),
+        )
+        return
+    if parsed.lead_id != lead_id:
+        parsed = parsed.model_copy(update={"lead_id": lead_id})
+    p.stats["events.accepted"] += 1
+    await p.activity.send(key=lead_id.encode(), value=event_to_json(parsed))
+    for event_ in late:
+        p.stats["events.late_matched"] += 1
+        await p.activity.send(key=lead_id.encode(), value=event_to_json(event_))
+
+
+async def handle_activity(p: Pipeline, lead_id: str, raw: bytes) -> None:
+    """Fold one event into the lead's state, rescore, and emit the lead signal."""
+    event = parse_event(raw)
+    assert not isinstance(event, RepUpserted)
+    stored = p.leads.get(lead_id)
+    state = LeadState.from_dict(stored) if stored else LeadState(lead_id=lead_id)
+    if not apply_event(state, event):
+        p.stats["events.duplicate"] += 1
+        return
+    score = p.scorer.rescore(state, event, p.clock.now())
+    state.record_score(score)
+    p.leads[lead_id] = state.to_dict()
+    p.stats["leads.rescored"] += 1
+    if event.silo == "transaction" or abs(score.value - (score.previous or 0)) >= 0.01:
+        await (await p.store()).save_lead(state.view().model_dump(mode="json"), state.score)
+    signal = LeadSignal(
+        lead=state.view(),
+        event=event.model_dump(mode="json", exclude_none=True),
+        event_id=event.event_id,
+        event_type=event.type,
+        at=event.occurred_at,
+        score=score,
+        history=state.score_history(),
+    )
+    await p.signals.send(key=lead_id.encode(), value=signal.model_dump_json().encode())
+
+
+async def handle_signal(p: Pipeline, raw: bytes) -> None:
+    """Evaluate the playbooks against one signal and issue their commands."""
+    signal = LeadSignal.model_validate_json(raw)
+    p.stats["signals.evaluated"] += 1
+    for command in evaluate(signal, p.playbooks, p.clock.now()):
+        p.stats["playbook.fired"] += 1
+        log.info(
+            "rule fired",
+            playbook=command.playbook,
+            rule=command.rule,
+            lead_id=command.lead_id,
+            rep_id=command.rep_id,
+        )
+        await p.nudges.send(key=command.rep_id.encode(), value=command.model_dump_json().encode())
+
+
+async def unexpected(p: Pipeline, agent: str, event: EventT[Any], exc: Exception) -> None:
+    """A bug or a poisoned message: log it, dead-letter the message, keep the agent alive."""
+    p.stats[f"{agent}.errors"] += 1
+    log.error(
+        "unexpected error; message dead-lettered",
+        agent=agent,
+        topic=event.message.topic,
+        partition=event.message.partition,
+        offset=event.message.offset,
+        error=repr(exc),
+        exc_info=exc,
+    )
+    reason = f"{agent} agent failed: {type(exc).__name__}: {exc}"
+    await p.dead.send(
+        key=event.message.topic.encode(), value=dead_letter(reason, event.value, event)
+    )
 
 
 def register(p: Pipeline) -> None:
+    """Attach the four agents to the pipeline's app. Each survives a bad message."""
     app = p.app
 
     @app.agent(p.inbound, name="ingest")
     async def ingest(stream: Any) -> None:
         async for event in stream.events():
-            raw: bytes = event.value
-            p.stats["events.in"] += 1
             try:
-                parsed = parse_event(raw)
-            except EventRejected as exc:
-                p.stats["events.rejected"] += 1
-                log.warning(
-                    "event rejected",
-                    reason=exc.reason,
-                    event_id=exc.event_id,
-                    topic=event.message.topic,
-                    offset=event.message.offset,
-                )
-                await p.dead.send(
-                    key=event.message.topic.encode(), value=dead_letter(exc.reason, raw, event)
-                )
-                continue
-            if isinstance(parsed, RepUpserted):
-                await (await p.store()).upsert_rep(parsed)
-                p.stats["events.accepted"] += 1
-                p.stats["reps.upserted"] += 1
-                continue
-            lead_id = await resolve_lead(p, parsed)
-            if lead_id is None:
-                p.stats["events.unmatched"] += 1
-                await (await p.store()).log_activity(
-                    parsed.event_id,
-                    None,
-                    parsed.type,
-                    parsed.occurred_at,
-                    detail=parsed.model_dump(mode="json", exclude_none=True),
-                )
-                continue
-            if parsed.lead_id != lead_id:
-                parsed = parsed.model_copy(update={"lead_id": lead_id})
-            p.stats["events.accepted"] += 1
-            await p.activity.send(key=lead_id.encode(), value=event_to_json(parsed))
+                await handle_inbound(p, event)
+            except Exception as exc:
+                await unexpected(p, "ingest", event, exc)
 
     @app.agent(p.activity, name="lead")
     async def lead(stream: Any) -> None:
-        async for key, raw in stream.items():
-            lead_id = key.decode()
-            event = parse_event(raw)
-            assert not isinstance(event, RepUpserted)
-            stored = p.leads.get(lead_id)
-            state = LeadState.from_dict(stored) if stored else LeadState(lead_id=lead_id)
-            if not apply_event(state, event):
-                p.stats["events.duplicate"] += 1
-                continue
-            score = p.scorer.rescore(state, event, p.clock.now())
-            state.record_score(score)
-            p.leads[lead_id] = state.to_dict()
-            p.stats["leads.rescored"] += 1
-            if event.silo == "transaction" or abs(score.value - (score.previous or 0)) >= 0.01:
-                await (await p.store()).save_lead(state.view().model_dump(mode="json"), state.score)
-            signal = LeadSignal(
-                lead=state.view(),
-                event=event.model_dump(mode="json", exclude_none=True),
-                event_id=event.event_id,
-                event_type=event.type,
-                at=event.occurred_at,
-                score=score,
-                history=state.score_history(),
-            )
-            await p.signals.send(key=key, value=signal.model_dump_json().encode())
+        async for event in stream.events():
+            try:
+                await handle_activity(p, event.key.decode(), event.value)
+            except Exception as exc:
+                await unexpected(p, "lead", event, exc)
 
     @app.agent(p.signals, name="playbook")
     async def playbook(stream: Any) -> None:
-        async for raw in stream:
-            signal = LeadSignal.model_validate_json(raw)
-            p.stats["signals.evaluated"] += 1
-            for command in evaluate(signal, p.playbooks, p.clock.now()):
-                p.stats["playbook.fired"] += 1
-                log.info(
-                    "rule fired",
-                    playbook=command.playbook,
-                    rule=command.rule,
-                    lead_id=command.lead_id,
-                    rep_id=command.rep_id,
-                )
-                await p.nudges.send(
-                    key=command.rep_id.encode(), value=command.model_dump_json().encode()
-                )
+        async for event in stream.events():
+            try:
+                await handle_signal(p, event.value)
+            except Exception as exc:
+                await unexpected(p, "playbook", event, exc)
 
     @app.agent(p.nudges, name="delivery")
     async def delivery(stream: Any) -> None:
-        async for raw in stream:
-            command = NudgeCommand.model_validate_json(raw)
+        async for event in stream.events():
             try:
-                await deliver(p, command)
+                await deliver(p, NudgeCommand.model_validate_json(event.value))
+            except Exception as exc:
+                await unexpected(p, "delivery", event, exc)
             finally:
                 p.stats["nudges.handled"] += 1
 

@@ -122,12 +122,11 @@ def build(
         notifier=notifier or ConsoleNotifier(),
         clock=clock or SystemClock(),
     )
-    raw = {"key_serializer": "raw", "value_serializer": "raw"}
-    pipeline.inbound = app.topic(*INBOUND, **raw)
-    pipeline.dead = app.topic("events.dead", **raw)
-    pipeline.activity = app.topic("lead.activity", **raw)
-    pipeline.signals = app.topic("lead.signals", **raw)
-    pipeline.nudges = app.topic("nudges", **raw)
+    pipeline.inbound = app.topic(*INBOUND, key_serializer="raw", value_serializer="raw")
+    pipeline.dead = app.topic("events.dead", key_serializer="raw", value_serializer="raw")
+    pipeline.activity = app.topic("lead.activity", key_serializer="raw", value_serializer="raw")
+    pipeline.signals = app.topic("lead.signals", key_serializer="raw", value_serializer="raw")
+    pipeline.nudges = app.topic("nudges", key_serializer="raw", value_serializer="raw")
     pipeline.leads = app.Table("leads", default=None, partitions=settings.partitions)
 
     from streams import agents, views

@@ -89,7 +89,7 @@ class EmbeddedBroker:
                 preexec_fn=_die_with_parent,
             )
         finally:
-            if out is not subprocess.DEVNULL:
+            if not isinstance(out, int):
                 out.close()
         atexit.register(self.stop)
         self._wait_ready()

@@ -33,3 +33,6 @@ TOPICS: tuple[TopicSpec, ...] = (
 
 TOPIC_FOR_STREAM = {"crm": "crm.events", "call": "call.events", "web": "web.events"}
 """``nudge.events.STREAM_OF`` value → inbound topic."""
+
+TABLES = ("leads",)
+"""Faust tables; each has a compacted changelog topic ``<app_id>-<table>-changelog``."""

@@ -61,10 +61,11 @@ def run_worker(
         if on_ready is not None:
             callback = on_ready
 
-            @pipeline.app.task
             async def _after_ready() -> None:
                 await pipeline.ready.wait()
                 await callback(pipeline)
+
+            pipeline.app.task(_after_ready)
 
         worker = make_worker(pipeline, quiet=quiet)
         try:
