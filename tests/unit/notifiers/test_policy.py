@@ -124,3 +124,20 @@ def test_retry_delay_grows_with_jitter_and_cap() -> None:
     assert retry_delay(4, base=1, rand=lambda: 1.0) == 8.0
     assert retry_delay(50, base=1, cap=60, rand=lambda: 1.0) == 60.0
     assert len({retry_delay(3) for _ in range(20)}) > 1
+
+
+def test_console_stands_in_for_the_phone_and_respects_stop() -> None:
+    """In dev the console is the rep's phone: it sends normally and not after STOP."""
+    ok = decide(cmd(), rep(), NOON_NY, sent_today=0, opted_out=False, available={"console"})
+    assert (ok.action, ok.channel) == ("send", "console")
+    stopped = decide(cmd(), rep(), NOON_NY, sent_today=0, opted_out=True, available={"console"})
+    assert (stopped.action, stopped.reason) == ("suppress", "opted out")
+
+
+def test_unknown_timezone_counts_as_utc() -> None:
+    """A rep with a misspelt zone is still served, with quiet hours in UTC."""
+    late_utc = dt.datetime(2026, 3, 2, 22, 0, tzinfo=dt.UTC)
+    d = decide(
+        cmd(), rep(timezone="Mars/Olympus"), late_utc, sent_today=0, opted_out=False, available=ALL
+    )
+    assert d.action == "hold" and d.not_before == dt.datetime(2026, 3, 3, 8, tzinfo=dt.UTC)
