@@ -320,3 +320,45 @@ async def test_status_callback_21610_opts_the_number_out(
     assert status == 200 and row is not None
     assert (row["state"], row["error_code"]) == ("failed", "21610")
     assert await Outbox(store).sms_opted_out(REP_PHONE, "rep-1")
+
+
+async def test_slack_click_is_acked_before_the_reply_is_published(
+    store: Store, slack_fake: FakeSlack, tmp_path: Path
+) -> None:
+    """Slack gets its 200 while publishing is still blocked: the 3-second rule never depends on Kafka."""
+    await add_rep(store, slack_user_id="U0REP1")
+    settings = Settings(
+        data_dir=tmp_path,
+        slack_bot_token=slack_fake.token,  # type: ignore[arg-type]
+        slack_signing_secret=slack_fake.signing_secret,  # type: ignore[arg-type]
+        slack_api_url=slack_fake.url,
+    )
+    gate, published = asyncio.Event(), asyncio.Event()
+
+    async def slow_publish(reply: Reply) -> None:
+        await gate.wait()
+        published.set()
+
+    app = web.Application()
+    app.router.add_routes(routes(slow_publish, store, settings))
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        n = SlackNotifier(slack_fake.token, base_url=slack_fake.url)
+        await n.send(
+            OutboundMessage("n_1", Recipient("rep-1", "Ann", slack_user_id="U0REP1"), "hi")
+        )
+        await n.close()
+        status, _ = await asyncio.wait_for(
+            slack_fake.click(
+                str(server.make_url("/webhooks/slack/interactions")),
+                slack_fake.posted[0],
+                "nudge_snooze",
+            ),
+            timeout=2.0,
+        )
+        assert status == 200 and not published.is_set()
+        gate.set()
+        await asyncio.wait_for(published.wait(), timeout=2.0)
+    finally:
+        await server.close()
