@@ -19,9 +19,10 @@ from typing import Any
 
 from faust.types import EventT
 
+from crm.outbox import Outbox
 from crm.store import normalise_identity
-from notifiers import OutboundMessage, Recipient
-from nudge.errors import DeliveryError, EventRejected
+from delivery import deliver
+from nudge.errors import EventRejected
 from nudge.events import LeadEvent, RepUpserted, event_to_json, parse_event
 from nudge.logs import get_logger
 from nudge.signals import LeadSignal, NudgeCommand
@@ -235,52 +236,18 @@ def register(p: Pipeline) -> None:
     async def delivery(stream: Any) -> None:
         async for event in stream.events():
             try:
-                await deliver(p, NudgeCommand.model_validate_json(event.value))
+                await handle_nudge(p, NudgeCommand.model_validate_json(event.value))
             except Exception as exc:
                 await unexpected(p, "delivery", event, exc)
             finally:
                 p.stats["nudges.handled"] += 1
 
 
-async def deliver(p: Pipeline, command: NudgeCommand) -> None:
-    """Send one nudge at most once, recording the outcome in the outbox."""
+async def handle_nudge(p: Pipeline, command: NudgeCommand) -> None:
+    """Queue the nudge in the outbox and send what is due for its rep (delivery decides)."""
     store = await p.store()
-    if not await store.claim_nudge(command):
-        p.stats["nudges.duplicate"] += 1
-        return
-    rep = await store.get_rep(command.rep_id)
-    if rep is None:
-        p.stats["nudges.suppressed"] += 1
-        p.metrics.nudges.labels(command.channel, "suppressed").inc()
-        await store.finish_nudge(command.nudge_id, "suppressed", reason="unknown rep")
-        log.warning("nudge for an unknown rep", rep_id=command.rep_id, nudge_id=command.nudge_id)
-        return
-    recipient = Recipient(
-        rep_id=rep["rep_id"],
-        name=rep["name"],
-        phone=rep["phone"],
-        email=rep["email"],
-        slack_user_id=rep["slack_user_id"],
-        timezone=rep["timezone"],
-    )
-    message = OutboundMessage(
-        nudge_id=command.nudge_id,
-        recipient=recipient,
-        text=command.text,
-        reasons=tuple(command.reasons),
-        lead_id=command.lead_id,
-    )
-    try:
-        result = await p.notifier.send(message)
-    except DeliveryError as exc:
-        p.stats["nudges.failed"] += 1
-        p.metrics.nudges.labels(p.notifier.channel, "failed").inc()
-        await store.finish_nudge(command.nudge_id, "failed", reason=exc.reason)
-        log.warning("nudge failed", nudge_id=command.nudge_id, reason=exc.reason)
-        return
-    p.stats["nudges.sent"] += 1
-    p.metrics.nudges.labels(result.channel, "sent").inc()
-    await store.finish_nudge(
-        command.nudge_id, "sent", channel=result.channel, provider_id=result.provider_id
-    )
-    log.info("nudge sent", nudge_id=command.nudge_id, rep_id=command.rep_id, channel=result.channel)
+    state = await deliver(command, store, p.notifiers, p.clock.now(), policy=p.policy)
+    p.stats[f"nudges.{state}"] += 1
+    row = await Outbox(store).get(command.nudge_id)
+    p.metrics.nudges.labels((row or {}).get("channel") or command.channel, state).inc()
+    log.info("nudge handled", nudge_id=command.nudge_id, rep_id=command.rep_id, state=state)
