@@ -42,25 +42,27 @@ T0 = dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.UTC)
 PATHS = ["/", "/blog/a", "/product", "/customers", "/about", "/careers"]
 
 
+def REPS(leads: int) -> int:
+    return max(1, leads // 10)
+
+
 def make_events(
     leads: int, per_lead: int, seed: int = 1, prefix: str = "", hot_share: float = 0.03
 ) -> tuple[list[dict[str, Any]], int]:
     """lead.created for every lead, then web events; ~3 % of leads turn hot."""
     rng = random.Random(seed)
-    events: list[dict[str, Any]] = (
-        [
-            {
-                "event_id": "rep",
-                "type": "rep.upserted",
-                "occurred_at": T0.isoformat(),
-                "source": "bench",
-                "rep_id": "rep-1",
-                "name": "Bench Rep",
-            }
-        ]
-        if not prefix
-        else []
-    )
+    # one rep per 10 leads: a rep's daily limit (20) must not hide nudges
+    events: list[dict[str, Any]] = [
+        {
+            "event_id": f"{prefix}rep{r}",
+            "type": "rep.upserted",
+            "occurred_at": T0.isoformat(),
+            "source": "bench",
+            "rep_id": f"{prefix}rep-{r}",
+            "name": f"Bench Rep {r}",
+        }
+        for r in range(REPS(leads))
+    ]
     hot = set(rng.sample(range(leads), max(1, int(leads * hot_share))))
     for i in range(leads):
         events.append(
@@ -71,7 +73,11 @@ def make_events(
                 "occurred_at": T0.isoformat(),
                 "lead_id": f"{prefix}L{i}",
                 "email": f"{prefix}p{i}@x{i}.example",
-                "fields": {"company": f"Company {i}", "owner_rep_id": "rep-1", "deal_value": 10000},
+                "fields": {
+                    "company": f"Company {i}",
+                    "owner_rep_id": f"{prefix}rep-{i % REPS(leads)}",
+                    "deal_value": 10000,
+                },
             }
         )
     n = 0
@@ -176,7 +182,7 @@ def rss_kb(pid: int) -> int:
 def rescore_timing(events: list[dict[str, Any]], limit: int = 20000) -> tuple[float, float]:
     """p50, p99 µs of apply_event + rescore + record_score, in process."""
     scorer, states, times = PointsScorer(), {}, []
-    parsed = [parse_event(e) for e in events[1:limit]]
+    parsed = [parse_event(e) for e in events[:limit] if e["type"] != "rep.upserted"]
     for ev in parsed:
         lead = ev.lead_id or ev.email or ""
         state = states.setdefault(lead, LeadState(lead))
@@ -194,7 +200,7 @@ def main() -> None:
     ap.add_argument("--events-per-lead", type=int, default=4)
     args = ap.parse_args()
     events, hot = make_events(args.leads, args.events_per_lead)
-    lead_events = len(events) - 1
+    lead_events = sum(1 for e in events if e["type"] != "rep.upserted")
     web_events = sum(1 for e in events if topic_of(e) == "web.events")
     print(
         f"events: {len(events)} ({args.leads} leads, {hot} turning hot), "
@@ -210,6 +216,8 @@ def main() -> None:
             "NUDGE_WEB_PORT": str(port),
             "NUDGE_LOG_LEVEL": "error",
             "PYTHONPATH": str(ROOT),
+            "NUDGE_QUIET_HOURS_START": "00:00",
+            "NUDGE_QUIET_HOURS_END": "00:00",
         }
         worker = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker"],
@@ -252,9 +260,13 @@ def main() -> None:
             for e in lat_events:
                 sent_at.update(asyncio.run(produce(broker.bootstrap, [e])))
             time.sleep(3)
+            # sent_at is the notifier's return; updated_at may be a later receipt
+
             con = sqlite3.connect(Path(tmp) / "nudge.db")
+            states = dict(con.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state"))
+            print(f"outbox: {states}")
             rows = con.execute(
-                "SELECT command_json, updated_at FROM outbox WHERE state='sent' "
+                "SELECT command_json, COALESCE(sent_at, updated_at) FROM outbox WHERE state='sent' "
                 "AND lead_id LIKE 'lat-%'"
             ).fetchall()
             latencies = sorted(

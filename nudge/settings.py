@@ -88,6 +88,13 @@ class Settings(BaseSettings):
         description="Longest a consumer fetch waits for data (ms). Tansu always waits this "
         "long when idle, so it bounds the latency each hop adds.",
     )
+    producer_linger_ms: int = Field(
+        default=5,
+        ge=0,
+        le=1000,
+        description="How long a producer waits to batch messages (ms). 0 sends one request "
+        "per message, which cost a busy worker ~14 % of its time in socket writes.",
+    )
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", description="`auto`: pretty in a terminal, JSON otherwise."
     )

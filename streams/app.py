@@ -149,6 +149,7 @@ def make_app(settings: Settings, broker_url: str) -> faust.App:
         broker_heartbeat_interval=settings.heartbeat_interval,
         broker_commit_interval=1.0,
         producer_acks=-1,
+        producer_linger=settings.producer_linger_ms / 1000.0,
         consumer_auto_offset_reset="earliest",
         web_enabled=True,
         web_host=settings.web_host,
