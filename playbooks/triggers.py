@@ -145,9 +145,7 @@ class ScheduleTrigger(Model):
 
     type: Literal["schedule"]
     at: TimeOfDay
-    days: list[Weekday] = Field(
-        default_factory=_workdays, min_length=1
-    )
+    days: list[Weekday] = Field(default_factory=_workdays, min_length=1)
     tz: Zone = "rep"
 
 
