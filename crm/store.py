@@ -138,8 +138,13 @@ class Store:
         return str(row[0]) if row else None
 
     # -- leads and activities ---------------------------------------------------------
-    async def save_lead(self, lead: dict[str, Any], score: dict[str, Any] | None) -> None:
-        await self.db.execute(
+    async def save_leads(self, leads: list[tuple[dict[str, Any], dict[str, Any] | None]]) -> None:
+        """Upsert lead snapshots (profile, score) in one transaction.
+
+        The lead agent batches these (the Faust table is the live state; this is
+        the queryable copy), so SQLite sees one commit a second, not one an event.
+        """
+        await self.db.executemany(
             """INSERT INTO leads (lead_id, company, contact_name, owner_rep_id, stage, status,
                                   deal_value, score, model_version, profile_json, updated_at)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -148,21 +153,27 @@ class Store:
                  stage=excluded.stage, status=excluded.status, deal_value=excluded.deal_value,
                  score=excluded.score, model_version=excluded.model_version,
                  profile_json=excluded.profile_json, updated_at=excluded.updated_at""",
-            (
-                lead["lead_id"],
-                lead.get("company"),
-                lead.get("contact_name"),
-                lead.get("owner_rep_id"),
-                lead.get("stage"),
-                lead.get("status", "open"),
-                lead.get("deal_value"),
-                score["value"] if score else None,
-                score["model_version"] if score else None,
-                json.dumps(lead, default=str),
-                _now(),
-            ),
+            [
+                (
+                    lead["lead_id"],
+                    lead.get("company"),
+                    lead.get("contact_name"),
+                    lead.get("owner_rep_id"),
+                    lead.get("stage"),
+                    lead.get("status", "open"),
+                    lead.get("deal_value"),
+                    score["value"] if score else None,
+                    score["model_version"] if score else None,
+                    json.dumps(lead, default=str),
+                    _now(),
+                )
+                for lead, score in leads
+            ],
         )
         await self.db.commit()
+
+    async def save_lead(self, lead: dict[str, Any], score: dict[str, Any] | None) -> None:
+        await self.save_leads([(lead, score)])
 
     async def log_activity(
         self,
@@ -175,10 +186,19 @@ class Store:
         duration_s: float | None = None,
         detail: dict[str, Any] | None = None,
     ) -> bool:
+        """Record an activity once per id. With no lead, its identities are kept to match later."""
+        detail = detail or {}
+        idents = {
+            kind: normalise_identity(kind, str(detail[key]))
+            if lead_id is None and detail.get(key)
+            else None
+            for key, kind in (("email", "email"), ("phone", "phone"), ("visitor_id", "visitor"))
+        }
         cur = await self.db.execute(
             """INSERT OR IGNORE INTO activities
-               (activity_id, lead_id, rep_id, type, occurred_at, duration_s, detail_json)
-               VALUES (?, ?, ?, ?, ?, ?, ?)""",
+               (activity_id, lead_id, rep_id, type, occurred_at, duration_s, detail_json,
+                email, phone, visitor_id)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
                 activity_id,
                 lead_id,
@@ -186,11 +206,37 @@ class Store:
                 type_,
                 occurred_at.isoformat(),
                 duration_s,
-                json.dumps(detail or {}, default=str),
+                json.dumps(detail, default=str),
+                idents["email"],
+                idents["phone"],
+                idents["visitor"],
             ),
         )
         await self.db.commit()
         return cur.rowcount == 1
+
+    async def claim_unmatched(self, kind: str, value: str, lead_id: str) -> list[dict[str, Any]]:
+        """Assign unmatched activities with this identity to ``lead_id``; return their events.
+
+        Events on different topics are not ordered against each other, so a web visit
+        can arrive before the CRM record that names its email. It is kept, not
+        dropped, and replayed here when the identity is linked.
+        """
+        column = {"email": "email", "phone": "phone", "visitor": "visitor_id"}[kind]
+        async with self.db.execute(
+            f"SELECT activity_id, detail_json FROM activities "
+            f"WHERE lead_id IS NULL AND {column} = ? ORDER BY occurred_at",
+            (normalise_identity(kind, value),),
+        ) as cur:
+            rows = await cur.fetchall()
+        if not rows:
+            return []
+        await self.db.executemany(
+            "UPDATE activities SET lead_id = ? WHERE activity_id = ? AND lead_id IS NULL",
+            [(lead_id, r["activity_id"]) for r in rows],
+        )
+        await self.db.commit()
+        return [json.loads(r["detail_json"]) for r in rows]
 
     # -- outbox -------------------------------------------------------------------------
     async def claim_nudge(self, cmd: NudgeCommand) -> bool:

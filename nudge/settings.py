@@ -10,10 +10,10 @@ against this class by ``tests/unit/test_settings.py``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def _env(name: str, *aliases: str) -> AliasChoices:
@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     partitions: int = Field(
         default=4, ge=1, le=256, description="Partitions of every topic Nudge creates."
     )
+    replication: int = Field(
+        default=1, ge=1, le=16, description="Replicas of each topic `nudge topics create` makes."
+    )
     web_host: str = Field(default="127.0.0.1", description="Address the worker's web server binds.")
     web_port: int = Field(
         default=6066,
@@ -56,7 +59,7 @@ class Settings(BaseSettings):
         default=None,
         description="The URL providers call (behind a proxy), used to check webhook signatures.",
     )
-    playbooks: list[Path] = Field(
+    playbooks: Annotated[list[Path], NoDecode] = Field(
         default_factory=list,
         description="Playbook files or folders (comma-separated). Unset: the bundled default.",
     )
@@ -77,6 +80,13 @@ class Settings(BaseSettings):
     )
     heartbeat_interval: float = Field(
         default=1.0, gt=0, description="Kafka consumer heartbeat interval (s)."
+    )
+    fetch_max_wait_ms: int = Field(
+        default=100,
+        ge=1,
+        le=5000,
+        description="Longest a consumer fetch waits for data (ms). Tansu always waits this "
+        "long when idle, so it bounds the latency each hop adds.",
     )
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", description="`auto`: pretty in a terminal, JSON otherwise."
@@ -118,6 +128,13 @@ class Settings(BaseSettings):
         validation_alias=_env("SLACK_SIGNING_SECRET", "SLACK_SIGNING_SECRET"),
         description="Slack signing secret (secret).",
     )
+
+    @field_validator("playbooks", mode="before")
+    @classmethod
+    def _split_paths(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [Path(p.strip()) for p in value.split(",") if p.strip()]
+        return value
 
     @property
     def database(self) -> Path:

@@ -71,7 +71,11 @@ class LeadState:
     # -- reading -----------------------------------------------------------------
     def view(self) -> LeadView:
         last = max(self.touches.values()) if self.touches else None
-        return LeadView(lead_id=self.lead_id, last_touch_at=last, **self.profile)
+        return LeadView(
+            lead_id=self.lead_id,
+            last_touch_at=dt.datetime.fromisoformat(last) if last else None,
+            **self.profile,
+        )
 
     def current_score(self) -> Score | None:
         return Score.model_validate(self.score) if self.score else None

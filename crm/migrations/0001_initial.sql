@@ -43,9 +43,16 @@ CREATE TABLE activities (
     type         TEXT NOT NULL,
     occurred_at  TEXT NOT NULL,
     duration_s   REAL,
-    detail_json  TEXT NOT NULL DEFAULT '{}'
+    detail_json  TEXT NOT NULL DEFAULT '{}',
+    -- for an unmatched activity: the identities to match it by when its lead appears
+    email        TEXT,
+    phone        TEXT,
+    visitor_id   TEXT
 );
 CREATE INDEX activities_lead ON activities (lead_id, occurred_at);
+CREATE INDEX activities_unmatched_email ON activities (email) WHERE lead_id IS NULL;
+CREATE INDEX activities_unmatched_phone ON activities (phone) WHERE lead_id IS NULL;
+CREATE INDEX activities_unmatched_visitor ON activities (visitor_id) WHERE lead_id IS NULL;
 
 -- One row per nudge id: the only place that decides a nudge was delivered.
 CREATE TABLE outbox (

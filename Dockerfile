@@ -1,0 +1,12 @@
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY nudge nudge
+COPY streams streams
+COPY scoring scoring
+COPY playbooks playbooks
+COPY notifiers notifiers
+COPY crm crm
+RUN pip install --no-cache-dir .
+EXPOSE 6066
+CMD ["nudge", "worker"]

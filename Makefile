@@ -1,0 +1,42 @@
+# Nudge — `make help` lists the targets. Every target sets up .venv itself.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+
+.PHONY: help demo worker test test-fast test-slow lint bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]' --config-settings editable_mode=compat
+	touch $(STAMP)
+
+demo: $(STAMP)  ## set up, then run the whole stack on the bundled sample day
+	$(BIN)/nudge demo
+
+worker: $(STAMP)  ## set up, then run a long-lived worker (embedded broker unless KAFKA_URL)
+	$(BIN)/nudge worker
+
+test: $(STAMP)  ## set up, then run every test (unit and end-to-end)
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)  ## unit tests only (no broker)
+	$(BIN)/python -m pytest -m "not slow"
+
+test-slow: $(STAMP)  ## the end-to-end tests alone (real broker, real workers)
+	$(BIN)/python -m pytest -m slow
+
+lint: $(STAMP)  ## ruff and mypy, as the project configures them
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: $(STAMP)  ## benchmarks; figures to compare run to run
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:  ## remove the venv and local state
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,187 @@
+"""The Faust app: topics, tables and the services the agents share.
+
+:func:`build` returns a :class:`Pipeline`, which owns the Faust app and what the
+agents need (store, scorer, playbooks, notifier, clock, counters). The agents
+themselves live in :mod:`streams.agents` and stay thin: decode, call a pure
+function from the packages below, hand the result on.
+
+Consumer settings that matter (see ARCHITECTURE.md, "Known costs"): Tansu holds
+each group join for half the session timeout the client sends, so Faust's 60 s
+default makes a worker wait ~30 s before consuming. ``broker_session_timeout=6``
+and ``broker_heartbeat_interval=1`` make it ready in ~5 s, on Tansu and on a
+stock Kafka broker alike (6 s is the smallest session Kafka accepts by default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from crm.store import Store
+from notifiers import ConsoleNotifier, Notifier
+from nudge.clock import Clock, SystemClock
+from nudge.logs import get_logger
+from nudge.settings import Settings
+from playbooks import load_playbooks
+from playbooks.model import Playbook
+from scoring import Scorer
+from scoring.points import PointsScorer, load_points_config
+from streams.topics import INBOUND
+
+log = get_logger(__name__)
+
+LEAD_FLUSH_INTERVAL = 1.0
+"""Seconds between batched writes of lead snapshots to SQLite."""
+IDENTITY_CACHE_MAX = 200_000
+
+
+@dataclass
+class Pipeline:
+    """One worker's Faust app and the services its agents share."""
+
+    settings: Settings
+    app: faust.App
+    scorer: Scorer
+    playbooks: list[Playbook]
+    notifier: Notifier
+    clock: Clock
+    stats: Counter[str] = field(default_factory=Counter)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    identities: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(kind, value) → lead_id, a read-through cache of the contacts table."""
+    dirty_leads: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = field(
+        default_factory=dict
+    )
+    """Lead snapshots waiting for the next batched write to SQLite."""
+    _store: Store | None = None
+    _store_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def store(self) -> Store:
+        """The CRM store, opened (and migrated) on first use."""
+        if self._store is None:
+            async with self._store_lock:
+                if self._store is None:
+                    self._store = await Store.open(self.settings.database)
+                    stuck = await self._store.in_flight()
+                    if stuck:
+                        log.warning(
+                            "nudges were being sent when a worker stopped; not resending",
+                            count=len(stuck),
+                            nudge_ids=[r["nudge_id"] for r in stuck][:10],
+                        )
+        return self._store
+
+    async def flush_leads(self) -> int:
+        """Write the lead snapshots changed since the last flush, in one transaction."""
+        if not self.dirty_leads:
+            return 0
+        batch, self.dirty_leads = list(self.dirty_leads.values()), {}
+        await (await self.store()).save_leads(batch)
+        return len(batch)
+
+    async def close(self) -> None:
+        await self.flush_leads()
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+        await self.notifier.close()
+
+    # topics, set by build()
+    inbound: Any = None
+    dead: Any = None
+    activity: Any = None
+    signals: Any = None
+    nudges: Any = None
+    leads: Any = None
+
+
+def _limit_fetch_wait(max_wait_ms: int) -> None:
+    """Make Faust's worker consumer wait at most ``max_wait_ms`` for an idle fetch.
+
+    Faust hard-codes ``fetch_max_wait_ms=1500``. Kafka answers a fetch as soon as
+    data arrives, so that costs nothing there, but Tansu holds every fetch for the
+    full wait: measured 552 ms per hop against 2 ms with 100 ms, i.e. over a
+    second from event to text across the pipeline's hops. The knob is private in
+    Faust, so this wraps its consumer factory once per process.
+    """
+    from faust.transport.drivers import aiokafka as driver
+
+    thread_cls: Any = driver.AIOKafkaConsumerThread
+    original = getattr(thread_cls, "_nudge_original_create", thread_cls._create_worker_consumer)
+
+    def create(self: Any, transport: Any) -> Any:
+        consumer = original(self, transport)
+        if hasattr(consumer, "_fetch_max_wait_ms"):
+            consumer._fetch_max_wait_ms = max_wait_ms
+        else:  # pragma: no cover - a future aiokafka renamed it
+            log.warning("cannot lower the consumer's fetch wait; expect ~1 s latency per hop")
+        return consumer
+
+    thread_cls._nudge_original_create = original
+    thread_cls._create_worker_consumer = create
+
+
+def make_app(settings: Settings, broker_url: str) -> faust.App:
+    """A Faust app configured for fast start-up and at-least-once processing."""
+    datadir = Path(settings.data_dir) / "faust"
+    _limit_fetch_wait(settings.fetch_max_wait_ms)
+    return faust.App(
+        settings.app_id,
+        broker=broker_url,
+        store="memory://",
+        datadir=str(datadir),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=settings.heartbeat_interval,
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=True,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        table_cleanup_interval=60.0,
+        stream_wait_empty=False,
+    )
+
+
+def build(
+    settings: Settings,
+    broker_url: str,
+    *,
+    notifier: Notifier | None = None,
+    clock: Clock | None = None,
+) -> Pipeline:
+    """Assemble the app, its topics and tables, its agents and web views."""
+    app = make_app(settings, broker_url)
+    pipeline = Pipeline(
+        settings=settings,
+        app=app,
+        scorer=PointsScorer(load_points_config(settings.scoring_rules)),
+        playbooks=load_playbooks(settings.playbooks or None),
+        notifier=notifier or ConsoleNotifier(),
+        clock=clock or SystemClock(),
+    )
+    pipeline.inbound = app.topic(*INBOUND, key_serializer="raw", value_serializer="raw")
+    pipeline.dead = app.topic("events.dead", key_serializer="raw", value_serializer="raw")
+    pipeline.activity = app.topic("lead.activity", key_serializer="raw", value_serializer="raw")
+    pipeline.signals = app.topic("lead.signals", key_serializer="raw", value_serializer="raw")
+    pipeline.nudges = app.topic("nudges", key_serializer="raw", value_serializer="raw")
+    pipeline.leads = app.Table("leads", default=None, partitions=settings.partitions)
+
+    async def flush_leads() -> None:
+        await pipeline.flush_leads()
+
+    app.timer(LEAD_FLUSH_INTERVAL)(flush_leads)
+
+    from streams import agents, views
+
+    agents.register(pipeline)
+    views.register(pipeline)
+    return pipeline

@@ -1,0 +1,38 @@
+"""Every topic Nudge uses, declared once: name, key, what it carries.
+
+Partition counts come from ``NUDGE_PARTITIONS`` (all topics alike, so topics
+keyed by the same id are co-partitioned). Tables' changelog topics are made by
+Faust: ``<app_id>-<table>-changelog``, compacted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    key: str
+    carries: str
+
+
+INBOUND = ("crm.events", "call.events", "web.events")
+
+TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec("crm.events", "lead_id or identity", "CRM events (lead, deal, rep) as JSON"),
+    TopicSpec("call.events", "lead_id or identity", "call and meeting events as JSON"),
+    TopicSpec("web.events", "lead_id or identity", "web, email, search, social events as JSON"),
+    TopicSpec("events.dead", "source topic", "rejected messages: reason + raw payload"),
+    TopicSpec("lead.activity", "lead_id", "validated events, identity resolved"),
+    TopicSpec("lead.signals", "lead_id", "one LeadSignal per processed event"),
+    TopicSpec("nudges", "rep_id", "NudgeCommands for the delivery agent"),
+    TopicSpec("replies", "rep_id", "replies from reps (SMS, Slack)"),
+    TopicSpec("crm.updates", "lead_id", "field changes for external CRM connectors"),
+)
+
+TOPIC_FOR_STREAM = {"crm": "crm.events", "call": "call.events", "web": "web.events"}
+"""``nudge.events.STREAM_OF`` value → inbound topic."""
+
+TABLES = ("leads",)
+"""Faust tables; each has a compacted changelog topic ``<app_id>-<table>-changelog``."""

@@ -1,0 +1,109 @@
+"""The worker's web server: HTTP ingest, health and a stats page.
+
+``POST /events`` takes one JSON event, a JSON array of events, or NDJSON, and
+answers per event: ``{"accepted": n, "rejected": n, "results": [{"index", "line",
+"event_id", "status": "accepted"|"rejected", "reason"}]}`` — 200 when all were
+accepted, 207 when some were not, 400 when none were. Accepted events are
+produced to their inbound topic and go through the same ingest agent as events a
+CRM produces directly.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from faust import web
+
+from nudge.errors import EventRejected
+from nudge.events import STREAM_OF, RepUpserted, event_to_json, parse_event
+from streams.app import Pipeline
+from streams.topics import TOPIC_FOR_STREAM
+
+MAX_BATCH = 10_000
+
+
+def split_body(body: bytes) -> list[tuple[int, bytes | dict[str, Any]]]:
+    """(line number, event) pairs from a JSON object, JSON array or NDJSON body."""
+    text = body.strip()
+    if text.startswith(b"["):
+        try:
+            items = json.loads(text)
+        except ValueError as exc:
+            raise EventRejected(f"body is not a valid JSON array: {exc}") from None
+        return [(i + 1, item) for i, item in enumerate(items)]
+    lines = body.splitlines()
+    if len(lines) > 1:
+        return [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
+    return [(1, text)] if text else []
+
+
+def event_key(event: Any) -> bytes:
+    """Key for inbound topics: keep one lead's events in order on one partition."""
+    if isinstance(event, RepUpserted):
+        return event.rep_id.encode()
+    ident = event.lead_id or event.email or event.phone or event.visitor_id
+    return str(ident).encode()
+
+
+def register(p: Pipeline) -> None:
+    app = p.app
+    topics = {
+        name: app.topic(name, key_serializer="raw", value_serializer="raw")
+        for name in TOPIC_FOR_STREAM.values()
+    }
+
+    @app.page("/events")
+    class Events(web.View):
+        async def post(self, request: web.Request) -> web.Response:
+            body = await request.read()
+            try:
+                items = split_body(body)
+            except EventRejected as exc:
+                return self.json({"accepted": 0, "rejected": 1, "error": exc.reason}, status=400)
+            if len(items) > MAX_BATCH:
+                return self.json({"error": f"at most {MAX_BATCH} events per request"}, status=413)
+            results, accepted = [], 0
+            for index, (line, item) in enumerate(items):
+                try:
+                    event = parse_event(
+                        item if isinstance(item, dict | bytes) else json.dumps(item).encode()
+                    )
+                except EventRejected as exc:
+                    results.append(
+                        {
+                            "index": index,
+                            "line": line,
+                            "event_id": exc.event_id,
+                            "status": "rejected",
+                            "reason": exc.reason,
+                        }
+                    )
+                    continue
+                topic = topics[TOPIC_FOR_STREAM[STREAM_OF[event.type]]]
+                await topic.send(key=event_key(event), value=event_to_json(event))
+                accepted += 1
+                results.append(
+                    {"index": index, "line": line, "event_id": event.event_id, "status": "accepted"}
+                )
+            rejected = len(results) - accepted
+            status = 200 if rejected == 0 else 207 if accepted else 400
+            return self.json(
+                {"accepted": accepted, "rejected": rejected, "results": results}, status=status
+            )
+
+    @app.page("/health")
+    class Health(web.View):
+        async def get(self, request: web.Request) -> web.Response:
+            return self.json({"status": "ok"})
+
+    @app.page("/ready")
+    class Ready(web.View):
+        async def get(self, request: web.Request) -> web.Response:
+            ok = p.ready.is_set()
+            return self.json({"ready": ok}, status=200 if ok else 503)
+
+    @app.page("/stats")
+    class Stats(web.View):
+        async def get(self, request: web.Request) -> web.Response:
+            return self.json(dict(p.stats))

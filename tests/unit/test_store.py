@@ -1,0 +1,69 @@
+"""The CRM store against a real SQLite file: migrations, identities, the outbox."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from crm.store import Store
+from nudge.signals import NudgeCommand
+
+NOW = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
+
+
+def command(nudge_id: str = "n_1") -> NudgeCommand:
+    return NudgeCommand(
+        nudge_id=nudge_id,
+        rep_id="r",
+        lead_id="L",
+        text="hi",
+        playbook="p",
+        rule="r",
+        trigger_event_id="e",
+        created_at=NOW,
+    )
+
+
+async def test_migrations_are_idempotent(tmp_path: Path) -> None:
+    """Opening the same file twice applies each migration once."""
+    store = await Store.open(tmp_path / "db.sqlite")
+    version = await store.migrate()
+    await store.close()
+    store = await Store.open(tmp_path / "db.sqlite")
+    assert await store.migrate() == version >= 1
+    await store.close()
+
+
+async def test_outbox_claims_a_nudge_once(tmp_path: Path) -> None:
+    """The second claim of the same nudge id is refused, even from a second connection."""
+    a = await Store.open(tmp_path / "db.sqlite")
+    b = await Store.open(tmp_path / "db.sqlite")
+    assert await a.claim_nudge(command())
+    assert not await b.claim_nudge(command())
+    await a.finish_nudge("n_1", "sent", channel="console")
+    assert not await a.claim_nudge(command())
+    [row] = await b.outbox()
+    assert row["state"] == "sent" and row["attempts"] == 1
+    await a.close()
+    await b.close()
+
+
+async def test_identity_resolution_is_normalised(tmp_path: Path) -> None:
+    """Emails match case-insensitively and phones by digits."""
+    store = await Store.open(tmp_path / "db.sqlite")
+    await store.link_identity("email", "Jane@Acme.com", "L1")
+    await store.link_identity("phone", "+1 (415) 555-0101", "L1")
+    assert await store.resolve("email", "jane@acme.com") == "L1"
+    assert await store.resolve("phone", "+14155550101") == "L1"
+    assert await store.resolve("visitor", "v-9") is None
+    await store.close()
+
+
+async def test_unmatched_activity_is_kept_and_claimed_later(tmp_path: Path) -> None:
+    """An event whose lead is unknown yet is kept and handed over when the lead appears."""
+    store = await Store.open(tmp_path / "db.sqlite")
+    detail = {"event_id": "e1", "email": "JANE@acme.com", "type": "page.viewed"}
+    await store.log_activity("e1", None, "page.viewed", NOW, detail=detail)
+    assert await store.claim_unmatched("email", "jane@acme.com", "L1") == [detail]
+    assert await store.claim_unmatched("email", "jane@acme.com", "L1") == []
+    await store.close()
