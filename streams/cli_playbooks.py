@@ -18,6 +18,7 @@ from typing import Any
 
 from nudge.errors import ConfigError, EventRejected, PlaybookError
 from nudge.events import LeadEvent, RepUpserted, parse_event
+from nudge.signals import AskQuestionnaire, NudgeCommand, NudgeTeam, UpdateCrmField
 from playbooks.loader import check_paths, load_playbooks
 from playbooks.simulate import Outcome, Report, simulate
 from playbooks.types import parse_duration
@@ -128,19 +129,18 @@ def describe(outcome: Outcome) -> str:
     """One outcome as two lines: when, what, to whom, which rule, why; then the text."""
     cmd = outcome.command
     when = outcome.at.strftime("%Y-%m-%d %H:%M UTC")
-    if cmd.kind == "nudge":
-        what = f"{cmd.channel.upper()} → {cmd.rep_id}"  # type: ignore[union-attr]
-    elif cmd.kind == "nudge_team":
-        what = f"{cmd.channel.upper()} → team {cmd.team}"  # type: ignore[union-attr]
-    elif cmd.kind == "ask":
-        what = f"ASK {cmd.questionnaire} → {cmd.rep_id}"  # type: ignore[union-attr]
+    flags = ""
+    if isinstance(cmd, NudgeCommand):
+        what = f"{cmd.channel.upper()} → {cmd.rep_id}"
+        flags = f" [exploration p={cmd.propensity:.2f}]" if cmd.exploration else ""
+    elif isinstance(cmd, NudgeTeam):
+        what = f"{cmd.channel.upper()} → team {cmd.team}"
+    elif isinstance(cmd, AskQuestionnaire):
+        what = f"ASK {cmd.questionnaire} → {cmd.rep_id}"
+    elif isinstance(cmd, UpdateCrmField):
+        what = f"CRM {cmd.field} = {cmd.value!r}"
     else:
-        what = f"CRM {cmd.field} = {cmd.value!r}"  # type: ignore[union-attr]
-    flags = (
-        f" [exploration p={cmd.propensity:.2f}]"
-        if getattr(cmd, "exploration", False)
-        else ""
-    )  # type: ignore[union-attr]
+        what = cmd.kind
     why = ", ".join(f"{k}={v}" for k, v in outcome.why.items())
     head = f"{when}  {what}  lead {getattr(cmd, 'lead_id', '?')}  {outcome.playbook}/{outcome.rule}{flags}"
     text = getattr(cmd, "text", None)

@@ -9,7 +9,9 @@ from nudge.signals import LeadSignal, LeadView, RepView, Score, ScorePoint
 from playbooks import parse_playbook
 
 NOW = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
-REP = RepView(rep_id="rep-1", name="Ana", timezone="America/New_York", manager_rep_id="mgr-1", team="east")
+REP = RepView(
+    rep_id="rep-1", name="Ana", timezone="America/New_York", manager_rep_id="mgr-1", team="east"
+)
 
 
 def signal(

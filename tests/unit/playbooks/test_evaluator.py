@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from nudge.signals import AskQuestionnaire, NudgeCommand, NudgeTeam, ScheduleStep, UpdateCrmField, fan_out
+from nudge.signals import (
+    AskQuestionnaire,
+    NudgeCommand,
+    NudgeTeam,
+    ScheduleStep,
+    UpdateCrmField,
+    fan_out,
+)
 from playbooks import decide, evaluate
 from playbooks.guards import GuardState
 
@@ -62,12 +69,20 @@ def test_conditions_all_any_not_and_expressions() -> None:
     good = {"employees": 150, "stage": "new", "custom": {"renewal_on": "2026-04-01"}}
     assert evaluate(signal(0.6, 0.4, **good), [pb], NOW)
     assert evaluate(signal(0.6, 0.4, **(good | {"stage": "closed"})), [pb], NOW) == []
-    assert evaluate(signal(0.6, 0.4, **(good | {"custom": {"renewal_on": "2027-01-01"}})), [pb], NOW) == []
+    assert (
+        evaluate(signal(0.6, 0.4, **(good | {"custom": {"renewal_on": "2027-01-01"}})), [pb], NOW)
+        == []
+    )
 
 
 def test_expression_on_missing_value_skips_rule_without_raising() -> None:
     """`lead.employees > 3` with no employees known is skipped, not an exception."""
-    pb = playbook(rule("{type: score.crossed_above, value: 0.5}", "    conditions: [{expr: 'lead.employees > 3'}]\n"))
+    pb = playbook(
+        rule(
+            "{type: score.crossed_above, value: 0.5}",
+            "    conditions: [{expr: 'lead.employees > 3'}]\n",
+        )
+    )
     assert evaluate(signal(0.6, 0.4), [pb], NOW) == []
 
 
@@ -140,8 +155,10 @@ def test_daily_cap_folds_the_rest_into_one_digest() -> None:
 def test_priority_orders_rules_firing_together() -> None:
     """The higher-priority rule's command comes first (and wins the daily cap)."""
     rules = (
-        "  - id: low\n    trigger: {type: event, event: page.viewed}\n    priority: 1\n" + NUDGE
-        + "  - id: high\n    trigger: {type: event, event: page.viewed}\n    priority: 9\n" + NUDGE
+        "  - id: low\n    trigger: {type: event, event: page.viewed}\n    priority: 1\n"
+        + NUDGE
+        + "  - id: high\n    trigger: {type: event, event: page.viewed}\n    priority: 9\n"
+        + NUDGE
     )
     pb = playbook(rules, "guards: {max_per_rep_per_day: 1}\n")
     commands = evaluate(signal(), [pb], NOW)
@@ -151,7 +168,12 @@ def test_priority_orders_rules_firing_together() -> None:
 
 def test_exploration_marks_nudges_and_logs_propensity() -> None:
     """With `explore: 0.3`, about 30 % of leads failing the conditions are nudged, marked."""
-    pb = playbook(rule("{type: event, event: page.viewed}", "    explore: 0.3\n    conditions: [{field: score.value, gte: 0.9}]\n"))
+    pb = playbook(
+        rule(
+            "{type: event, event: page.viewed}",
+            "    explore: 0.3\n    conditions: [{field: score.value, gte: 0.9}]\n",
+        )
+    )
     fired = [c for i in range(400) for c in evaluate(signal(0.2, 0.1, lead_id=f"L{i}"), [pb], NOW)]
     assert 80 <= len(fired) <= 160
     assert all(isinstance(c, NudgeCommand) and c.exploration and c.propensity == 0.3 for c in fired)
@@ -170,7 +192,11 @@ def test_audience_by_team_and_lead_condition() -> None:
 
 def test_quiet_hours_override_is_carried_to_the_command() -> None:
     """A rule's quiet-hours override travels on the command for delivery to enforce."""
-    pb = playbook(rule("{type: event, event: page.viewed}", "    quiet_hours: {start: '07:00', end: '22:00'}\n"))
+    pb = playbook(
+        rule(
+            "{type: event, event: page.viewed}", "    quiet_hours: {start: '07:00', end: '22:00'}\n"
+        )
+    )
     [cmd] = evaluate(signal(), [pb], NOW)
     assert isinstance(cmd, NudgeCommand) and cmd.quiet_hours is not None
     assert (cmd.quiet_hours.start, cmd.quiet_hours.end) == (dt.time(7), dt.time(22))

@@ -41,7 +41,9 @@ def test_unknown_event_field_checked_against_that_event_type() -> None:
 
 def test_unknown_event_type_suggests_the_real_one() -> None:
     """`page.view` is refused with "did you mean `page.viewed`"."""
-    out = problems("  - id: r\n    trigger: {type: event, event: page.view}\n    actions: [{type: stop}]\n")
+    out = problems(
+        "  - id: r\n    trigger: {type: event, event: page.view}\n    actions: [{type: stop}]\n"
+    )
     assert any("did you mean `page.viewed`" in p for p in out)
 
 
@@ -102,7 +104,9 @@ def test_duplicate_rule_ids_are_refused() -> None:
     assert any("used twice" in p for p in problems(rule + rule))
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("15m", 900), ("4h", 14400), ("3d", 259200), ("2w", 1209600)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("15m", 900), ("4h", 14400), ("3d", 259200), ("2w", 1209600)]
+)
 def test_durations_read_as_people_write_them(text: str, seconds: int) -> None:
     """`15m`, `4h`, `3d`, `2w` parse to the right number of seconds."""
     assert parse_duration(text) == dt.timedelta(seconds=seconds)
