@@ -190,6 +190,15 @@ Command = NudgeCommand | NudgeTeam | AskQuestionnaire | UpdateCrmField | Schedul
 """Everything the playbook agent may issue; ``kind`` tells them apart."""
 
 
+def routing_key(command: Command) -> str:
+    """The key a command is produced with: the rep for messages, the lead (or rep) otherwise."""
+    if isinstance(command, NudgeCommand | AskQuestionnaire):
+        return command.rep_id
+    if isinstance(command, ScheduleStep):
+        return command.partition_key
+    return command.lead_id
+
+
 def command_id_for(*parts: str) -> str:
     """A deterministic id for any non-message command, built like :func:`nudge_id_for`."""
     return "c_" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]

@@ -23,6 +23,9 @@ from pydantic import BaseModel, ValidationError
 from nudge.errors import PlaybookError
 from playbooks import messages as msg
 from playbooks.actions import EscalateAction, NudgeAction
+from playbooks.conditions import All, AnyOf, Compare, Condition, Not
+from playbooks.expressions import check_expression
+from playbooks.fields import is_known, unknown_field_message
 from playbooks.model import Playbook
 from playbooks.templates import field_problems, render, sample_context, sms_segments
 
@@ -190,6 +193,43 @@ def _template_problems(
     return out
 
 
+def _event_field_problems(
+    pb: Playbook, source: str, values: dict[tuple[str, ...], Mark]
+) -> list[Problem]:
+    """`event.*` fields in a rule whose trigger pins one event type must exist on that type."""
+    out: list[Problem] = []
+    for r, rule in enumerate(pb.rules):
+        if rule.event_type is None:
+            continue
+        spots: list[tuple[tuple[str, ...], Condition]] = [
+            (("rules", str(r), "conditions", str(i)), c) for i, c in enumerate(rule.conditions)
+        ]
+        spots += [
+            (("rules", str(r), "actions", str(a), "when"), act.when)
+            for a, act in enumerate(rule.actions)
+            if act.when is not None
+        ]
+        for path, cond in spots:
+            line, col = values.get(path, (1, 1))
+            for problem in event_fields_of(cond, rule.event_type):
+                out.append(Problem(source, line, col, ".".join(path), problem))
+    return out
+
+
+def event_fields_of(cond: Condition, event_type: str) -> list[str]:
+    """Problems with the `event.*` names ``cond`` reads, for a rule on ``event_type``."""
+    if isinstance(cond, Compare):
+        if cond.field.startswith("event.") and not is_known(cond.field, event_type):
+            return [unknown_field_message(cond.field, event_type)]
+        return []
+    if isinstance(cond, All | AnyOf):
+        inner = cond.all if isinstance(cond, All) else cond.any
+        return [p for c in inner for p in event_fields_of(c, event_type)]
+    if isinstance(cond, Not):
+        return event_fields_of(cond.not_, event_type)
+    return check_expression(cond.expr, event_type)
+
+
 def check_text(text: str, source: str = "<string>") -> Checked:
     """Validate one playbook in every stage; never raises for bad input."""
     try:
@@ -216,7 +256,8 @@ def check_text(text: str, source: str = "<string>") -> Checked:
         return Checked(source, None, _validation_problems(exc, source, values, keys))
     except (ValueError, TypeError, RecursionError) as exc:
         return Checked(source, None, [Problem(source, 1, 1, "playbook", str(exc))])
-    problems = _template_problems(playbook, source, values)
+    problems = _event_field_problems(playbook, source, values)
+    problems += _template_problems(playbook, source, values)
     refused = any(p.severity == "error" for p in problems)
     return Checked(source, None if refused else playbook, problems)
 

@@ -50,9 +50,10 @@ def date_due(
 ) -> dt.datetime | None:
     """When a "N days before/after a date field" trigger is due; ``None`` if never.
 
-    ``offset`` is negative for "before". A moment already past is due now (the
-    lead was created inside the window), unless it is stale (more than
-    :data:`STALE_AFTER` past the date itself plus offset... and the date is gone).
+    ``offset`` is negative for "before". If that moment has passed — the lead was
+    created, or the date entered, inside the window — it is due now, as long as the
+    date itself is still ahead or the moment passed less than :data:`STALE_AFTER`
+    ago; otherwise it is too late to act on and never fires.
     """
     day = parse_date(value)
     if day is None:

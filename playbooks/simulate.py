@@ -24,6 +24,7 @@ from playbooks.evaluator import Decision, decide
 from playbooks.guards import GuardState
 from playbooks.model import Playbook
 from playbooks.resume import resume, timer_signal
+from playbooks.triggers import describe
 from scoring import LeadState, Scorer, apply_event
 from scoring.points import PointsScorer
 
@@ -37,12 +38,14 @@ class Outcome:
     playbook: str
     rule: str
     why: dict[str, Any]
+    trigger: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "at": self.at.isoformat(),
             "playbook": self.playbook,
             "rule": self.rule,
+            "trigger": self.trigger,
             "why": self.why,
             "command": self.command.model_dump(mode="json"),
         }
@@ -178,9 +181,10 @@ class Simulation:
                 continue
             rule = getattr(command, "rule", "")
             playbook = getattr(command, "playbook", "")
-            self.report.outcomes.append(
-                Outcome(at, command, playbook, rule, why.get((playbook, rule), {}))
-            )
+            found = next((p.rule(rule) for p in self.playbooks if p.name == playbook), None)
+            trigger = describe(found.trigger) if found else rule
+            why_fired = why.get((playbook, rule), {})
+            self.report.outcomes.append(Outcome(at, command, playbook, rule, why_fired, trigger))
 
 
 def simulate(

@@ -19,7 +19,7 @@ from playbooks import fields as f
 from playbooks import messages as msg
 from playbooks.conditions import Compare, holds
 from playbooks.schedule import date_due, next_run
-from playbooks.types import Duration, Model, TimeOfDay, Zone, zone_for
+from playbooks.types import Duration, Model, TimeOfDay, Zone, human_duration, zone_for
 
 Match = dict[str, Any]
 """Field → value that made a trigger fire (shown by ``simulate`` as "why")."""
@@ -185,7 +185,11 @@ def fires(
         low = min(window, default=prev if prev is not None else score)
         was = prev if prev is not None else score
         if score - low >= trigger.by and was - low < trigger.by:
-            return {"score.value": score, "score.low": low, "within": str(trigger.within)}
+            return {
+                "score.value": score,
+                "score.low": low,
+                "within": human_duration(trigger.within),
+            }
         return None
     if isinstance(trigger, DealStageChanged):
         if signal.event_type != "deal.stage_changed":
@@ -240,7 +244,12 @@ def still_valid(
 
 
 def describe(trigger: Trigger) -> str:
-    """A short human description, for ``simulate`` output."""
-    data = trigger.model_dump(mode="json", exclude_defaults=True, by_alias=True)
-    kind = str(data.pop("type"))
-    return kind + (" " + ", ".join(f"{k}={v}" for k, v in data.items()) if data else "")
+    """A short human description, for ``simulate`` output: ``score.jumped by=0.4, within=1d``."""
+    parts = []
+    for name, info in type(trigger).model_fields.items():
+        value = getattr(trigger, name)
+        if name == "type" or value == info.default or value in (None, [], {}):
+            continue
+        shown = human_duration(value) if isinstance(value, dt.timedelta) else value
+        parts.append(f"{info.alias or name}={shown}")
+    return trigger.type + (" " + ", ".join(parts) if parts else "")

@@ -67,6 +67,15 @@ def parse_zone(value: Any) -> str:
     return str(value)
 
 
+def human_duration(value: dt.timedelta) -> str:
+    """The inverse of :func:`parse_duration`: 86400 s → ``1d``, 900 s → ``15m``."""
+    seconds = int(value.total_seconds())
+    for unit in ("w", "d", "h", "m"):
+        if seconds and seconds % _UNITS[unit] == 0:
+            return f"{seconds // _UNITS[unit]}{unit}"
+    return f"{seconds}s"
+
+
 Duration = Annotated[dt.timedelta, BeforeValidator(parse_duration)]
 TimeOfDay = Annotated[dt.time, BeforeValidator(parse_time)]
 Zone = Annotated[str, BeforeValidator(parse_zone)]

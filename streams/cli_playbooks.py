@@ -144,7 +144,11 @@ def describe(outcome: Outcome) -> str:
     why = ", ".join(f"{k}={v}" for k, v in outcome.why.items())
     head = f"{when}  {what}  lead {getattr(cmd, 'lead_id', '?')}  {outcome.playbook}/{outcome.rule}{flags}"
     text = getattr(cmd, "text", None)
-    lines = [head] + ([f"    why: {why}"] if why else []) + ([f"    “{text}”"] if text else [])
+    lines = (
+        [head, f"    trigger: {outcome.trigger}"]
+        + ([f"    why: {why}"] if why else [])
+        + ([f"    “{text}”"] if text else [])
+    )
     return "\n".join(lines)
 
 

@@ -116,3 +116,14 @@ def test_yaml_sexagesimal_time_is_understood() -> None:
     """Unquoted `08:30` (YAML 1.1 reads it as 510) still means half past eight."""
     assert parse_time(510) == dt.time(8, 30)
     assert parse_time("08:30") == dt.time(8, 30)
+
+
+def test_condition_on_a_field_the_triggering_event_lacks() -> None:
+    """A rule on `search.keyword` may not test `event.path` (that event has no path)."""
+    out = problems(
+        "  - id: r\n    trigger: {type: event, event: search.keyword}\n"
+        "    conditions: [{field: event.path, eq: /x}, {expr: \"event.form == 'a'\"}]\n"
+        "    actions: [{type: stop}]\n"
+    )
+    assert len(out) == 2
+    assert "unknown field `event.path`" in out[0] and "unknown field `event.form`" in out[1]
