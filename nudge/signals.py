@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 
 class _Model(BaseModel):
@@ -188,6 +188,15 @@ class ScheduleStep(_Model):
 
 Command = NudgeCommand | NudgeTeam | AskQuestionnaire | UpdateCrmField | ScheduleStep
 """Everything the playbook agent may issue; ``kind`` tells them apart."""
+
+_COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(
+    Annotated[Command, Field(discriminator="kind")]
+)
+
+
+def parse_command(raw: bytes | str) -> Command:
+    """Decode any command from its JSON (as produced by ``model_dump_json``)."""
+    return _COMMAND_ADAPTER.validate_json(raw)
 
 
 def routing_key(command: Command) -> str:

@@ -75,7 +75,14 @@ def make_filters(now: dt.datetime) -> dict[str, Any]:
     return {"pct": pct, "money": money, "ago": ago, "in_days": in_days}
 
 
-_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+def _finalize(value: Any) -> Any:
+    """An absent optional value prints as a dash, never as ``None``, in a rep's message."""
+    return "—" if value is None else value
+
+
+_ENV = ImmutableSandboxedEnvironment(
+    undefined=StrictUndefined, autoescape=False, finalize=_finalize
+)
 _ENV.filters.update(make_filters(dt.datetime.now(dt.UTC)))
 
 

@@ -11,6 +11,8 @@ from nudge.signals import (
     ScheduleStep,
     UpdateCrmField,
     fan_out,
+    parse_command,
+    routing_key,
 )
 from playbooks import decide, evaluate
 from playbooks.guards import GuardState
@@ -209,3 +211,24 @@ def test_template_failure_skips_the_rule_only() -> None:
     pb = playbook(bad + good)
     commands = evaluate(signal(), [pb], NOW)
     assert [c.rule for c in commands if isinstance(c, NudgeCommand)] == ["good"]
+
+
+def test_every_command_round_trips_through_json() -> None:
+    """Whatever kind the evaluator issues, `parse_command` reads its JSON back identically."""
+    actions = (
+        "    actions:\n"
+        "      - {type: nudge, template: hi}\n"
+        "      - {type: nudge, to: 'team:east', template: hi}\n"
+        "      - {type: ask, questionnaire: q}\n"
+        "      - {type: update_crm, field: lead.custom.tier, value: 2}\n"
+        "      - {type: wait, for: 1h}\n"
+        "      - {type: stop}\n"
+    )
+    commands = evaluate(
+        signal(0.6, 0.4),
+        [playbook(rule("{type: score.crossed_above, value: 0.5}", actions=actions))],
+        NOW,
+    )
+    assert [c.kind for c in commands] == ["nudge", "nudge_team", "ask", "update_crm", "schedule"]
+    assert [parse_command(c.model_dump_json()) for c in commands] == commands
+    assert [routing_key(c) for c in commands] == ["rep-1", "L1", "rep-1", "L1", "L1"]
