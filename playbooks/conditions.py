@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from playbooks import fields as f
+from playbooks import messages as msg
 from playbooks.expressions import check_expression, evaluate_expression
 from playbooks.types import Model
 
@@ -74,7 +75,7 @@ class Compare(Model):
         ]
         if len(given) != 1:
             raise ValueError(
-                f"write exactly one operator for `{self.field}` (one of {', '.join(OPS)}); got {len(given)}"
+                msg.ONE_OPERATOR.format(field=self.field, ops=", ".join(OPS), count=len(given))
             )
         return self
 

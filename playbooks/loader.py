@@ -140,6 +140,17 @@ def _validation_problems(
             if close:
                 text += " — " + msg.DID_YOU_MEAN.format(suggestion=close[0])
             mark = keys.get(path)
+        elif err["type"] == "union_tag_invalid":
+            ctx = err.get("ctx", {})
+            tags = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",")]
+            text = msg.UNKNOWN_TYPE.format(value=ctx.get("tag"), options=", ".join(tags))
+            close = difflib.get_close_matches(str(ctx.get("tag")), tags, n=1, cutoff=0.6)
+            if close:
+                text = msg.UNKNOWN_TYPE_HINT.format(value=ctx.get("tag"), suggestion=close[0])
+            mark = None
+        elif err["type"] == "union_tag_not_found":
+            text = msg.MISSING_TYPE if "discriminator 'type'" in err["msg"] else msg.NOT_A_CONDITION
+            mark = None
         elif err["type"] == "missing":
             text = msg.MISSING_KEY.format(key=path[-1] if path else "?")
             mark = None

@@ -116,7 +116,7 @@ class DateTrigger(Model):
     @model_validator(mode="after")
     def _one_offset(self) -> DateTrigger:
         if self.before is not None and self.after is not None:
-            raise ValueError("write `before` or `after`, not both")
+            raise ValueError(msg.BEFORE_OR_AFTER)
         return self
 
     @property

@@ -19,6 +19,7 @@ from typing import Any
 from nudge.errors import ConfigError, EventRejected, PlaybookError
 from nudge.events import LeadEvent, RepUpserted, parse_event
 from nudge.signals import AskQuestionnaire, NudgeCommand, NudgeTeam, UpdateCrmField
+from playbooks import messages as msg
 from playbooks.loader import check_paths, load_playbooks
 from playbooks.simulate import Outcome, Report, simulate
 from playbooks.types import parse_duration
@@ -78,7 +79,7 @@ def _check(args: argparse.Namespace) -> int:
         )
         print(f"{r.file}: {state}")
     if not results:
-        print("no playbook files found", file=sys.stderr)
+        print(msg.NO_PLAYBOOKS, file=sys.stderr)
         return 1
     return 1 if failed else 0
 

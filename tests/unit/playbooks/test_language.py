@@ -127,3 +127,15 @@ def test_condition_on_a_field_the_triggering_event_lacks() -> None:
     )
     assert len(out) == 2
     assert "unknown field `event.path`" in out[0] and "unknown field `event.form`" in out[1]
+
+
+def test_misspelt_kind_suggests_the_real_one() -> None:
+    """`type: nuge` and `score.crosed_above` get "did you mean" instead of pydantic's jargon."""
+    out = problems(
+        "  - id: r\n    trigger: {type: score.crosed_above, value: 0.5}\n"
+        "    actions: [{type: nuge, template: x}]\n"
+    )
+    assert out == [
+        "t.yaml:6:14: rules.0.trigger: unknown type `score.crosed_above` — did you mean `score.crossed_above`?",
+        "t.yaml:7:15: rules.0.actions.0: unknown type `nuge` — did you mean `nudge`?",
+    ]
