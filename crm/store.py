@@ -58,9 +58,9 @@ class Store:
         await self.db.execute(
             "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT)"
         )
-        async with self.db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version") as cur:
-            row = await cur.fetchone()
-        current = int(row[0]) if row else 0
+        async with self.db.execute("SELECT version FROM schema_version") as cur:
+            applied = {int(r[0]) for r in await cur.fetchall()}
+        current = max(applied, default=0)
         files = sorted(MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.sql"))
         latest = int(files[-1].name[:4]) if files else 0
         if current > latest:
@@ -69,7 +69,7 @@ class Store:
             )
         for file in files:
             version = int(file.name[:4])
-            if version <= current:
+            if version in applied:  # numbers are allocated per branch: fill gaps too
                 continue
             await self.db.execute("BEGIN IMMEDIATE")
             try:
@@ -87,7 +87,7 @@ class Store:
             except BaseException:
                 await self.db.rollback()
                 raise
-            current = version
+            current = max(current, version)
         return current
 
     # -- reps ---------------------------------------------------------------------

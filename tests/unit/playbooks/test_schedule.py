@@ -6,6 +6,8 @@ import datetime as dt
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from crm.schedules import Schedules
 from nudge.signals import ScheduleStep
 from playbooks.schedule import date_due, next_run
@@ -96,5 +98,28 @@ async def test_due_by_partition_keys_and_cancel(tmp_path: Path) -> None:
         await s.cancel("c")
         assert [r.schedule_id for r in await s.due(NOW, 10, keys={"L2"})] == ["b"]
         assert await s.next_due_at() == NOW
+    finally:
+        await s.close()
+
+
+async def test_schedules_migration_applies_to_a_database_already_past_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database migrated by a branch with 0003 but without 0002 still gets the table."""
+    import crm.store
+    from crm.store import Store
+
+    real = crm.store.MIGRATIONS
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "0001_initial.sql").write_text((real / "0001_initial.sql").read_text())
+    (other / "0003_other.sql").write_text("CREATE TABLE other_branch (a TEXT)")
+    monkeypatch.setattr(crm.store, "MIGRATIONS", other)
+    store = await Store.open(tmp_path / "crm.db")
+    await store.close()
+    (other / "0002_schedules.sql").write_text((real / "0002_schedules.sql").read_text())
+    s = await Schedules.open(tmp_path / "crm.db")
+    try:
+        assert await s.add(step("a", 0))
     finally:
         await s.close()
