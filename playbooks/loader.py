@@ -33,6 +33,8 @@ DEFAULT_PLAYBOOKS = Path(__file__).with_name("default")
 EXAMPLES = Path(__file__).with_name("examples")
 Mark = tuple[int, int]
 _TAGS = {"compare", "all", "any", "not", "expr"}
+MAX_BYTES = 256 * 1024
+"""A playbook is a page or two of YAML; anything this large is a mistake."""
 
 
 @dataclass(frozen=True)
@@ -243,7 +245,17 @@ def event_fields_of(cond: Condition, event_type: str) -> list[str]:
 
 def check_text(text: str, source: str = "<string>") -> Checked:
     """Validate one playbook in every stage; never raises for bad input."""
+    if len(text) > MAX_BYTES:
+        return Checked(
+            source, None, [Problem(source, 1, 1, "file", msg.TOO_LARGE.format(limit=MAX_BYTES))]
+        )
     try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                at = event.start_mark
+                line, col = (at.line + 1, at.column + 1) if at else (1, 1)
+                alias = Problem(source, line, col, "playbook", msg.NO_ALIASES)
+                return Checked(source, None, [alias])
         data: Any = yaml.safe_load(text)
         values, keys = _marks(text)
     except yaml.YAMLError as exc:

@@ -249,3 +249,11 @@ def test_expression_internals_are_refused(base: str, attr: str) -> None:
     for expr in (f"{base}.{attr}", f"{base}.{attr}()", f"getattr({base}, '{attr}')"):
         text = f'name: t\nowner: o\nversion: 1\nrules:\n  - id: r\n    trigger: {{type: score.crossed_above, value: 0.5}}\n    conditions: [{{expr: "{expr}"}}]\n    actions: [{{type: stop}}]\n'
         assert check_text(text, "t.yaml").playbook is None
+
+
+def test_alias_bomb_is_refused_quickly() -> None:
+    """Nested YAML aliases (a "billion laughs") are refused at once, not expanded."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    checked = check_text("\n".join(lines) + "\nname: t\n", "bomb.yaml")
+    assert checked.playbook is None and "aliases" in checked.errors[0].message
