@@ -14,6 +14,7 @@ import datetime as dt
 from typing import Any
 
 from jinja2 import StrictUndefined, nodes
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from playbooks import fields as f
@@ -80,9 +81,25 @@ def _finalize(value: Any) -> Any:
     return "—" if value is None else value
 
 
-_ENV = ImmutableSandboxedEnvironment(
-    undefined=StrictUndefined, autoescape=False, finalize=_finalize
-)
+MAX_REPEAT = 2000
+"""The longest string or list ``*`` may build in a template (a message is ≤ 1,600 chars)."""
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, plus limits on ``*`` and ``**`` (Jinja leaves both unbounded)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            raise SecurityError("`**` is not allowed in templates")
+        seq, count = (left, right) if isinstance(left, str | list) else (right, left)
+        if isinstance(seq, str | list) and isinstance(count, int) and len(seq) * count > MAX_REPEAT:
+            raise SecurityError(f"`*` would build more than {MAX_REPEAT} characters")
+        return super().call_binop(context, operator, left, right)
+
+
+_ENV = _Sandbox(undefined=StrictUndefined, autoescape=False, finalize=_finalize)
 _ENV.filters.update(make_filters(dt.datetime.now(dt.UTC)))
 
 

@@ -226,13 +226,15 @@ ESCAPES = [
     "{{ score.reasons.pop() }}",
     "{% set x = lead.__dict__ %}{{ x }}",
     "{{ cycler.__init__.__globals__.os }}",
+    "{{ 'a' * 1000000000 }}",
+    "{{ 9 ** 9 ** 9 }}",
     "{{ lead|attr('__class__') }}",
 ]
 
 
 @pytest.mark.parametrize("template", ESCAPES)
 def test_template_escapes_are_refused(template: str) -> None:
-    """Templates reaching for Python internals never load, and never render."""
+    """Templates reaching for Python internals or unbounded work never load, and never render."""
     text = f'name: t\nowner: o\nversion: 1\nrules:\n  - id: r\n    trigger: {{type: score.crossed_above, value: 0.5}}\n    actions: [{{type: nudge, template: "{template}"}}]\n'
     assert check_text(text, "t.yaml").playbook is None
     with pytest.raises((SecurityError, UndefinedError)):
