@@ -6,8 +6,8 @@ than the code is refused rather than guessed at. WAL mode lets two workers on on
 machine share the file.
 
 The outbox is the single source of truth for "was this nudge delivered":
-:meth:`Store.claim_nudge` moves a nudge to ``sending`` only if no one has before,
-so the same nudge id is never sent twice, across retries, redeliveries and
+:mod:`crm.outbox` claims a nudge (``sending``) only if no one has before, so
+the same nudge id is never sent twice, across retries, redeliveries and
 restarts. A crash between claim and send leaves the row in ``sending``: it is
 reported at start-up (:meth:`Store.in_flight`) instead of being sent again.
 """
@@ -22,7 +22,6 @@ from typing import Any
 import aiosqlite
 
 from nudge.events import RepUpserted
-from nudge.signals import NudgeCommand
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -54,7 +53,11 @@ class Store:
         await self.db.close()
 
     async def migrate(self) -> int:
-        """Apply pending migrations; return the schema version."""
+        """Apply every migration not yet recorded (gaps too); return the highest version.
+
+        Migrations are applied by set membership, not "above the current version":
+        files from branches developed side by side may land out of number order.
+        """
         await self.db.execute(
             "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT)"
         )
@@ -69,7 +72,7 @@ class Store:
             )
         for file in files:
             version = int(file.name[:4])
-            if version in applied:  # numbers are allocated per branch: fill gaps too
+            if version in applied:
                 continue
             await self.db.execute("BEGIN IMMEDIATE")
             try:
@@ -239,51 +242,6 @@ class Store:
         return [json.loads(r["detail_json"]) for r in rows]
 
     # -- outbox -------------------------------------------------------------------------
-    async def claim_nudge(self, cmd: NudgeCommand) -> bool:
-        """Record ``cmd`` and move it to ``sending``. False: it was claimed before."""
-        now = _now()
-        await self.db.execute(
-            """INSERT OR IGNORE INTO outbox (nudge_id, rep_id, lead_id, channel, state, playbook,
-                                             rule, text, command_json, created_at, updated_at)
-               VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)""",
-            (
-                cmd.nudge_id,
-                cmd.rep_id,
-                cmd.lead_id,
-                cmd.channel,
-                cmd.playbook,
-                cmd.rule,
-                cmd.text,
-                cmd.model_dump_json(),
-                now,
-                now,
-            ),
-        )
-        cur = await self.db.execute(
-            """UPDATE outbox SET state='sending', attempts=attempts+1, updated_at=?
-               WHERE nudge_id=? AND state IN ('queued', 'held')""",
-            (now, cmd.nudge_id),
-        )
-        await self.db.commit()
-        return cur.rowcount == 1
-
-    async def finish_nudge(
-        self,
-        nudge_id: str,
-        state: str,
-        *,
-        channel: str | None = None,
-        provider_id: str | None = None,
-        reason: str | None = None,
-    ) -> None:
-        await self.db.execute(
-            """UPDATE outbox SET state=?, channel=COALESCE(?, channel),
-                 provider_id=COALESCE(?, provider_id), reason=?, updated_at=?
-               WHERE nudge_id=?""",
-            (state, channel, provider_id, reason, _now(), nudge_id),
-        )
-        await self.db.commit()
-
     async def outbox(self, state: str | None = None) -> list[dict[str, Any]]:
         sql = (
             "SELECT * FROM outbox" + (" WHERE state = ?" if state else "") + " ORDER BY created_at"

@@ -129,6 +129,30 @@ class Settings(BaseSettings):
         description="Slack signing secret (secret).",
     )
 
+    twilio_api_url: str | None = Field(
+        default=None,
+        description="Base URL of the Twilio REST API. Unset: `https://api.twilio.com`. "
+        "Tests and staging point it at a fake.",
+    )
+    slack_api_url: str | None = Field(
+        default=None,
+        description="Base URL of the Slack Web API. Unset: `https://slack.com/api/`.",
+    )
+    quiet_hours_start: str = Field(
+        default="08:00",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="Start of the hours nudges may be sent, in each rep's local time (HH:MM). "
+        "Nudges outside the window are held, never dropped.",
+    )
+    quiet_hours_end: str = Field(
+        default="21:00",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="End of the sending window, in each rep's local time (HH:MM).",
+    )
+    daily_limit: int = Field(
+        default=20, ge=1, description="Most nudges one rep receives per local day."
+    )
+
     @field_validator("playbooks", mode="before")
     @classmethod
     def _split_paths(cls, value: Any) -> Any:

@@ -245,3 +245,31 @@ def ensure_aware(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None:
         raise ValueError("naive datetime: a timezone is required")
     return value
+
+
+ReplyKind = Literal["message", "action", "opt_out", "opt_in", "help"]
+"""What a reply is: free text, a button click, or one of the SMS keywords."""
+
+
+class Reply(_Model):
+    """One answer from a rep, from any channel, as the ``replies`` topic carries it.
+
+    ``reply_id`` is the provider's own id (Twilio MessageSid, Slack event id or
+    action timestamp), so a webhook the provider retries is recognised as the
+    same reply downstream. ``rep_id`` is None when the sender matched no rep; the
+    raw address is kept in ``sender`` either way.
+    """
+
+    reply_id: str
+    rep_id: str | None = None
+    sender: str = Field(description="phone number (E.164) or Slack user id it came from")
+    channel: Literal["sms", "slack", "console"]
+    kind: ReplyKind = "message"
+    text: str = ""
+    received_at: AwareDatetime
+    action: str | None = Field(
+        default=None, description="button clicked: log_call, snooze, not_relevant or choice"
+    )
+    choice: str | None = Field(default=None, description="questionnaire choice clicked")
+    nudge_id: str | None = Field(default=None, description="the nudge a click answers")
+    lead_id: str | None = None

@@ -111,6 +111,16 @@ def _marks(text: str) -> tuple[dict[tuple[str, ...], Mark], dict[tuple[str, ...]
     return values, keys
 
 
+def yaml_lines(text: str) -> dict[tuple[str, ...], int]:
+    """Each YAML path (as strings) → the 1-based line of its value (used by questionnaires)."""
+    values, _ = _marks(text)
+    return {path: line for path, (line, _col) in values.items()}
+
+
+_compose_lines = yaml_lines
+"""The first version's name, still imported by ``playbooks.questionnaire``."""
+
+
 def _locate(
     loc: tuple[Any, ...], values: dict[tuple[str, ...], Mark]
 ) -> tuple[tuple[str, ...], str]:

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from typing import Any
 
 from faust.types import EventT
 
+from crm.outbox import Outbox
 from crm.store import normalise_identity
-from notifiers import OutboundMessage, Recipient
-from nudge.errors import DeliveryError, EventRejected
+from delivery import deliver
+from nudge.errors import EventRejected
 from nudge.events import LeadEvent, RepUpserted, event_to_json, parse_event
 from nudge.logs import get_logger
 from nudge.signals import LeadSignal, NudgeCommand
@@ -89,11 +91,13 @@ async def resolve_lead(pipeline: Pipeline, event: LeadEvent) -> tuple[str | None
 async def handle_inbound(p: Pipeline, event: EventT[Any]) -> None:
     """Validate one inbound message; dead-letter it, upsert a rep, or forward it by lead."""
     raw: bytes = event.value
+    topic = event.message.topic
     p.stats["events.in"] += 1
     try:
         parsed = parse_event(raw)
     except EventRejected as exc:
         p.stats["events.rejected"] += 1
+        p.metrics.events.labels(topic, "rejected").inc()
         log.warning(
             "event rejected",
             reason=exc.reason,
@@ -110,10 +114,12 @@ async def handle_inbound(p: Pipeline, event: EventT[Any]) -> None:
         await store.upsert_rep(parsed)
         p.stats["events.accepted"] += 1
         p.stats["reps.upserted"] += 1
+        p.metrics.events.labels(topic, "accepted").inc()
         return
     lead_id, late = await resolve_lead(p, parsed)
     if lead_id is None:
         p.stats["events.unmatched"] += 1
+        p.metrics.events.labels(topic, "unmatched").inc()
         await store.log_activity(
             parsed.event_id,
             None,
@@ -125,6 +131,7 @@ async def handle_inbound(p: Pipeline, event: EventT[Any]) -> None:
     if parsed.lead_id != lead_id:
         parsed = parsed.model_copy(update={"lead_id": lead_id})
     p.stats["events.accepted"] += 1
+    p.metrics.events.labels(topic, "accepted").inc()
     await p.activity.send(force=True, key=lead_id.encode(), value=event_to_json(parsed))
     for event_ in late:
         p.stats["events.late_matched"] += 1
@@ -137,10 +144,13 @@ async def handle_activity(p: Pipeline, lead_id: str, raw: bytes) -> None:
     assert not isinstance(event, RepUpserted)
     stored = p.leads.get(lead_id)
     state = LeadState.from_dict(stored) if stored else LeadState(lead_id=lead_id)
+    started = time.perf_counter()
     if not apply_event(state, event):
         p.stats["events.duplicate"] += 1
+        p.metrics.events.labels("lead.activity", "duplicate").inc()
         return
     score = p.scorer.rescore(state, event, p.clock.now())
+    p.metrics.rescore.observe(time.perf_counter() - started)
     state.record_score(score)
     p.leads[lead_id] = state.to_dict()
     p.stats["leads.rescored"] += 1
@@ -163,6 +173,7 @@ async def handle_signal(p: Pipeline, raw: bytes) -> None:
     p.stats["signals.evaluated"] += 1
     for command in evaluate(signal, p.playbooks, p.clock.now()):
         p.stats["playbook.fired"] += 1
+        p.metrics.firings.labels(command.playbook, command.rule).inc()
         log.info(
             "rule fired",
             playbook=command.playbook,
@@ -225,49 +236,18 @@ def register(p: Pipeline) -> None:
     async def delivery(stream: Any) -> None:
         async for event in stream.events():
             try:
-                await deliver(p, NudgeCommand.model_validate_json(event.value))
+                await handle_nudge(p, NudgeCommand.model_validate_json(event.value))
             except Exception as exc:
                 await unexpected(p, "delivery", event, exc)
             finally:
                 p.stats["nudges.handled"] += 1
 
 
-async def deliver(p: Pipeline, command: NudgeCommand) -> None:
-    """Send one nudge at most once, recording the outcome in the outbox."""
+async def handle_nudge(p: Pipeline, command: NudgeCommand) -> None:
+    """Queue the nudge in the outbox and send what is due for its rep (delivery decides)."""
     store = await p.store()
-    if not await store.claim_nudge(command):
-        p.stats["nudges.duplicate"] += 1
-        return
-    rep = await store.get_rep(command.rep_id)
-    if rep is None:
-        p.stats["nudges.suppressed"] += 1
-        await store.finish_nudge(command.nudge_id, "suppressed", reason="unknown rep")
-        log.warning("nudge for an unknown rep", rep_id=command.rep_id, nudge_id=command.nudge_id)
-        return
-    recipient = Recipient(
-        rep_id=rep["rep_id"],
-        name=rep["name"],
-        phone=rep["phone"],
-        email=rep["email"],
-        slack_user_id=rep["slack_user_id"],
-        timezone=rep["timezone"],
-    )
-    message = OutboundMessage(
-        nudge_id=command.nudge_id,
-        recipient=recipient,
-        text=command.text,
-        reasons=tuple(command.reasons),
-        lead_id=command.lead_id,
-    )
-    try:
-        result = await p.notifier.send(message)
-    except DeliveryError as exc:
-        p.stats["nudges.failed"] += 1
-        await store.finish_nudge(command.nudge_id, "failed", reason=exc.reason)
-        log.warning("nudge failed", nudge_id=command.nudge_id, reason=exc.reason)
-        return
-    p.stats["nudges.sent"] += 1
-    await store.finish_nudge(
-        command.nudge_id, "sent", channel=result.channel, provider_id=result.provider_id
-    )
-    log.info("nudge sent", nudge_id=command.nudge_id, rep_id=command.rep_id, channel=result.channel)
+    state = await deliver(command, store, p.notifiers, p.clock.now(), policy=p.policy)
+    p.stats[f"nudges.{state}"] += 1
+    row = await Outbox(store).get(command.nudge_id)
+    p.metrics.nudges.labels((row or {}).get("channel") or command.channel, state).inc()
+    log.info("nudge handled", nudge_id=command.nudge_id, rep_id=command.rep_id, state=state)

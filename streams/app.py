@@ -23,7 +23,8 @@ from typing import Any
 import faust
 
 from crm.store import Store
-from notifiers import ConsoleNotifier, Notifier
+from delivery import Policy, drain_due
+from notifiers import Notifier, build_notifiers
 from nudge.clock import Clock, SystemClock
 from nudge.logs import get_logger
 from nudge.settings import Settings
@@ -31,6 +32,7 @@ from playbooks import load_playbooks
 from playbooks.model import Playbook
 from scoring import Scorer
 from scoring.points import PointsScorer, load_points_config
+from streams.metrics import Metrics
 from streams.topics import INBOUND
 
 log = get_logger(__name__)
@@ -38,6 +40,8 @@ log = get_logger(__name__)
 LEAD_FLUSH_INTERVAL = 1.0
 """Seconds between batched writes of lead snapshots to SQLite."""
 IDENTITY_CACHE_MAX = 200_000
+OUTBOX_DRAIN_INTERVAL = 5.0
+"""Seconds between passes over the outbox for held and retry-queued nudges."""
 
 
 @dataclass
@@ -48,8 +52,10 @@ class Pipeline:
     app: faust.App
     scorer: Scorer
     playbooks: list[Playbook]
-    notifier: Notifier
+    notifiers: dict[str, Notifier]
+    policy: Policy
     clock: Clock
+    metrics: Metrics
     stats: Counter[str] = field(default_factory=Counter)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     identities: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -89,7 +95,8 @@ class Pipeline:
         if self._store is not None:
             await self._store.close()
             self._store = None
-        await self.notifier.close()
+        for notifier in self.notifiers.values():
+            await notifier.close()
 
     # topics, set by build()
     inbound: Any = None
@@ -97,6 +104,7 @@ class Pipeline:
     activity: Any = None
     signals: Any = None
     nudges: Any = None
+    replies: Any = None
     leads: Any = None
 
 
@@ -155,7 +163,7 @@ def build(
     settings: Settings,
     broker_url: str,
     *,
-    notifier: Notifier | None = None,
+    notifiers: dict[str, Notifier] | None = None,
     clock: Clock | None = None,
 ) -> Pipeline:
     """Assemble the app, its topics and tables, its agents and web views."""
@@ -165,20 +173,33 @@ def build(
         app=app,
         scorer=PointsScorer(load_points_config(settings.scoring_rules)),
         playbooks=load_playbooks(settings.playbooks or None),
-        notifier=notifier or ConsoleNotifier(),
+        notifiers=notifiers if notifiers is not None else build_notifiers(settings),
+        policy=Policy.from_settings(settings),
         clock=clock or SystemClock(),
+        metrics=Metrics(app),
     )
     pipeline.inbound = app.topic(*INBOUND, key_serializer="raw", value_serializer="raw")
     pipeline.dead = app.topic("events.dead", key_serializer="raw", value_serializer="raw")
     pipeline.activity = app.topic("lead.activity", key_serializer="raw", value_serializer="raw")
     pipeline.signals = app.topic("lead.signals", key_serializer="raw", value_serializer="raw")
     pipeline.nudges = app.topic("nudges", key_serializer="raw", value_serializer="raw")
+    pipeline.replies = app.topic("replies", key_serializer="raw", value_serializer="raw")
     pipeline.leads = app.Table("leads", default=None, partitions=settings.partitions)
 
     async def flush_leads() -> None:
         await pipeline.flush_leads()
 
     app.timer(LEAD_FLUSH_INTERVAL)(flush_leads)
+
+    async def drain_outbox() -> None:
+        """Send held (quiet hours) and retry-queued nudges whose time has come."""
+        sent = await drain_due(
+            await pipeline.store(), pipeline.notifiers, pipeline.clock.now(), policy=pipeline.policy
+        )
+        if sent:
+            pipeline.stats["nudges.drained"] += sent
+
+    app.timer(OUTBOX_DRAIN_INTERVAL)(drain_outbox)
 
     from streams import agents, views
 
