@@ -29,6 +29,9 @@ OPEN_PREFIXES = ("lead.custom.", "event.fields.custom.", "event.answers.")
 
 QUESTIONNAIRE_EVENT = "questionnaire.answered"
 """The event type the conversation agent's answers arrive as (not an inbound event)."""
+QUESTIONNAIRE_SOURCE_PREFIX = "nudge.questionnaire."
+"""Answers come back as ``lead.updated`` events whose source is this prefix + the id
+(``crm.conversations.lead_updated_event``)."""
 QUESTIONNAIRE_FIELDS = ("questionnaire", "question", "answer", "answers", "rep_id")
 TIMER_EVENT = "timer"
 """The event type of the synthetic signal a due schedule is resumed with."""

@@ -199,10 +199,12 @@ def fires(
             return None
         return {"event.from_stage": frm, "event.to_stage": to}
     if isinstance(trigger, QuestionnaireAnswered):
+        # the conversation agent records answers as lead.updated from this source
+        source = f"{f.QUESTIONNAIRE_SOURCE_PREFIX}{trigger.questionnaire}"
         if (
             signal.event_type == f.QUESTIONNAIRE_EVENT
             and signal.event.get("questionnaire") == trigger.questionnaire
-        ):
+        ) or (signal.event_type == "lead.updated" and signal.event.get("source") == source):
             return {"event.questionnaire": trigger.questionnaire}
         return None
     if signal.event_type != trigger.event:

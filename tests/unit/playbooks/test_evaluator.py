@@ -232,3 +232,13 @@ def test_every_command_round_trips_through_json() -> None:
     assert [c.kind for c in commands] == ["nudge", "nudge_team", "ask", "update_crm", "schedule"]
     assert [parse_command(c.model_dump_json()) for c in commands] == commands
     assert [routing_key(c) for c in commands] == ["rep-1", "L1", "rep-1", "L1", "L1"]
+
+
+def test_questionnaire_answered_matches_the_conversation_agents_event() -> None:
+    """Answers arrive as `lead.updated` from `nudge.questionnaire.<id>`; only that id fires."""
+    pb = playbook(rule("{type: questionnaire.answered, questionnaire: post-meeting}"))
+    answered = {"type": "lead.updated", "source": "nudge.questionnaire.post-meeting", "fields": {}}
+    assert evaluate(signal(event=answered), [pb], NOW)
+    other = answered | {"source": "nudge.questionnaire.other"}
+    assert evaluate(signal(event=other), [pb], NOW) == []
+    assert evaluate(signal(event=answered | {"source": "salesforce"}), [pb], NOW) == []
