@@ -10,7 +10,7 @@ from playbooks.evaluator import Decision, decide, evaluate
 from playbooks.guards import GuardState
 from playbooks.loader import check_paths, load_playbooks, parse_playbook
 from playbooks.registry import PlaybookSet
-from playbooks.resume import resume, timer_signal
+from playbooks.resume import resume, step_of, timer_signal
 
 __all__ = [
     "Decision",
@@ -22,5 +22,6 @@ __all__ = [
     "load_playbooks",
     "parse_playbook",
     "resume",
+    "step_of",
     "timer_signal",
 ]

@@ -39,18 +39,34 @@ log = get_logger(__name__)
 
 
 def timer_signal(
-    lead: LeadView, score: Score, step: ScheduleStep, now: dt.datetime, rep: RepView | None = None
+    lead: LeadView | None,
+    score: Score | None,
+    step: ScheduleStep,
+    now: dt.datetime,
+    rep: RepView | None = None,
 ) -> LeadSignal:
-    """The signal a due row is resumed with: the lead as it is now, event type ``timer``."""
+    """The signal a due row is resumed with: the lead as it is now, event type ``timer``.
+
+    The whole step rides in ``event["step"]``, so the worker may send this signal
+    through ``lead.signals`` like any other and the playbook agent resumes it with
+    :func:`step_of`. ``lead``/``score`` may be ``None`` for digests (about a rep).
+    """
     return LeadSignal(
-        lead=lead,
-        event={"type": TIMER_EVENT, "purpose": step.purpose, "schedule_id": step.schedule_id},
+        lead=lead or LeadView(lead_id=step.lead_id or "", owner_rep_id=step.rep_id),
+        event={"type": TIMER_EVENT, "step": step.model_dump(mode="json")},
         event_id=step.schedule_id,
         event_type=TIMER_EVENT,
         at=now,
-        score=score,
+        score=score or Score(value=0, model_version="none", rule_based=True, scored_at=now),
         rep=rep,
     )
+
+
+def step_of(signal: LeadSignal) -> ScheduleStep | None:
+    """The schedule row a ``timer`` signal carries (``None`` for any other signal)."""
+    if signal.event_type != TIMER_EVENT or not isinstance(signal.event.get("step"), dict):
+        return None
+    return ScheduleStep.model_validate(signal.event["step"])
 
 
 def resume(

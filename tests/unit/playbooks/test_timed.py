@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from nudge.signals import NudgeCommand, ScheduleStep
-from playbooks import decide, resume
+from nudge.signals import LeadSignal, NudgeCommand, ScheduleStep
+from playbooks import decide, resume, step_of, timer_signal
 
 from .helpers import NOW, playbook, signal
 
@@ -87,3 +87,16 @@ def test_digest_row_sends_one_message_with_every_held_nudge() -> None:
         and "Core" in digest.text
     )
     assert resume(row, None, pb, row.due_at, state=done.state).commands == []  # sent once
+
+
+def test_timer_signal_carries_its_row_through_the_signals_topic() -> None:
+    """A due row sent as a `timer` LeadSignal (JSON round trip) resumes exactly as the row."""
+    pb = [playbook("  - id: idle\n    trigger: {type: inactivity, for: 14d}\n" + NUDGE)]
+    [row] = decide(signal(last_touch_at=NOW), pb, NOW).commands
+    assert isinstance(row, ScheduleStep)
+    lead = signal(last_touch_at=NOW)
+    sent = timer_signal(lead.lead, lead.score, row, row.due_at, lead.rep)
+    received = LeadSignal.model_validate_json(sent.model_dump_json())
+    assert step_of(received) == row and step_of(lead) is None
+    [cmd] = resume(row, received, pb, row.due_at).commands
+    assert isinstance(cmd, NudgeCommand) and cmd.trigger_event_id == row.schedule_id
