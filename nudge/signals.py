@@ -110,6 +110,9 @@ class NudgeCommand(_Model):
         default=None,
         description="this rule's override of the rep's quiet hours (delivery enforces)",
     )
+    choices: list[str] = Field(
+        default=[], description="one-tap answers (Slack buttons) for a questionnaire prompt"
+    )
 
 
 class NudgeTeam(_Model):
@@ -173,7 +176,9 @@ class ScheduleStep(_Model):
     schedule_id: str
     due_at: AwareDatetime
     partition_key: str = Field(description="the lead id (or rep id for digests) that owns it")
-    purpose: Literal["continue", "escalate", "date", "inactivity", "tick", "digest"]
+    purpose: Literal[
+        "continue", "escalate", "date", "inactivity", "tick", "digest", "questionnaire"
+    ]
     lead_id: str | None = None
     rep_id: str | None = None
     playbook: str

@@ -25,10 +25,13 @@ from delivery import deliver
 from nudge.errors import EventRejected
 from nudge.events import LeadEvent, RepUpserted, event_to_json, parse_event
 from nudge.logs import get_logger
-from nudge.signals import LeadSignal, NudgeCommand
-from playbooks import evaluate
+from nudge.signals import LeadSignal, NudgeCommand, ScheduleStep
+from playbooks import GuardState, decide, resume, step_of, timer_signal
 from scoring.state import LeadState, apply_event
 from streams.app import IDENTITY_CACHE_MAX, Pipeline
+from streams.commands import dispatch
+from streams.conversations import handle_conversation
+from streams.scheduler import rep_view, signal_key
 
 log = get_logger(__name__)
 
@@ -139,7 +142,14 @@ async def handle_inbound(p: Pipeline, event: EventT[Any]) -> None:
 
 
 async def handle_activity(p: Pipeline, lead_id: str, raw: bytes) -> None:
-    """Fold one event into the lead's state, rescore, and emit the lead signal."""
+    """Fold one event into the lead's state, rescore, and emit the lead signal.
+
+    A scheduler timer for this lead arrives here too (``{"timer": step}``): the
+    lead agent owns the lead's state, so it builds the timer signal from it.
+    """
+    if raw.startswith(b'{"timer"'):
+        await handle_lead_timer(p, lead_id, raw)
+        return
     event = parse_event(raw)
     assert not isinstance(event, RepUpserted)
     stored = p.leads.get(lead_id)
@@ -154,36 +164,70 @@ async def handle_activity(p: Pipeline, lead_id: str, raw: bytes) -> None:
     state.record_score(score)
     p.leads[lead_id] = state.to_dict()
     p.stats["leads.rescored"] += 1
-    p.dirty_leads[lead_id] = (state.view().model_dump(mode="json"), state.score)
+    view = state.view()
+    p.dirty_leads[lead_id] = (view.model_dump(mode="json"), state.score)
     signal = LeadSignal(
-        lead=state.view(),
+        lead=view,
         event=event.model_dump(mode="json", exclude_none=True),
         event_id=event.event_id,
         event_type=event.type,
         at=event.occurred_at,
         score=score,
         history=state.score_history(),
+        rep=await rep_view(p, view.owner_rep_id),
     )
-    await p.signals.send(force=True, key=lead_id.encode(), value=signal.model_dump_json().encode())
+    await p.signals.send(
+        force=True,
+        key=signal_key(view.owner_rep_id, lead_id),
+        value=signal.model_dump_json().encode(),
+    )
 
 
-async def handle_signal(p: Pipeline, raw: bytes) -> None:
-    """Evaluate the playbooks against one signal and issue their commands."""
+async def handle_lead_timer(p: Pipeline, lead_id: str, raw: bytes) -> None:
+    step = ScheduleStep.model_validate(json.loads(raw)["timer"])
+    stored = p.leads.get(lead_id)
+    state = LeadState.from_dict(stored) if stored else None
+    view = state.view() if state else None
+    owner = view.owner_rep_id if view else step.rep_id
+    signal = timer_signal(
+        view,
+        state.current_score() if state else None,
+        step,
+        p.clock.now(),
+        await rep_view(p, owner),
+    )
+    since = str(step.check.get("since") or "")
+    # "acted": the rep called the lead since the step was planned (escalations check it)
+    signal.event["acted"] = bool(state and since and state.touches.get("call", "") > since)
+    await p.signals.send(
+        force=True, key=signal_key(owner, lead_id), value=signal.model_dump_json().encode()
+    )
+
+
+async def handle_signal(p: Pipeline, key: str, raw: bytes) -> None:
+    """Evaluate the playbooks against one signal (or resume a due step); carry out the result."""
     signal = LeadSignal.model_validate_json(raw)
     p.stats["signals.evaluated"] += 1
-    for command in evaluate(signal, p.playbooks, p.clock.now()):
+    stored = p.guards.get(key)
+    guards = GuardState.model_validate(stored) if stored else None
+    now = p.clock.now()
+    step = step_of(signal)
+    if step is not None:
+        decision = resume(
+            step, signal, p.playbooks, now, state=guards, acted=bool(signal.event.get("acted"))
+        )
+    else:
+        decision = decide(signal, p.playbooks, now, state=guards)
+    if decision.commands or stored is None or decision.state.model_dump(mode="json") != stored:
+        p.guards[key] = decision.state.model_dump(mode="json")
+    for playbook, rule, matched in decision.fired:
         p.stats["playbook.fired"] += 1
-        p.metrics.firings.labels(command.playbook, command.rule).inc()
+        p.metrics.firings.labels(playbook, rule).inc()
         log.info(
-            "rule fired",
-            playbook=command.playbook,
-            rule=command.rule,
-            lead_id=command.lead_id,
-            rep_id=command.rep_id,
+            "rule fired", playbook=playbook, rule=rule, lead_id=signal.lead.lead_id, matched=matched
         )
-        await p.nudges.send(
-            force=True, key=command.rep_id.encode(), value=command.model_dump_json().encode()
-        )
+    for command in decision.commands:
+        await dispatch(p, command)
 
 
 async def unexpected(p: Pipeline, agent: str, event: EventT[Any], exc: Exception) -> None:
@@ -228,9 +272,20 @@ def register(p: Pipeline) -> None:
     async def playbook(stream: Any) -> None:
         async for event in stream.events():
             try:
-                await handle_signal(p, event.value)
+                await handle_signal(p, event.key.decode(), event.value)
             except Exception as exc:
                 await unexpected(p, "playbook", event, exc)
+
+    @app.agent(
+        app.topic("replies", "conversations", key_serializer="raw", value_serializer="raw"),
+        name="conversation",
+    )
+    async def conversation(stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                await handle_conversation(p, event.key, event.value)
+            except Exception as exc:
+                await unexpected(p, "conversation", event, exc)
 
     @app.agent(p.nudges, name="delivery")
     async def delivery(stream: Any) -> None:

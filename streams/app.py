@@ -15,6 +15,7 @@ stock Kafka broker alike (6 s is the smallest session Kafka accepts by default).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,14 +23,17 @@ from typing import Any
 
 import faust
 
+from crm.schedules import Schedules
 from crm.store import Store
 from delivery import Policy, drain_due
 from notifiers import Notifier, build_notifiers
 from nudge.clock import Clock, SystemClock
 from nudge.logs import get_logger
 from nudge.settings import Settings
-from playbooks import load_playbooks
+from nudge.signals import RepView
+from playbooks import PlaybookSet
 from playbooks.model import Playbook
+from playbooks.questionnaire import Questionnaire, load_questionnaires
 from scoring import Scorer
 from scoring.points import PointsScorer, load_points_config
 from streams.metrics import Metrics
@@ -40,6 +44,10 @@ log = get_logger(__name__)
 LEAD_FLUSH_INTERVAL = 1.0
 """Seconds between batched writes of lead snapshots to SQLite."""
 IDENTITY_CACHE_MAX = 200_000
+SCHEDULER_INTERVAL = 1.0
+"""Seconds between passes of the durable scheduler."""
+PLAYBOOK_REFRESH_INTERVAL = 2.0
+"""Seconds between checks for edited playbook files (a stat per file)."""
 OUTBOX_DRAIN_INTERVAL = 5.0
 """Seconds between passes over the outbox for held and retry-queued nudges."""
 
@@ -51,7 +59,8 @@ class Pipeline:
     settings: Settings
     app: faust.App
     scorer: Scorer
-    playbooks: list[Playbook]
+    playbook_set: PlaybookSet
+    questionnaires: dict[str, Questionnaire]
     notifiers: dict[str, Notifier]
     policy: Policy
     clock: Clock
@@ -64,7 +73,10 @@ class Pipeline:
         default_factory=dict
     )
     """Lead snapshots waiting for the next batched write to SQLite."""
+    rep_cache: dict[str, tuple[dt.datetime, RepView | None]] = field(default_factory=dict)
     _store: Store | None = None
+    _schedules: Schedules | None = None
+    _conversation_db: Store | None = None
     _store_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def store(self) -> Store:
@@ -82,6 +94,25 @@ class Pipeline:
                         )
         return self._store
 
+    async def schedules(self) -> Schedules:
+        """The durable scheduler, on its own connection (it runs its own transactions)."""
+        if self._schedules is None:
+            await self.store()  # migrations first
+            self._schedules = await Schedules.open(self.settings.database)
+        return self._schedules
+
+    async def conversation_db(self) -> Any:
+        """A connection for the conversation agent alone (it runs its own transactions)."""
+        if self._conversation_db is None:
+            await self.store()
+            self._conversation_db = await Store.open(self.settings.database)
+        return self._conversation_db.db
+
+    @property
+    def playbooks(self) -> list[Playbook]:
+        """The running playbooks (hot-reloaded; the last good version of each file)."""
+        return self.playbook_set.playbooks
+
     async def flush_leads(self) -> int:
         """Write the lead snapshots changed since the last flush, in one transaction."""
         if not self.dirty_leads:
@@ -92,6 +123,10 @@ class Pipeline:
 
     async def close(self) -> None:
         await self.flush_leads()
+        for extra in (self._schedules, self._conversation_db):
+            if extra is not None:
+                await extra.close()
+        self._schedules = self._conversation_db = None
         if self._store is not None:
             await self._store.close()
             self._store = None
@@ -105,6 +140,10 @@ class Pipeline:
     signals: Any = None
     nudges: Any = None
     replies: Any = None
+    conversations: Any = None
+    crm_events: Any = None
+    crm_updates: Any = None
+    guards: Any = None
     leads: Any = None
 
 
@@ -173,7 +212,8 @@ def build(
         settings=settings,
         app=app,
         scorer=PointsScorer(load_points_config(settings.scoring_rules)),
-        playbooks=load_playbooks(settings.playbooks or None),
+        playbook_set=PlaybookSet(settings.playbooks or None),
+        questionnaires=load_questionnaires(),
         notifiers=notifiers if notifiers is not None else build_notifiers(settings),
         policy=Policy.from_settings(settings),
         clock=clock or SystemClock(),
@@ -185,6 +225,12 @@ def build(
     pipeline.signals = app.topic("lead.signals", key_serializer="raw", value_serializer="raw")
     pipeline.nudges = app.topic("nudges", key_serializer="raw", value_serializer="raw")
     pipeline.replies = app.topic("replies", key_serializer="raw", value_serializer="raw")
+    pipeline.conversations = app.topic(
+        "conversations", key_serializer="raw", value_serializer="raw"
+    )
+    pipeline.crm_events = app.topic("crm.events", key_serializer="raw", value_serializer="raw")
+    pipeline.crm_updates = app.topic("crm.updates", key_serializer="raw", value_serializer="raw")
+    pipeline.guards = app.Table("guards", default=None, partitions=settings.partitions)
     pipeline.leads = app.Table("leads", default=None, partitions=settings.partitions)
 
     async def flush_leads() -> None:
@@ -201,6 +247,17 @@ def build(
             pipeline.stats["nudges.drained"] += sent
 
     app.timer(OUTBOX_DRAIN_INTERVAL)(drain_outbox)
+
+    from streams import scheduler
+
+    async def fire_schedules() -> None:
+        await scheduler.fire_due(pipeline)
+
+    async def refresh_playbooks() -> None:
+        await scheduler.refresh_playbooks(pipeline)
+
+    app.timer(SCHEDULER_INTERVAL)(fire_schedules)
+    app.timer(PLAYBOOK_REFRESH_INTERVAL)(refresh_playbooks)
 
     from streams import agents, views
 
