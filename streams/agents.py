@@ -133,12 +133,34 @@ async def handle_inbound(p: Pipeline, event: EventT[Any]) -> None:
         return
     if parsed.lead_id != lead_id:
         parsed = parsed.model_copy(update={"lead_id": lead_id})
+    if parsed.silo == "call":
+        await log_call(p, parsed, lead_id)
     p.stats["events.accepted"] += 1
     p.metrics.events.labels(topic, "accepted").inc()
     await p.activity.send(force=True, key=lead_id.encode(), value=event_to_json(parsed))
     for event_ in late:
         p.stats["events.late_matched"] += 1
         await p.activity.send(force=True, key=lead_id.encode(), value=event_to_json(event_))
+
+
+async def log_call(p: Pipeline, event: LeadEvent, lead_id: str) -> None:
+    """Calls and meetings are logged as CRM activities (and announced on crm.updates)."""
+    detail = event.model_dump(mode="json", exclude_none=True)
+    new = await (await p.store()).log_activity(
+        event.event_id,
+        lead_id,
+        event.type,
+        event.occurred_at,
+        rep_id=getattr(event, "rep_id", None),
+        duration_s=getattr(event, "duration_s", None),
+        detail=detail,
+    )
+    if new:
+        p.stats["activities.logged"] += 1
+        update = {"kind": "activity", "lead_id": lead_id, "activity": detail}
+        await p.crm_updates.send(
+            force=True, key=lead_id.encode(), value=json.dumps(update).encode()
+        )
 
 
 async def handle_activity(p: Pipeline, lead_id: str, raw: bytes) -> None:
