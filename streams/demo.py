@@ -41,8 +41,9 @@ def _key(event: dict[str, object]) -> bytes:
     return str(ident).encode()
 
 
-def _drained(stats: dict[str, int], produced: int) -> bool:
-    """True once every produced event has passed every agent it reaches."""
+def drained(stats: dict[str, int], produced: int) -> bool:
+    """True once every produced event has passed every agent it reaches (by the counters of
+    ``/stats``; assumes the rules that fire issue nudges, as the default playbook does)."""
     s = stats
     return (
         s.get("events.in", 0) >= produced
@@ -78,7 +79,7 @@ async def replay(p: Pipeline, lines: list[str], speed: float) -> None:
             await asyncio.sleep(delay)
         await topics[topic].send(key=_key(event), value=line.encode())
     deadline = time.monotonic() + SETTLE_TIMEOUT
-    while not _drained(p.stats, len(lines)) and time.monotonic() < deadline:
+    while not drained(p.stats, len(lines)) and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
     await asyncio.sleep(0.5)
 
@@ -133,7 +134,7 @@ def run_demo(*, speed: float = 2000.0, events_file: str | None = None) -> int:
         print(f"✔ worker consuming after {time.monotonic() - started:.1f} s", flush=True)
         try:
             await replay(p, lines, speed)
-            outcome["ok"] = _drained(p.stats, len(lines))
+            outcome["ok"] = drained(p.stats, len(lines))
             print(_summary(p, len(lines), time.monotonic() - started), flush=True)
             if not outcome["ok"]:
                 print(

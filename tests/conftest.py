@@ -24,6 +24,8 @@ import pytest
 
 from streams.broker import EmbeddedBroker, free_port
 
+pytest_plugins = ["tests.fakes.fixtures"]  # twilio_fake, slack_fake, store: for every test
+
 READY_TIMEOUT = 60.0
 
 

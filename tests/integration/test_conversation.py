@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.fixtures import twilio_fake  # noqa: F401 - fixture
 from tests.fakes.twilio_server import FakeTwilio
 from tests.integration.test_pipeline import at
 
@@ -64,7 +63,7 @@ def rows(db: Path, sql: str) -> list[sqlite3.Row]:
 async def test_post_meeting_questionnaire_updates_the_crm(
     start_worker: Any,
     twilio_fake: FakeTwilio,
-    tmp_path: Path,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     """Three texted questions, three texted answers: three audited CRM fields, a new score."""
     playbooks = tmp_path / "playbooks"

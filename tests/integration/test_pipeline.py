@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from streams.demo import drained
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.slow
@@ -198,9 +199,9 @@ def test_sigkill_and_restart_neither_loses_nor_repeats(start_worker: Any) -> Non
         hot_lead_events(4, "Dunmore Legal") + hot_lead_events(5, "Evergreen Property", rep="rep-2")
     )
     wait_for(lambda: len(sent(worker.db)) == 2, timeout=60)
-    wait_for(
-        lambda: worker.stats().get("events.duplicate", 0) >= 5, timeout=30, message=worker.stats
-    )
+    # the re-sent events went all the way through (state lost with the kill is rebuilt by
+    # reprocessing, so how many count as duplicates depends on when the kill landed)
+    wait_for(lambda: drained(worker.stats(), 12), timeout=30, message=worker.stats)
     rows = outbox(worker.db)
     assert sorted(r["lead_id"] for r in rows) == ["lead-4", "lead-5"]
     assert all(r["state"] == "sent" for r in rows)
