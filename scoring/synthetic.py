@@ -61,6 +61,10 @@ class Synthetic:
     """lead_id → the true probability that the lead converts."""
 
 
+def _at(day: float) -> dt.datetime:
+    return START + dt.timedelta(days=day)
+
+
 def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 
@@ -81,23 +85,15 @@ def generate(n_leads: int = 1500, days: int = 180, seed: int = 7) -> Synthetic:
         created = float(rng.uniform(0, days - 5))
         outcome_at = created + 1 + float(rng.exponential(MEAN_DAYS_TO_OUTCOME))
         won = bool(rng.random() < p)
-        seq = 0
-
-        def at(day: float) -> dt.datetime:
-            return START + dt.timedelta(days=day)
-
-        def eid() -> str:
-            nonlocal seq
-            seq += 1
-            return f"{lead}-{seq}"
+        ids = (f"{lead}-{k}" for k in range(1, 10**9))
 
         common = {"source": "synthetic", "lead_id": lead}
         value = round(float(rng.lognormal(9, 1)), 2)
         events.append(
             LeadCreated(
                 type="lead.created",
-                event_id=eid(),
-                occurred_at=at(created),
+                event_id=next(ids),
+                occurred_at=_at(created),
                 fields=LeadFields(
                     company=f"Company {i}",
                     industry=industry,
@@ -113,14 +109,14 @@ def generate(n_leads: int = 1500, days: int = 180, seed: int = 7) -> Synthetic:
             rate = base * math.exp(sens * z)
             n = int(rng.poisson(rate * (end - created)))
             for day in np.sort(rng.uniform(created, end, n)):
-                events.append(_activity(kind, eid(), at(float(day)), rng, common))
+                events.append(_activity(kind, next(ids), _at(float(day)), rng, common))
         if rng.random() < 0.5:  # a questionnaire answer, informative about z
             day = float(rng.uniform(created, end))
             events.append(
                 LeadUpdated(
                     type="lead.updated",
-                    event_id=eid(),
-                    occurred_at=at(day),
+                    event_id=next(ids),
+                    occurred_at=_at(day),
                     fields=LeadFields(
                         custom={"budget_confirmed": bool(rng.random() < _sigmoid(z))}
                     ),
@@ -130,11 +126,15 @@ def generate(n_leads: int = 1500, days: int = 180, seed: int = 7) -> Synthetic:
         if outcome_at <= days:
             if won:
                 events.append(
-                    DealWon(type="deal.won", event_id=eid(), occurred_at=at(outcome_at), **common)
+                    DealWon(
+                        type="deal.won", event_id=next(ids), occurred_at=_at(outcome_at), **common
+                    )
                 )
             else:
                 events.append(
-                    DealLost(type="deal.lost", event_id=eid(), occurred_at=at(outcome_at), **common)
+                    DealLost(
+                        type="deal.lost", event_id=next(ids), occurred_at=_at(outcome_at), **common
+                    )
                 )
     events.sort(key=lambda e: (e.occurred_at, e.event_id))
     return Synthetic(events, truth)
