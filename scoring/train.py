@@ -16,8 +16,9 @@ are not taken (a closed lead is not scored).
 
 Window and split: only the last ``window_days`` of snapshots are used (a sliding window
 keeps the model current); the last 20 % of that period is validation, split again in
-time: its first half drives early stopping and calibration, its second half gives the
-reported metrics, so those are measured on data the model never touched.
+time: its first half drives early stopping and calibration (labelled with what was known
+when the second half starts), then the trees are refitted on both; the second half gives
+the reported metrics, so those are measured on data the model never touched.
 
 Feedback loop: nudges change reps' behaviour and so the next training set. Each
 :class:`nudge.signals.NudgeCommand` records whether it was exploration and its
@@ -207,11 +208,12 @@ def train(
     t0 = float(t.min())
     cut, cut2 = t0 + 0.8 * (end - t0), t0 + 0.9 * (end - t0)
     y_train_all = snaps.labels(h, known_at=cut)
+    y_val_a_all = snaps.labels(h, known_at=cut2)
     y_val_all = snaps.labels(h, known_at=end)
     base = in_window & ~np.isnan(y_train_all) & (snaps.t < cut)
-    val_a = in_window & ~np.isnan(y_val_all) & (snaps.t >= cut) & (snaps.t < cut2)
+    val_a = in_window & ~np.isnan(y_val_a_all) & (snaps.t >= cut) & (snaps.t < cut2)
     val_b = in_window & ~np.isnan(y_val_all) & (snaps.t >= cut2)
-    if val_b.sum() == 0 or len(np.unique(y_val_all[val_a])) < 2:
+    if val_b.sum() == 0 or len(np.unique(y_val_a_all[val_a])) < 2:
         raise ValueError(
             "the validation period has no labelled outcomes of both kinds; "
             "widen the window or wait for more outcomes"
@@ -220,14 +222,14 @@ def train(
         snaps.x[base],
         y_train_all[base],
         snaps.x[val_a],
-        y_val_all[val_a],
+        y_val_a_all[val_a],
         w_train=_per_lead(snaps, base) * snaps.weight[base],
         w_val=_per_lead(snaps, val_a) * snaps.weight[val_a],
         names=snaps.names,
         params=EVENT_PARAMS,
     )
     holdout = metrics(y_val_all[val_b], fitted.predict(snaps.x[val_b]))
-    positives = int(y_train_all[base].sum())
+    positives = int(y_train_all[base].sum() + y_val_a_all[val_a].sum())
     seconds = time.perf_counter() - started
     if progress:
         print(
