@@ -229,11 +229,15 @@ def train(
         params=EVENT_PARAMS,
     )
     holdout = metrics(y_val_all[val_b], fitted.predict(snaps.x[val_b]))
-    positives = int(y_train_all[base].sum() + y_val_a_all[val_a].sum())
+    positive_snapshots = int(y_train_all[base].sum() + y_val_a_all[val_a].sum())
+    positives = len(
+        {lead for lead, m, y in zip(snaps.lead, base, y_train_all, strict=True) if m and y == 1}
+        | {lead for lead, m, y in zip(snaps.lead, val_a, y_val_a_all, strict=True) if m and y == 1}
+    )
     seconds = time.perf_counter() - started
     if progress:
         print(
-            f"trained on {int(base.sum()):,} snapshots ({positives} positive), "
+            f"trained on {int(base.sum()):,} snapshots ({positives} converted leads), "
             f"{fitted.best_iteration + 1} trees, holdout AUC {holdout['roc_auc']}, "
             f"{seconds:.1f} s",
             file=progress,
@@ -246,6 +250,7 @@ def train(
         "features": snaps.names,
         "metrics": {"holdout": holdout},
         "positives": positives,
+        "positive_snapshots": positive_snapshots,
         "snapshots": {
             "train": int(base.sum()),
             "validation": int(val_a.sum()),

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from nudge.errors import ConfigError, NudgeError
 
-GROUPS = ("cli_run", "cli_events", "cli_dead", "cli_topics")
+GROUPS = ("cli_run", "cli_events", "cli_dead", "cli_topics", "cli_model")
 """Modules under ``streams`` that add subcommands, in help order."""
 
 
