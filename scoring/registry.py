@@ -6,7 +6,8 @@ Layout under ``<data_dir>/models/``::
     <version>/meta.json     features, metrics, data window, trained_at, positives,
                             calibration, training parameters
     PROMOTED                the promoted version's name (one line)
-    HISTORY                 every promotion, oldest first: "<iso time> <version>"
+    HISTORY                 every promotion and rollback, oldest first:
+                            "<iso time> promote <version>" / "<iso time> rollback"
 
 Why files and not a database: a model is trained on one machine and read by every
 worker; a directory can be copied, inspected and backed up with ordinary tools.
@@ -97,27 +98,32 @@ class Registry:
     def promote(self, version: str, now: dt.datetime) -> ModelInfo:
         """Make ``version`` the one workers use. Raises ConfigError if it does not exist."""
         info = self.get(version)
+        self._log(now, f"promote {version}")
         self._write_pointer(version)
-        with self._history.open("a") as fh:
-            fh.write(f"{now.isoformat()} {version}\n")
         return info
 
     def rollback(self, now: dt.datetime) -> ModelInfo | None:
-        """Promote the version promoted before the current one; None if there is none.
+        """Undo the last promotion: the model promoted before it comes back.
 
-        Rolling back past the first promotion removes ``PROMOTED``: the points scorer
-        takes over again.
+        Promotions form a stack, so repeated rollbacks walk back through them. Rolling
+        back the first promotion removes ``PROMOTED``: the points scorer takes over again.
+        Returns the model now in use, or None.
         """
-        history = self.history()
-        current = self.promoted_version()
-        previous = [v for v in history if v != current]
-        if not previous or current is None:
-            if current is not None:
-                self._pointer.unlink()
-                with self._history.open("a") as fh:
-                    fh.write(f"{now.isoformat()} -\n")
+        stack = self.history()
+        if not stack:
             return None
-        return self.promote(previous[-1], now)
+        self._log(now, "rollback")
+        stack.pop()
+        if not stack:
+            self._pointer.unlink(missing_ok=True)
+            return None
+        self._write_pointer(stack[-1])
+        return self.get(stack[-1])
+
+    def _log(self, now: dt.datetime, entry: str) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self._history.open("a") as fh:
+            fh.write(f"{now.isoformat()} {entry}\n")
 
     def _write_pointer(self, version: str) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -145,17 +151,17 @@ class Registry:
         ]
 
     def history(self) -> list[str]:
-        """Promoted versions in order, with rollbacks to 'no model' dropped."""
+        """The promotion stack, oldest first: what ``rollback`` walks back through."""
         if not self._history.is_file():
             return []
-        out: list[str] = []
+        stack: list[str] = []
         for line in self._history.read_text().splitlines():
             parts = line.split()
-            if len(parts) == 2 and parts[1] != "-":
-                if out and out[-1] == parts[1]:
-                    continue
-                out.append(parts[1])
-        return out
+            if len(parts) == 3 and parts[1] == "promote":
+                stack.append(parts[2])
+            elif len(parts) == 2 and parts[1] == "rollback" and stack:
+                stack.pop()
+        return stack
 
     def promoted_version(self) -> str | None:
         try:
