@@ -108,11 +108,11 @@ class ModelScorer:
         t = state.features["at"] or event.occurred_at.timestamp()
         x = self.model.vector(state, t)
         p, reasons = self.model.explain(x)
-        p = min(max(p, 0.0), 1.0)
+        p = round(min(max(p, 0.0), 1.0), 4)
         previous = state.score["value"] if state.score else None
         deal_value = state.profile.get("deal_value")
         return Score(
-            value=round(p, 4),
+            value=p,
             previous=previous,
             reasons=reasons,
             model_version=self.version,
