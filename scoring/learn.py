@@ -113,7 +113,9 @@ def fit(
     gain = booster.get_score(importance_type="total_gain")
     importance: dict[str, float] = {}
     if names:  # XGBoost names unnamed columns f0, f1, ...
-        importance = {names[int(k[1:])]: float(v) for k, v in gain.items()}
+        importance = {
+            names[int(k[1:])]: float(v) for k, v in gain.items() if not isinstance(v, list)
+        }
     return Fitted(booster, calibration, best, spw, importance)
 
 

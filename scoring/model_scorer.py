@@ -56,11 +56,14 @@ class Calibrator:
         return sigmoid(margin)
 
     def many(self, margins: np.ndarray) -> np.ndarray:
+        out: np.ndarray
         if self.kind == "isotonic":
-            return np.interp(1 / (1 + np.exp(-margins)), self.x, self.y)
-        if self.kind == "platt":
-            return 1 / (1 + np.exp(-(self.a * margins + self.b)))
-        return 1 / (1 + np.exp(-margins))
+            out = np.interp(1 / (1 + np.exp(-margins)), self.x, self.y)
+        elif self.kind == "platt":
+            out = 1 / (1 + np.exp(-(self.a * margins + self.b)))
+        else:
+            out = 1 / (1 + np.exp(-margins))
+        return out
 
 
 class CompiledModel:

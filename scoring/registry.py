@@ -23,6 +23,7 @@ that has enough is promoted (setting ``NUDGE_MIN_CONVERSIONS``, default 50).
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import json
 import os
@@ -140,7 +141,7 @@ class Registry:
             raise ConfigError(f"model {version!r} not found in {self.root} (known: {known})")
         return ModelInfo(version, path, json.loads(meta_file.read_text()))
 
-    def list(self) -> list[ModelInfo]:
+    def list(self) -> builtins.list[ModelInfo]:
         """Every registered model, oldest first."""
         if not self.root.is_dir():
             return []
@@ -150,11 +151,11 @@ class Registry:
             if (p / "meta.json").is_file()
         ]
 
-    def history(self) -> list[str]:
+    def history(self) -> builtins.list[str]:
         """The promotion stack, oldest first: what ``rollback`` walks back through."""
         if not self._history.is_file():
             return []
-        stack: list[str] = []
+        stack: builtins.list[str] = []
         for line in self._history.read_text().splitlines():
             parts = line.split()
             if len(parts) == 3 and parts[1] == "promote":

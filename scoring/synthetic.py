@@ -17,6 +17,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
 
 import numpy as np
 
@@ -87,7 +89,7 @@ def generate(n_leads: int = 1500, days: int = 180, seed: int = 7) -> Synthetic:
         won = bool(rng.random() < p)
         ids = (f"{lead}-{k}" for k in range(1, 10**9))
 
-        common = {"source": "synthetic", "lead_id": lead}
+        common: dict[str, Any] = {"source": "synthetic", "lead_id": lead}
         value = round(float(rng.lognormal(9, 1)), 2)
         events.append(
             LeadCreated(
@@ -98,7 +100,7 @@ def generate(n_leads: int = 1500, days: int = 180, seed: int = 7) -> Synthetic:
                     company=f"Company {i}",
                     industry=industry,
                     employees=employees,
-                    deal_value=value,  # type: ignore[arg-type]
+                    deal_value=Decimal(str(value)),
                     stage="new",
                 ),
                 **common,
@@ -141,25 +143,25 @@ def generate(n_leads: int = 1500, days: int = 180, seed: int = 7) -> Synthetic:
 
 
 def _activity(
-    kind: str, event_id: str, when: dt.datetime, rng: np.random.Generator, common: dict[str, str]
+    kind: str, event_id: str, when: dt.datetime, rng: np.random.Generator, common: dict[str, Any]
 ) -> LeadEvent:
     k = {"event_id": event_id, "occurred_at": when, **common}
     if kind == "page":
         path = ["/", "/blog/post", "/product", "/docs"][int(rng.integers(4))]
-        return PageViewed(type="page.viewed", path=path, **k)  # type: ignore[arg-type]
+        return PageViewed(type="page.viewed", path=path, **k)
     if kind == "pricing":
-        return PageViewed(type="page.viewed", path="/pricing", **k)  # type: ignore[arg-type]
+        return PageViewed(type="page.viewed", path="/pricing", **k)
     if kind == "open":
-        return EmailOpened(type="email.opened", campaign="nurture", **k)  # type: ignore[arg-type]
+        return EmailOpened(type="email.opened", campaign="nurture", **k)
     if kind == "click":
-        return EmailClicked(type="email.clicked", campaign="nurture", **k)  # type: ignore[arg-type]
+        return EmailClicked(type="email.clicked", campaign="nurture", **k)
     if kind == "demo":
-        return FormSubmitted(type="form.submitted", form="demo-request", **k)  # type: ignore[arg-type]
+        return FormSubmitted(type="form.submitted", form="demo-request", **k)
     if kind == "search":
-        return SearchKeyword(type="search.keyword", keyword="crm software", **k)  # type: ignore[arg-type]
+        return SearchKeyword(type="search.keyword", keyword="crm software", **k)
     if kind == "call":
         secs = float(rng.uniform(60, 1800))
-        return CallEnded(type="call.ended", duration_s=secs, **k)  # type: ignore[arg-type]
+        return CallEnded(type="call.ended", duration_s=secs, **k)
     if kind == "meeting":
-        return MeetingEnded(type="meeting.ended", duration_s=1800.0, **k)  # type: ignore[arg-type]
-    return SocialMention(type="social.mention", network="linkedin", **k)  # type: ignore[arg-type]
+        return MeetingEnded(type="meeting.ended", duration_s=1800.0, **k)
+    return SocialMention(type="social.mention", network="linkedin", **k)
