@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from nudge.errors import NudgeError
 from nudge.events import LeadEvent
 from nudge.signals import Score
 from scoring.features import compile_extractors, describe, feature_vector
@@ -163,7 +164,11 @@ class LiveScorer:
         return self.model_scorer.version if self.model_scorer else self.fallback.version
 
     def refresh(self, force: bool = False) -> bool:
-        """Reload if the promoted model changed; True when the active scorer changed."""
+        """Reload if the promoted model changed; True when the active scorer changed.
+
+        A promoted model that cannot be loaded (deleted folder, corrupt file) never stops
+        scoring: the scorer in use stays, and :attr:`note` says why.
+        """
         self._next_check = self._monotonic() + self.check_every
         changed, version = self.registry.current()
         if not (changed or force):
@@ -171,7 +176,8 @@ class LiveScorer:
         before = self.version
         if version is None:
             self.model_scorer, self.note = None, "no model promoted yet"
-        else:
+            return self.version != before
+        try:
             info = self.registry.get(version)
             if info.positives < self.min_conversions:
                 self.model_scorer = None
@@ -182,6 +188,8 @@ class LiveScorer:
             else:
                 self.model_scorer = ModelScorer(CompiledModel.load(self.registry, info))
                 self.note = f"model {version}"
+        except (OSError, ValueError, KeyError, NudgeError) as exc:
+            self.note = f"could not load model {version}, still using {before}: {exc}"
         return self.version != before
 
     def rescore(self, state: LeadState, event: LeadEvent, now: dt.datetime) -> Score:

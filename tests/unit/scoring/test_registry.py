@@ -107,3 +107,20 @@ def test_rollback_walks_back_through_promotions(tmp_path: Path, small_world) -> 
     assert reg.rollback(NOW).version == a  # type: ignore[union-attr]
     assert reg.rollback(NOW) is None and reg.promoted_version() is None
     assert reg.rollback(NOW) is None
+
+
+def test_a_broken_promoted_model_does_not_stop_scoring(tmp_path: Path, small_world) -> None:  # type: ignore[no-untyped-def]
+    """If the promoted model's files are corrupt, the scorer in use keeps scoring and says why."""
+    clock = [0.0]
+    reg = Registry(tmp_path)
+    good = save(reg, small_world[2])
+    reg.promote(good, NOW)
+    scorer = LiveScorer(tmp_path, min_conversions=0, monotonic=lambda: clock[0])
+    bad = save(reg, small_world[2])
+    (reg.root / bad / "model.json").write_text("{not json")
+    reg.promote(bad, NOW)
+    clock[0] = 5.0
+    state = lead()
+    score = scorer.rescore(state, view("L", 2), NOW)
+    assert score.model_version == good
+    assert f"could not load model {bad}" in scorer.note
