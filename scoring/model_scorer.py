@@ -36,6 +36,10 @@ from scoring.registry import ModelInfo, Registry, ScoringSettings
 from scoring.state import LeadState
 from scoring.trees import CompiledTrees, sigmoid
 
+P_MIN, P_MAX = 0.001, 0.999
+"""Calibrated scores are kept inside these bounds: an isotonic bin with no positives in the
+validation data says "rarely", not "never", and a rep should never read "100 %"."""
+
 
 class Calibrator:
     """Maps a raw model probability to a calibrated one (isotonic or Platt), or not at all."""
@@ -51,10 +55,12 @@ class Calibrator:
 
     def __call__(self, margin: float) -> float:
         if self.kind == "isotonic":
-            return float(np.interp(sigmoid(margin), self.x, self.y))
-        if self.kind == "platt":
-            return sigmoid(self.a * margin + self.b)
-        return sigmoid(margin)
+            p = float(np.interp(sigmoid(margin), self.x, self.y))
+        elif self.kind == "platt":
+            p = sigmoid(self.a * margin + self.b)
+        else:
+            p = sigmoid(margin)
+        return min(max(p, P_MIN), P_MAX)
 
     def many(self, margins: np.ndarray) -> np.ndarray:
         out: np.ndarray
@@ -64,7 +70,7 @@ class Calibrator:
             out = 1 / (1 + np.exp(-(self.a * margins + self.b)))
         else:
             out = 1 / (1 + np.exp(-margins))
-        return out
+        return np.clip(out, P_MIN, P_MAX)
 
 
 class CompiledModel:
@@ -77,6 +83,19 @@ class CompiledModel:
         self.trees = CompiledTrees.from_booster_json(booster_json, len(self.names))
         self.extractors = compile_extractors(self.names)
         self.calibrate = Calibrator(meta.get("calibration"))
+        # one-hot levels of a CRM field form one reason ("industry is software"), not
+        # several ("industry is not retail"): contributions are summed per field
+        groups: dict[str, int] = {}
+        self.group_of = np.asarray(
+            [
+                groups.setdefault(n.split("=", 1)[0] if "=" in n else n, len(groups))
+                for n in self.names
+            ],
+            dtype=np.int64,
+        )
+        self.members: list[list[int]] = [[] for _ in groups]
+        for i, g in enumerate(self.group_of):
+            self.members[int(g)].append(i)
 
     @classmethod
     def load(cls, registry: Registry, info: ModelInfo) -> CompiledModel:
@@ -93,11 +112,22 @@ class CompiledModel:
         """Calibrated probability and the plain-word reasons that pushed it most."""
         margin, contribs, _bias = self.trees.margin_and_contribs(x)
         p = self.calibrate(margin)
-        order = np.argsort(-contribs)[:top]
-        chosen = [int(i) for i in order if contribs[i] > 1e-6]
+        per_group = np.bincount(self.group_of, weights=contribs, minlength=len(self.members))
+        order = np.argsort(-per_group)[:top]
+        chosen = [int(g) for g in order if per_group[g] > 1e-6]
         if not chosen:  # nothing raised it: say what held it down most
-            chosen = [int(i) for i in np.argsort(contribs)[:top] if contribs[i] < -1e-6]
-        return p, [describe(self.names[i], float(x[i])) for i in chosen]
+            chosen = [int(g) for g in np.argsort(per_group)[:top] if per_group[g] < -1e-6]
+        return p, [self._describe_group(g, x) for g in chosen]
+
+    def _describe_group(self, group: int, x: np.ndarray) -> str:
+        members = self.members[group]
+        if len(members) == 1:
+            return describe(self.names[members[0]], float(x[members[0]]))
+        active = next((i for i in members if x[i] >= 0.5), None)
+        if active is not None:
+            return describe(self.names[active], 1.0)
+        field = self.names[members[0]].split("=", 1)[0]
+        return f"{field} is none of the usual ones"
 
 
 class ModelScorer:

@@ -90,3 +90,13 @@ def test_rescore_many_matches_one_by_one(small_world) -> None:  # type: ignore[n
         for s in states
     ]
     assert many == pytest.approx(one, abs=1e-5)
+
+
+def test_a_crm_field_is_one_reason_and_scores_stay_inside_bounds(small_world) -> None:  # type: ignore[no-untyped-def]
+    """One-hot levels never give "industry is not X" reasons, and no score reads 0 % or 100 %."""
+    _data, snaps, result = small_world
+    model = CompiledModel(result.booster_json, result.meta)
+    for i in range(0, len(snaps.t), max(1, len(snaps.t) // 300)):
+        p, reasons = model.explain(snaps.x[i])
+        assert 0.001 <= p <= 0.999
+        assert not any(" is not " in r for r in reasons)
