@@ -55,6 +55,8 @@ per-lead values (deal value, size) deep, fine-grained trees memorise leads (trai
 
 WON_STAGES = frozenset({"won", "closed won", "closed-won", "closed_won", "converted"})
 MAX_IPW = 20.0
+PROFILE_TYPES = frozenset({"lead.created", "lead.updated", "deal.stage_changed"})
+"""The events that can set a categorical field or a custom answer."""
 
 
 @dataclass
@@ -117,8 +119,9 @@ def replay(
     if names is None:  # a first pass only to learn categorical levels and custom answers
         profiles: dict[str, LeadState] = {}
         for event in ordered:
-            lead_id = str(event.lead_id)
-            apply_event(profiles.setdefault(lead_id, LeadState(lead_id)), event)
+            if event.type in PROFILE_TYPES:
+                lead_id = str(event.lead_id)
+                apply_event(profiles.setdefault(lead_id, LeadState(lead_id)), event)
         names = discover_names(s.profile for s in profiles.values())
     extractors = compile_extractors(names)
     nudge_times: dict[str, list[tuple[float, float]]] = {}
