@@ -227,4 +227,5 @@ class LiveScorer:
             self.refresh()
         if self.model_scorer is None:
             return self.fallback.rescore(state, event, now)
+        self.fallback.update(state, event)  # keep the points current for a rollback
         return self.model_scorer.rescore(state, event, now)

@@ -124,3 +124,23 @@ def test_a_broken_promoted_model_does_not_stop_scoring(tmp_path: Path, small_wor
     score = scorer.rescore(state, view("L", 2), NOW)
     assert score.model_version == good
     assert f"could not load model {bad}" in scorer.note
+
+
+def test_points_stay_current_while_the_model_scores(tmp_path: Path, small_world) -> None:  # type: ignore[no-untyped-def]
+    """After a rollback to no model, the points score counts events seen under the model."""
+    clock = [0.0]
+    reg = Registry(tmp_path)
+    reg.promote(save(reg, small_world[2]), NOW)
+    scorer = LiveScorer(tmp_path, min_conversions=0, monotonic=lambda: clock[0])
+    state = lead()
+    for h in (2, 3, 4):
+        event = view("L", h, "/pricing")
+        apply_event(state, event)
+        assert not scorer.rescore(state, event, NOW).rule_based
+    reg.rollback(NOW)
+    clock[0] = 5.0
+    event = view("L", 5, "/pricing")
+    apply_event(state, event)
+    score = scorer.rescore(state, event, NOW)
+    assert score.rule_based
+    assert "4 pricing-page visits" in score.reasons
