@@ -45,6 +45,7 @@ MISSING = {"", "na", "nan", "null", "none"}
 MAX_LEVELS = 50
 LEAK_SINGLE_AUC = 0.9
 LEAK_DROP_AUC = 0.05
+MIN_PER_CLASS = 25
 
 
 @dataclass
@@ -115,6 +116,12 @@ def load_table(
             )
     if len(np.unique(y)) < 2:
         raise ConfigError(f"{path}: label column {label!r} has only one value")
+    fewest = int(min(y.sum(), len(y) - y.sum()))
+    if fewest < MIN_PER_CLASS:
+        raise ConfigError(
+            f"{path}: label column {label!r} has only {fewest} rows of its rarer value; "
+            f"5-fold CV with a validation slice needs at least {MIN_PER_CLASS}"
+        )
     skip = {label, *(drop or [])}
     if time_column:
         skip.add(time_column)

@@ -92,3 +92,11 @@ def test_a_column_that_decides_the_label_is_flagged(tmp_path: Path) -> None:
     result = evaluate(path, "converted", log=None)
     assert any("'leaky'" in w for w in result["warnings"])
     assert evaluate(path, "converted", drop=["leaky"], log=None)["warnings"] == []
+
+
+def test_too_few_positives_is_a_clear_error(tmp_path: Path) -> None:
+    """A label with a handful of positives is refused before training, with the count."""
+    path = tmp_path / "d.csv"
+    path.write_text("a,y\n" + "".join(f"{i},{int(i < 3)}\n" for i in range(200)))
+    with pytest.raises(ConfigError, match="only 3 rows of its rarer value"):
+        load_table(path, "y")
