@@ -106,7 +106,12 @@ def replay(
     names: list[str] | None = None,
     progress: TextIO | None = None,
 ) -> Snapshots:
-    """Replay events in time order through the live feature code and snapshot each one."""
+    """Replay events in time order through the live feature code and snapshot each one.
+
+    Events without a ``lead_id`` are skipped: identity resolution happens in the ingest
+    agent, so a history to train on must carry resolved lead ids (as ``lead.activity``
+    and the CRM activity log do).
+    """
     ordered = sorted((e for e in events if e.lead_id), key=lambda e: (e.occurred_at, e.event_id))
     converted: dict[str, float] = {}
     closed: dict[str, float] = {}
