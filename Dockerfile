@@ -7,6 +7,7 @@ COPY scoring scoring
 COPY playbooks playbooks
 COPY notifiers notifiers
 COPY crm crm
+COPY delivery delivery
 RUN pip install --no-cache-dir .
 EXPOSE 6066
 CMD ["nudge", "worker"]

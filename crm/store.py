@@ -6,8 +6,8 @@ than the code is refused rather than guessed at. WAL mode lets two workers on on
 machine share the file.
 
 The outbox is the single source of truth for "was this nudge delivered":
-:meth:`Store.claim_nudge` moves a nudge to ``sending`` only if no one has before,
-so the same nudge id is never sent twice, across retries, redeliveries and
+:mod:`crm.outbox` claims a nudge (``sending``) only if no one has before, so
+the same nudge id is never sent twice, across retries, redeliveries and
 restarts. A crash between claim and send leaves the row in ``sending``: it is
 reported at start-up (:meth:`Store.in_flight`) instead of being sent again.
 """
@@ -22,7 +22,6 @@ from typing import Any
 import aiosqlite
 
 from nudge.events import RepUpserted
-from nudge.signals import NudgeCommand
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -54,13 +53,17 @@ class Store:
         await self.db.close()
 
     async def migrate(self) -> int:
-        """Apply pending migrations; return the schema version."""
+        """Apply every migration not yet recorded (gaps too); return the highest version.
+
+        Migrations are applied by set membership, not "above the current version":
+        files from branches developed side by side may land out of number order.
+        """
         await self.db.execute(
             "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT)"
         )
-        async with self.db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version") as cur:
-            row = await cur.fetchone()
-        current = int(row[0]) if row else 0
+        async with self.db.execute("SELECT version FROM schema_version") as cur:
+            applied = {int(r[0]) for r in await cur.fetchall()}
+        current = max(applied, default=0)
         files = sorted(MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.sql"))
         latest = int(files[-1].name[:4]) if files else 0
         if current > latest:
@@ -69,7 +72,7 @@ class Store:
             )
         for file in files:
             version = int(file.name[:4])
-            if version <= current:
+            if version in applied:
                 continue
             await self.db.execute("BEGIN IMMEDIATE")
             try:
@@ -87,7 +90,7 @@ class Store:
             except BaseException:
                 await self.db.rollback()
                 raise
-            current = version
+            current = max(current, version)
         return current
 
     # -- reps ---------------------------------------------------------------------
@@ -138,8 +141,13 @@ class Store:
         return str(row[0]) if row else None
 
     # -- leads and activities ---------------------------------------------------------
-    async def save_lead(self, lead: dict[str, Any], score: dict[str, Any] | None) -> None:
-        await self.db.execute(
+    async def save_leads(self, leads: list[tuple[dict[str, Any], dict[str, Any] | None]]) -> None:
+        """Upsert lead snapshots (profile, score) in one transaction.
+
+        The lead agent batches these (the Faust table is the live state; this is
+        the queryable copy), so SQLite sees one commit a second, not one an event.
+        """
+        await self.db.executemany(
             """INSERT INTO leads (lead_id, company, contact_name, owner_rep_id, stage, status,
                                   deal_value, score, model_version, profile_json, updated_at)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -148,21 +156,27 @@ class Store:
                  stage=excluded.stage, status=excluded.status, deal_value=excluded.deal_value,
                  score=excluded.score, model_version=excluded.model_version,
                  profile_json=excluded.profile_json, updated_at=excluded.updated_at""",
-            (
-                lead["lead_id"],
-                lead.get("company"),
-                lead.get("contact_name"),
-                lead.get("owner_rep_id"),
-                lead.get("stage"),
-                lead.get("status", "open"),
-                lead.get("deal_value"),
-                score["value"] if score else None,
-                score["model_version"] if score else None,
-                json.dumps(lead, default=str),
-                _now(),
-            ),
+            [
+                (
+                    lead["lead_id"],
+                    lead.get("company"),
+                    lead.get("contact_name"),
+                    lead.get("owner_rep_id"),
+                    lead.get("stage"),
+                    lead.get("status", "open"),
+                    lead.get("deal_value"),
+                    score["value"] if score else None,
+                    score["model_version"] if score else None,
+                    json.dumps(lead, default=str),
+                    _now(),
+                )
+                for lead, score in leads
+            ],
         )
         await self.db.commit()
+
+    async def save_lead(self, lead: dict[str, Any], score: dict[str, Any] | None) -> None:
+        await self.save_leads([(lead, score)])
 
     async def log_activity(
         self,
@@ -228,51 +242,6 @@ class Store:
         return [json.loads(r["detail_json"]) for r in rows]
 
     # -- outbox -------------------------------------------------------------------------
-    async def claim_nudge(self, cmd: NudgeCommand) -> bool:
-        """Record ``cmd`` and move it to ``sending``. False: it was claimed before."""
-        now = _now()
-        await self.db.execute(
-            """INSERT OR IGNORE INTO outbox (nudge_id, rep_id, lead_id, channel, state, playbook,
-                                             rule, text, command_json, created_at, updated_at)
-               VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)""",
-            (
-                cmd.nudge_id,
-                cmd.rep_id,
-                cmd.lead_id,
-                cmd.channel,
-                cmd.playbook,
-                cmd.rule,
-                cmd.text,
-                cmd.model_dump_json(),
-                now,
-                now,
-            ),
-        )
-        cur = await self.db.execute(
-            """UPDATE outbox SET state='sending', attempts=attempts+1, updated_at=?
-               WHERE nudge_id=? AND state IN ('queued', 'held')""",
-            (now, cmd.nudge_id),
-        )
-        await self.db.commit()
-        return cur.rowcount == 1
-
-    async def finish_nudge(
-        self,
-        nudge_id: str,
-        state: str,
-        *,
-        channel: str | None = None,
-        provider_id: str | None = None,
-        reason: str | None = None,
-    ) -> None:
-        await self.db.execute(
-            """UPDATE outbox SET state=?, channel=COALESCE(?, channel),
-                 provider_id=COALESCE(?, provider_id), reason=?, updated_at=?
-               WHERE nudge_id=?""",
-            (state, channel, provider_id, reason, _now(), nudge_id),
-        )
-        await self.db.commit()
-
     async def outbox(self, state: str | None = None) -> list[dict[str, Any]]:
         sql = (
             "SELECT * FROM outbox" + (" WHERE state = ?" if state else "") + " ORDER BY created_at"

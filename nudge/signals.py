@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 
 class _Model(BaseModel):
@@ -56,6 +56,16 @@ class LeadView(_Model):
     last_touch_at: AwareDatetime | None = None
 
 
+class RepView(_Model):
+    """The lead owner as playbooks see it: who manages them, their team and time zone."""
+
+    rep_id: str
+    name: str | None = None
+    timezone: str = "UTC"
+    manager_rep_id: str | None = None
+    team: str | None = None
+
+
 class LeadSignal(_Model):
     """One processed event, as the playbook agent sees it."""
 
@@ -66,6 +76,17 @@ class LeadSignal(_Model):
     at: AwareDatetime = Field(description="when the event occurred")
     score: Score
     history: list[ScorePoint] = Field(default=[], description="recent scores, oldest first")
+    rep: RepView | None = Field(
+        default=None,
+        description="the owner (for `to: manager`, team audiences, the rep's time zone)",
+    )
+
+
+class QuietHours(_Model):
+    """A local-time window in which messages may be sent; outside it delivery holds them."""
+
+    start: dt.time
+    end: dt.time
 
 
 class NudgeCommand(_Model):
@@ -85,6 +106,137 @@ class NudgeCommand(_Model):
     priority: int = 0
     exploration: bool = False
     propensity: float = Field(default=1.0, gt=0, le=1)
+    quiet_hours: QuietHours | None = Field(
+        default=None,
+        description="this rule's override of the rep's quiet hours (delivery enforces)",
+    )
+    choices: list[str] = Field(
+        default=[], description="one-tap answers (Slack buttons) for a questionnaire prompt"
+    )
+
+
+class NudgeTeam(_Model):
+    """Send one message to every rep of a team: the worker fans it out with :func:`fan_out`."""
+
+    kind: Literal["nudge_team"] = "nudge_team"
+    command_id: str
+    team: str
+    lead_id: str
+    channel: Literal["best", "sms", "slack", "console"] = "best"
+    text: str = Field(min_length=1, max_length=1600)
+    reasons: list[str] = []
+    playbook: str
+    rule: str
+    trigger_event_id: str
+    created_at: AwareDatetime
+    priority: int = 0
+    quiet_hours: QuietHours | None = None
+
+
+class AskQuestionnaire(_Model):
+    """Start questionnaire ``questionnaire`` with a rep about a lead (the conversation agent)."""
+
+    kind: Literal["ask"] = "ask"
+    command_id: str
+    rep_id: str
+    lead_id: str
+    questionnaire: str
+    record_on: Literal["lead", "deal"] = "lead"
+    channel: Literal["best", "sms", "slack", "console"] = "best"
+    playbook: str
+    rule: str
+    trigger_event_id: str
+    created_at: AwareDatetime
+    priority: int = 0
+    quiet_hours: QuietHours | None = None
+
+
+class UpdateCrmField(_Model):
+    """Set one CRM field of a lead (``stage``, ``deal_value`` ... or ``custom.<name>``)."""
+
+    kind: Literal["update_crm"] = "update_crm"
+    command_id: str
+    lead_id: str
+    field: str
+    value: str | int | float | bool | None
+    playbook: str
+    rule: str
+    trigger_event_id: str
+    created_at: AwareDatetime
+
+
+class ScheduleStep(_Model):
+    """Run something later: the rest of a workflow, a date/inactivity check, a digest.
+
+    The worker stores it with ``crm.schedules.Schedules.add`` (the id makes a repeat
+    harmless) and, once due, calls ``playbooks.resume`` with a fresh signal for the lead.
+    """
+
+    kind: Literal["schedule"] = "schedule"
+    schedule_id: str
+    due_at: AwareDatetime
+    partition_key: str = Field(description="the lead id (or rep id for digests) that owns it")
+    purpose: Literal[
+        "continue", "escalate", "date", "inactivity", "tick", "digest", "questionnaire"
+    ]
+    lead_id: str | None = None
+    rep_id: str | None = None
+    playbook: str
+    rule: str
+    step: int = 0
+    trigger_event_id: str
+    check: dict[str, Any] = Field(
+        default={}, description="what must still hold when due (e.g. the date value, last touch)"
+    )
+    created_at: AwareDatetime
+
+
+Command = NudgeCommand | NudgeTeam | AskQuestionnaire | UpdateCrmField | ScheduleStep
+"""Everything the playbook agent may issue; ``kind`` tells them apart."""
+
+_COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(
+    Annotated[Command, Field(discriminator="kind")]
+)
+
+
+def parse_command(raw: bytes | str) -> Command:
+    """Decode any command from its JSON (as produced by ``model_dump_json``)."""
+    return _COMMAND_ADAPTER.validate_json(raw)
+
+
+def routing_key(command: Command) -> str:
+    """The key a command is produced with: the rep for messages, the lead (or rep) otherwise."""
+    if isinstance(command, NudgeCommand | AskQuestionnaire):
+        return command.rep_id
+    if isinstance(command, ScheduleStep):
+        return command.partition_key
+    return command.lead_id
+
+
+def command_id_for(*parts: str) -> str:
+    """A deterministic id for any non-message command, built like :func:`nudge_id_for`."""
+    return "c_" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
+
+
+def fan_out(cmd: NudgeTeam, rep_ids: list[str]) -> list[NudgeCommand]:
+    """One :class:`NudgeCommand` per team member, each with its own deterministic id."""
+    return [
+        NudgeCommand(
+            nudge_id=nudge_id_for(cmd.playbook, f"{cmd.rule}@{rep}", cmd.lead_id, cmd.command_id),
+            rep_id=rep,
+            lead_id=cmd.lead_id,
+            channel=cmd.channel,
+            text=cmd.text,
+            reasons=cmd.reasons,
+            playbook=cmd.playbook,
+            rule=cmd.rule,
+            trigger_event_id=cmd.trigger_event_id,
+            created_at=cmd.created_at,
+            priority=cmd.priority,
+            quiet_hours=cmd.quiet_hours,
+        )
+        for rep in sorted(set(rep_ids))
+    ]
 
 
 def nudge_id_for(playbook: str, rule: str, lead_id: str, trigger_event_id: str) -> str:
@@ -98,3 +250,31 @@ def ensure_aware(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None:
         raise ValueError("naive datetime: a timezone is required")
     return value
+
+
+ReplyKind = Literal["message", "action", "opt_out", "opt_in", "help"]
+"""What a reply is: free text, a button click, or one of the SMS keywords."""
+
+
+class Reply(_Model):
+    """One answer from a rep, from any channel, as the ``replies`` topic carries it.
+
+    ``reply_id`` is the provider's own id (Twilio MessageSid, Slack event id or
+    action timestamp), so a webhook the provider retries is recognised as the
+    same reply downstream. ``rep_id`` is None when the sender matched no rep; the
+    raw address is kept in ``sender`` either way.
+    """
+
+    reply_id: str
+    rep_id: str | None = None
+    sender: str = Field(description="phone number (E.164) or Slack user id it came from")
+    channel: Literal["sms", "slack", "console"]
+    kind: ReplyKind = "message"
+    text: str = ""
+    received_at: AwareDatetime
+    action: str | None = Field(
+        default=None, description="button clicked: log_call, snooze, not_relevant or choice"
+    )
+    choice: str | None = Field(default=None, description="questionnaire choice clicked")
+    nudge_id: str | None = Field(default=None, description="the nudge a click answers")
+    lead_id: str | None = None

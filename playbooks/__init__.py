@@ -1,11 +1,27 @@
-"""Playbooks: the manager's language, its loader and the pure evaluator.
+"""Playbooks: the manager's language, its loader, the pure evaluator and its tools.
 
-``load_playbooks(paths)`` validates YAML files (errors name file and line);
-``evaluate(signal, playbooks, now)`` returns the commands to issue. Nothing here
-sends anything.
+``load_playbooks(paths)`` / ``PlaybookSet(paths)`` validate YAML files (errors name
+file, line, column and a fix); ``decide(signal, playbooks, now, state=...)`` returns
+the commands to issue and the next guard state; ``resume(step, signal, ...)`` runs a
+due schedule row. Nothing here sends anything or touches a database.
 """
 
-from playbooks.evaluator import evaluate
-from playbooks.loader import load_playbooks, parse_playbook
+from playbooks.evaluator import Decision, decide, evaluate
+from playbooks.guards import GuardState
+from playbooks.loader import check_paths, load_playbooks, parse_playbook
+from playbooks.registry import PlaybookSet
+from playbooks.resume import resume, step_of, timer_signal
 
-__all__ = ["evaluate", "load_playbooks", "parse_playbook"]
+__all__ = [
+    "Decision",
+    "GuardState",
+    "PlaybookSet",
+    "check_paths",
+    "decide",
+    "evaluate",
+    "load_playbooks",
+    "parse_playbook",
+    "resume",
+    "step_of",
+    "timer_signal",
+]

@@ -1,56 +1,128 @@
-"""The playbook language: pydantic models with ``extra="forbid"``.
+"""The playbook language: a playbook, its audience, guards and rules.
 
 A playbook is a YAML file with a name, an owner and rules; each rule has one
-trigger, optional conditions and a list of actions. This first version knows
-one trigger (``score.crossed_above``) and one action (``nudge``); each new kind
-is one more model joined into the discriminated unions below.
+trigger (:mod:`playbooks.triggers`), optional conditions
+(:mod:`playbooks.conditions`) and a chain of actions (:mod:`playbooks.actions`).
+Every model forbids unknown keys, so a misspelt key is a located load-time
+error, never a silently ignored line. Adding a kind = one model in one module,
+joined into its discriminated union.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import datetime as dt
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field, model_validator
 
+from nudge.signals import QuietHours
+from playbooks import messages as msg
+from playbooks.actions import Action, EscalateAction, NudgeAction, WaitAction
+from playbooks.conditions import Condition
+from playbooks.triggers import (
+    DateTrigger,
+    EventTrigger,
+    ScoreCrossedAbove,
+    ScoreCrossedBelow,
+    ScoreJumped,
+    Trigger,
+)
+from playbooks.types import Duration, Ident, Model, Share, TimeOfDay
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ScoreCrossedAbove(_Model):
-    """Fires when a lead's score goes from below ``value`` to at or above it."""
-
-    type: Literal["score.crossed_above"]
-    value: float = Field(gt=0, le=1)
-
-
-Trigger = Annotated[ScoreCrossedAbove, Field(discriminator="type")]
-
-
-class NudgeAction(_Model):
-    """Text a rep about the lead."""
-
-    type: Literal["nudge"]
-    to: Literal["owner"] = "owner"
-    channel: Literal["best", "sms", "slack"] = "best"
-    template: str = Field(min_length=1, max_length=1600)
+__all__ = ["Audience", "Guards", "Playbook", "Rule", "ScoreCrossedAbove", "Trigger"]
 
 
-Action = Annotated[NudgeAction, Field(discriminator="type")]
+class QuietOverride(Model):
+    """This rule's send window, local to the rep (delivery enforces it)."""
+
+    start: TimeOfDay
+    end: TimeOfDay
+
+    def command(self) -> QuietHours:
+        return QuietHours(start=self.start, end=self.end)
 
 
-class Rule(_Model):
-    id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+class Audience(Model):
+    """Which leads, reps and teams a playbook applies to; empty = everyone."""
+
+    leads: list[Condition] = Field(default_factory=list)
+    reps: list[str] = Field(default_factory=list)
+    teams: list[str] = Field(default_factory=list)
+
+
+class Guards(Model):
+    """Limits for the whole playbook."""
+
+    max_per_rep_per_day: int | None = Field(default=None, ge=1, le=1000)
+    digest_after: Duration = dt.timedelta(hours=2)
+
+
+class Rule(Model):
+    id: Ident
     description: str | None = None
     trigger: Trigger
-    actions: list[Action] = Field(min_length=1)
-    priority: int = 0
+    conditions: list[Condition] = Field(default_factory=list)
+    actions: list[Action] = Field(min_length=1, max_length=32)
+    priority: int = Field(default=0, ge=-1000, le=1000)
+    cooldown: Duration | None = Field(
+        default=None, description="at most one firing per lead per this period"
+    )
+    explore: Share = Field(
+        default=0.0,
+        description="share of leads whose trigger matched but conditions did not, nudged anyway",
+    )
+    quiet_hours: QuietOverride | None = None
+    cancel_if: Condition | None = Field(
+        default=None, description="checked before each delayed step: when it holds, the chain ends"
+    )
+
+    @model_validator(mode="after")
+    def _chain_makes_sense(self) -> Rule:
+        seen_nudge = False
+        for action in self.actions:
+            if isinstance(action, EscalateAction) and not seen_nudge:
+                raise ValueError(msg.ESCALATE_WITHOUT_NUDGE)
+            seen_nudge = seen_nudge or isinstance(action, NudgeAction)
+        if isinstance(self.actions[-1], WaitAction):
+            raise ValueError(msg.WAIT_LAST)
+        return self
+
+    @property
+    def event_type(self) -> str | None:
+        """The event type the trigger pins, if any (narrows ``event.*`` field checks)."""
+        return self.trigger.event if isinstance(self.trigger, EventTrigger) else None
+
+    @property
+    def score_based(self) -> bool:
+        return isinstance(self.trigger, ScoreCrossedAbove | ScoreCrossedBelow | ScoreJumped)
+
+    @property
+    def timed(self) -> bool:
+        from playbooks.triggers import TIMED
+
+        return isinstance(self.trigger, TIMED)
+
+    @property
+    def date_trigger(self) -> DateTrigger | None:
+        return self.trigger if isinstance(self.trigger, DateTrigger) else None
 
 
-class Playbook(_Model):
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+class Playbook(Model):
+    name: Ident
     description: str = ""
     owner: str = Field(min_length=1)
     version: int = Field(ge=1)
     enabled: bool = True
-    rules: list[Rule] = Field(min_length=1)
+    audience: Audience = Audience()
+    guards: Guards = Guards()
+    rules: list[Rule] = Field(min_length=1, max_length=100)
+
+    @model_validator(mode="after")
+    def _unique_rules(self) -> Playbook:
+        ids = [r.id for r in self.rules]
+        for rule_id in ids:
+            if ids.count(rule_id) > 1:
+                raise ValueError(msg.DUPLICATE_RULE.format(rule=rule_id))
+        return self
+
+    def rule(self, rule_id: str) -> Rule | None:
+        return next((r for r in self.rules if r.id == rule_id), None)

@@ -2,9 +2,11 @@
 
     crm/call/web.events ─ingest─► lead.activity ─lead─► lead.signals ─playbook─► nudges ─delivery─►
 
-Each agent is at-least-once (Faust commits an offset after the loop body ran,
-and messages sent while handling an event are flushed before that commit), and
-each step is idempotent: the lead state remembers recent event ids, nudge ids
+Each agent is at-least-once: Faust commits an offset after the loop body ran,
+and flushes the producer before every commit. Sends use ``force=True`` — out
+at once instead of attached to the next commit, which would add up to a commit
+interval (1 s) of latency per hop — and the flush-before-commit still orders
+them before the offset. Each step is idempotent: the lead state remembers recent event ids, nudge ids
 are deterministic, and the outbox never sends an id twice.
 """
 
@@ -12,18 +14,24 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from typing import Any
 
 from faust.types import EventT
 
-from notifiers import OutboundMessage, Recipient
-from nudge.errors import DeliveryError, EventRejected
+from crm.outbox import Outbox
+from crm.store import normalise_identity
+from delivery import deliver
+from nudge.errors import EventRejected
 from nudge.events import LeadEvent, RepUpserted, event_to_json, parse_event
 from nudge.logs import get_logger
-from nudge.signals import LeadSignal, NudgeCommand
-from playbooks import evaluate
+from nudge.signals import LeadSignal, NudgeCommand, ScheduleStep
+from playbooks import GuardState, decide, resume, step_of, timer_signal
 from scoring.state import LeadState, apply_event
-from streams.app import Pipeline
+from streams.app import IDENTITY_CACHE_MAX, Pipeline
+from streams.commands import dispatch
+from streams.conversations import handle_conversation
+from streams.scheduler import rep_view, signal_key
 
 log = get_logger(__name__)
 
@@ -52,34 +60,47 @@ async def resolve_lead(pipeline: Pipeline, event: LeadEvent) -> tuple[str | None
     are forwarded after it, so the lead's profile — its owner — comes first).
     """
     store = await pipeline.store()
+    cache = pipeline.identities
+    if len(cache) > IDENTITY_CACHE_MAX:
+        cache.clear()
     if event.lead_id:
         late: list[Any] = []
         for attr, kind in IDENTITY_KINDS:
             value = getattr(event, attr)
-            if value:
-                await store.link_identity(kind, value, event.lead_id)
-                late += [
-                    parse_event({**detail, "lead_id": event.lead_id})
-                    for detail in await store.claim_unmatched(kind, value, event.lead_id)
-                ]
+            if not value:
+                continue
+            ident = (kind, normalise_identity(kind, value))
+            if cache.get(ident) == event.lead_id:
+                continue  # linked before: nothing new to record or to claim
+            await store.link_identity(kind, value, event.lead_id)
+            cache[ident] = event.lead_id
+            late += [
+                parse_event({**detail, "lead_id": event.lead_id})
+                for detail in await store.claim_unmatched(kind, value, event.lead_id)
+            ]
         return event.lead_id, late
     for attr, kind in IDENTITY_KINDS:
         value = getattr(event, attr)
-        if value:
-            lead_id = await store.resolve(kind, value)
-            if lead_id:
-                return lead_id, []
+        if not value:
+            continue
+        ident = (kind, normalise_identity(kind, value))
+        lead_id = cache.get(ident) or await store.resolve(kind, value)
+        if lead_id:
+            cache[ident] = lead_id
+            return lead_id, []
     return None, []
 
 
 async def handle_inbound(p: Pipeline, event: EventT[Any]) -> None:
     """Validate one inbound message; dead-letter it, upsert a rep, or forward it by lead."""
     raw: bytes = event.value
+    topic = event.message.topic
     p.stats["events.in"] += 1
     try:
         parsed = parse_event(raw)
     except EventRejected as exc:
         p.stats["events.rejected"] += 1
+        p.metrics.events.labels(topic, "rejected").inc()
         log.warning(
             "event rejected",
             reason=exc.reason,
@@ -88,7 +109,7 @@ async def handle_inbound(p: Pipeline, event: EventT[Any]) -> None:
             offset=event.message.offset,
         )
         await p.dead.send(
-            key=event.message.topic.encode(), value=dead_letter(exc.reason, raw, event)
+            force=True, key=event.message.topic.encode(), value=dead_letter(exc.reason, raw, event)
         )
         return
     store = await p.store()
@@ -96,10 +117,12 @@ async def handle_inbound(p: Pipeline, event: EventT[Any]) -> None:
         await store.upsert_rep(parsed)
         p.stats["events.accepted"] += 1
         p.stats["reps.upserted"] += 1
+        p.metrics.events.labels(topic, "accepted").inc()
         return
     lead_id, late = await resolve_lead(p, parsed)
     if lead_id is None:
         p.stats["events.unmatched"] += 1
+        p.metrics.events.labels(topic, "unmatched").inc()
         await store.log_activity(
             parsed.event_id,
             None,
@@ -110,54 +133,123 @@ async def handle_inbound(p: Pipeline, event: EventT[Any]) -> None:
         return
     if parsed.lead_id != lead_id:
         parsed = parsed.model_copy(update={"lead_id": lead_id})
+    if parsed.silo == "call":
+        await log_call(p, parsed, lead_id)
     p.stats["events.accepted"] += 1
-    await p.activity.send(key=lead_id.encode(), value=event_to_json(parsed))
+    p.metrics.events.labels(topic, "accepted").inc()
+    await p.activity.send(force=True, key=lead_id.encode(), value=event_to_json(parsed))
     for event_ in late:
         p.stats["events.late_matched"] += 1
-        await p.activity.send(key=lead_id.encode(), value=event_to_json(event_))
+        await p.activity.send(force=True, key=lead_id.encode(), value=event_to_json(event_))
+
+
+async def log_call(p: Pipeline, event: LeadEvent, lead_id: str) -> None:
+    """Calls and meetings are logged as CRM activities (and announced on crm.updates)."""
+    detail = event.model_dump(mode="json", exclude_none=True)
+    new = await (await p.store()).log_activity(
+        event.event_id,
+        lead_id,
+        event.type,
+        event.occurred_at,
+        rep_id=getattr(event, "rep_id", None),
+        duration_s=getattr(event, "duration_s", None),
+        detail=detail,
+    )
+    if new:
+        p.stats["activities.logged"] += 1
+        update = {"kind": "activity", "lead_id": lead_id, "activity": detail}
+        await p.crm_updates.send(
+            force=True, key=lead_id.encode(), value=json.dumps(update).encode()
+        )
 
 
 async def handle_activity(p: Pipeline, lead_id: str, raw: bytes) -> None:
-    """Fold one event into the lead's state, rescore, and emit the lead signal."""
+    """Fold one event into the lead's state, rescore, and emit the lead signal.
+
+    A scheduler timer for this lead arrives here too (``{"timer": step}``): the
+    lead agent owns the lead's state, so it builds the timer signal from it.
+    """
+    if raw.startswith(b'{"timer"'):
+        await handle_lead_timer(p, lead_id, raw)
+        return
     event = parse_event(raw)
     assert not isinstance(event, RepUpserted)
     stored = p.leads.get(lead_id)
     state = LeadState.from_dict(stored) if stored else LeadState(lead_id=lead_id)
+    started = time.perf_counter()
     if not apply_event(state, event):
         p.stats["events.duplicate"] += 1
+        p.metrics.events.labels("lead.activity", "duplicate").inc()
         return
     score = p.scorer.rescore(state, event, p.clock.now())
+    p.metrics.rescore.observe(time.perf_counter() - started)
     state.record_score(score)
     p.leads[lead_id] = state.to_dict()
     p.stats["leads.rescored"] += 1
-    if event.silo == "transaction" or abs(score.value - (score.previous or 0)) >= 0.01:
-        await (await p.store()).save_lead(state.view().model_dump(mode="json"), state.score)
+    view = state.view()
+    p.dirty_leads[lead_id] = (view.model_dump(mode="json"), state.score)
     signal = LeadSignal(
-        lead=state.view(),
+        lead=view,
         event=event.model_dump(mode="json", exclude_none=True),
         event_id=event.event_id,
         event_type=event.type,
         at=event.occurred_at,
         score=score,
         history=state.score_history(),
+        rep=await rep_view(p, view.owner_rep_id),
     )
-    await p.signals.send(key=lead_id.encode(), value=signal.model_dump_json().encode())
+    await p.signals.send(
+        force=True,
+        key=signal_key(view.owner_rep_id, lead_id),
+        value=signal.model_dump_json().encode(),
+    )
 
 
-async def handle_signal(p: Pipeline, raw: bytes) -> None:
-    """Evaluate the playbooks against one signal and issue their commands."""
+async def handle_lead_timer(p: Pipeline, lead_id: str, raw: bytes) -> None:
+    step = ScheduleStep.model_validate(json.loads(raw)["timer"])
+    stored = p.leads.get(lead_id)
+    state = LeadState.from_dict(stored) if stored else None
+    view = state.view() if state else None
+    owner = view.owner_rep_id if view else step.rep_id
+    signal = timer_signal(
+        view,
+        state.current_score() if state else None,
+        step,
+        p.clock.now(),
+        await rep_view(p, owner),
+    )
+    since = str(step.check.get("since") or "")
+    # "acted": the rep called the lead since the step was planned (escalations check it)
+    signal.event["acted"] = bool(state and since and state.touches.get("call", "") > since)
+    await p.signals.send(
+        force=True, key=signal_key(owner, lead_id), value=signal.model_dump_json().encode()
+    )
+
+
+async def handle_signal(p: Pipeline, key: str, raw: bytes) -> None:
+    """Evaluate the playbooks against one signal (or resume a due step); carry out the result."""
     signal = LeadSignal.model_validate_json(raw)
     p.stats["signals.evaluated"] += 1
-    for command in evaluate(signal, p.playbooks, p.clock.now()):
-        p.stats["playbook.fired"] += 1
-        log.info(
-            "rule fired",
-            playbook=command.playbook,
-            rule=command.rule,
-            lead_id=command.lead_id,
-            rep_id=command.rep_id,
+    stored = p.guards.get(key)
+    guards = GuardState.model_validate(stored) if stored else None
+    now = p.clock.now()
+    step = step_of(signal)
+    if step is not None:
+        decision = resume(
+            step, signal, p.playbooks, now, state=guards, acted=bool(signal.event.get("acted"))
         )
-        await p.nudges.send(key=command.rep_id.encode(), value=command.model_dump_json().encode())
+    else:
+        decision = decide(signal, p.playbooks, now, state=guards)
+    if decision.commands or stored is None or decision.state.model_dump(mode="json") != stored:
+        p.guards[key] = decision.state.model_dump(mode="json")
+    for playbook, rule, matched in decision.fired:
+        p.stats["playbook.fired"] += 1
+        p.metrics.firings.labels(playbook, rule).inc()
+        log.info(
+            "rule fired", playbook=playbook, rule=rule, lead_id=signal.lead.lead_id, matched=matched
+        )
+    for command in decision.commands:
+        await dispatch(p, command)
 
 
 async def unexpected(p: Pipeline, agent: str, event: EventT[Any], exc: Exception) -> None:
@@ -174,7 +266,7 @@ async def unexpected(p: Pipeline, agent: str, event: EventT[Any], exc: Exception
     )
     reason = f"{agent} agent failed: {type(exc).__name__}: {exc}"
     await p.dead.send(
-        key=event.message.topic.encode(), value=dead_letter(reason, event.value, event)
+        force=True, key=event.message.topic.encode(), value=dead_letter(reason, event.value, event)
     )
 
 
@@ -202,57 +294,37 @@ def register(p: Pipeline) -> None:
     async def playbook(stream: Any) -> None:
         async for event in stream.events():
             try:
-                await handle_signal(p, event.value)
+                await handle_signal(p, event.key.decode(), event.value)
             except Exception as exc:
                 await unexpected(p, "playbook", event, exc)
+
+    @app.agent(
+        app.topic("replies", "conversations", key_serializer="raw", value_serializer="raw"),
+        name="conversation",
+    )
+    async def conversation(stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                await handle_conversation(p, event.key, event.value)
+            except Exception as exc:
+                await unexpected(p, "conversation", event, exc)
 
     @app.agent(p.nudges, name="delivery")
     async def delivery(stream: Any) -> None:
         async for event in stream.events():
             try:
-                await deliver(p, NudgeCommand.model_validate_json(event.value))
+                await handle_nudge(p, NudgeCommand.model_validate_json(event.value))
             except Exception as exc:
                 await unexpected(p, "delivery", event, exc)
             finally:
                 p.stats["nudges.handled"] += 1
 
 
-async def deliver(p: Pipeline, command: NudgeCommand) -> None:
-    """Send one nudge at most once, recording the outcome in the outbox."""
+async def handle_nudge(p: Pipeline, command: NudgeCommand) -> None:
+    """Queue the nudge in the outbox and send what is due for its rep (delivery decides)."""
     store = await p.store()
-    if not await store.claim_nudge(command):
-        p.stats["nudges.duplicate"] += 1
-        return
-    rep = await store.get_rep(command.rep_id)
-    if rep is None:
-        p.stats["nudges.suppressed"] += 1
-        await store.finish_nudge(command.nudge_id, "suppressed", reason="unknown rep")
-        log.warning("nudge for an unknown rep", rep_id=command.rep_id, nudge_id=command.nudge_id)
-        return
-    recipient = Recipient(
-        rep_id=rep["rep_id"],
-        name=rep["name"],
-        phone=rep["phone"],
-        email=rep["email"],
-        slack_user_id=rep["slack_user_id"],
-        timezone=rep["timezone"],
-    )
-    message = OutboundMessage(
-        nudge_id=command.nudge_id,
-        recipient=recipient,
-        text=command.text,
-        reasons=tuple(command.reasons),
-        lead_id=command.lead_id,
-    )
-    try:
-        result = await p.notifier.send(message)
-    except DeliveryError as exc:
-        p.stats["nudges.failed"] += 1
-        await store.finish_nudge(command.nudge_id, "failed", reason=exc.reason)
-        log.warning("nudge failed", nudge_id=command.nudge_id, reason=exc.reason)
-        return
-    p.stats["nudges.sent"] += 1
-    await store.finish_nudge(
-        command.nudge_id, "sent", channel=result.channel, provider_id=result.provider_id
-    )
-    log.info("nudge sent", nudge_id=command.nudge_id, rep_id=command.rep_id, channel=result.channel)
+    state = await deliver(command, store, p.notifiers, p.clock.now(), policy=p.policy)
+    p.stats[f"nudges.{state}"] += 1
+    row = await Outbox(store).get(command.nudge_id)
+    p.metrics.nudges.labels((row or {}).get("channel") or command.channel, state).inc()
+    log.info("nudge handled", nudge_id=command.nudge_id, rep_id=command.rep_id, state=state)

@@ -96,6 +96,7 @@ def _summary(p: Pipeline, produced: int, seconds: float) -> str:
             f"leads re-scored   {s['leads.rescored']}",
             f"rules fired       {s['playbook.fired']}",
             f"nudges sent       {s['nudges.sent']}",
+            f"  held            {s['nudges.held']}  (quiet hours)",
             f"  suppressed      {s['nudges.suppressed']}",
             f"  failed          {s['nudges.failed']}",
             f"time              {seconds:.1f} s",
@@ -117,6 +118,10 @@ def run_demo(*, speed: float = 2000.0, events_file: str | None = None) -> int:
             "web_port": free_port(),
             "app_id": f"nudge-demo-{os.getpid()}",
             "log_level": "warning" if base.log_level == "info" else base.log_level,
+            # The sample day is replayed now, whatever the wall clock says: a demo at
+            # night would otherwise hold every text for quiet hours. Workers keep them.
+            "quiet_hours_start": "00:00",
+            "quiet_hours_end": "00:00",
         }
     )
     source = Path(events_file) if events_file else SAMPLE_FILE

@@ -25,14 +25,19 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("web.events", "lead_id or identity", "web, email, search, social events as JSON"),
     TopicSpec("events.dead", "source topic", "rejected messages: reason + raw payload"),
     TopicSpec("lead.activity", "lead_id", "validated events, identity resolved"),
-    TopicSpec("lead.signals", "lead_id", "one LeadSignal per processed event"),
+    TopicSpec(
+        "lead.signals",
+        "owner rep_id (lead:<id> if none)",
+        "one LeadSignal per processed event or due timer",
+    ),
     TopicSpec("nudges", "rep_id", "NudgeCommands for the delivery agent"),
-    TopicSpec("replies", "rep_id", "replies from reps (SMS, Slack)"),
+    TopicSpec("replies", "rep_id", "replies from reps (SMS, Slack), from the webhooks"),
+    TopicSpec("conversations", "rep_id", "questionnaires to ask, and their due reminders"),
     TopicSpec("crm.updates", "lead_id", "field changes for external CRM connectors"),
 )
 
 TOPIC_FOR_STREAM = {"crm": "crm.events", "call": "call.events", "web": "web.events"}
 """``nudge.events.STREAM_OF`` value → inbound topic."""
 
-TABLES = ("leads",)
+TABLES = ("leads", "guards")
 """Faust tables; each has a compacted changelog topic ``<app_id>-<table>-changelog``."""

@@ -17,6 +17,8 @@ from faust import web
 
 from nudge.errors import EventRejected
 from nudge.events import STREAM_OF, RepUpserted, event_to_json, parse_event
+from nudge.signals import Reply
+from streams import webhooks
 from streams.app import Pipeline
 from streams.topics import TOPIC_FOR_STREAM
 
@@ -52,6 +54,15 @@ def register(p: Pipeline) -> None:
         name: app.topic(name, key_serializer="raw", value_serializer="raw")
         for name in TOPIC_FOR_STREAM.values()
     }
+
+    async def publish_reply(reply: Reply) -> None:
+        await p.replies.send(
+            key=(reply.rep_id or reply.sender).encode(), value=reply.model_dump_json().encode()
+        )
+
+    app.web.web_app.router.add_routes(  # type: ignore[attr-defined]
+        webhooks.routes(publish_reply, p.store, p.settings, clock=p.clock)
+    )
 
     @app.page("/events")
     class Events(web.View):
@@ -102,6 +113,14 @@ def register(p: Pipeline) -> None:
         async def get(self, request: web.Request) -> web.Response:
             ok = p.ready.is_set()
             return self.json({"ready": ok}, status=200 if ok else 503)
+
+    @app.page("/metrics")
+    class Metrics(web.View):
+        async def get(self, request: web.Request) -> web.Response:
+            return self.bytes(
+                p.metrics.render(),
+                headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+            )
 
     @app.page("/stats")
     class Stats(web.View):

@@ -121,6 +121,10 @@ def start_worker(
             "NUDGE_APP_ID": group,
             "NUDGE_LOG_FORMAT": "json",
             "PYTHONUNBUFFERED": "1",
+            # sending window always open: these tests must not depend on the wall clock
+            # (quiet hours have their own tests, with a fixed clock)
+            "NUDGE_QUIET_HOURS_START": "00:00",
+            "NUDGE_QUIET_HOURS_END": "00:00",
             **env,
         }
         worker = WorkerProcess(

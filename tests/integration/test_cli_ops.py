@@ -17,14 +17,25 @@ from tests.integration.test_pipeline import read_topic
 
 pytestmark = pytest.mark.slow
 
-VALID = {"event_id": "w1", "type": "page.viewed", "occurred_at": "2026-03-02T10:00:00Z",
-         "source": "web", "email": "a@b.co", "path": "/pricing"}
+VALID = {
+    "event_id": "w1",
+    "type": "page.viewed",
+    "occurred_at": "2026-03-02T10:00:00Z",
+    "source": "web",
+    "email": "a@b.co",
+    "path": "/pricing",
+}
 
 
 def nudge(broker: Any, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KAFKA_URL": broker.url, "NUDGE_APP_ID": "ops-test"}
-    return subprocess.run([sys.executable, "-m", "streams.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 async def topics(bootstrap: str) -> set[str]:
@@ -40,8 +51,14 @@ def test_topics_create_is_idempotent(broker: Any) -> None:
     """`nudge topics create` makes every topic and the compacted changelog, twice without error."""
     first = nudge(broker, "topics", "create")
     assert first.returncode == 0, first.stderr
-    assert {"crm.events", "web.events", "events.dead", "lead.activity", "nudges",
-            "ops-test-leads-changelog"} <= asyncio.run(topics(broker.bootstrap))
+    assert {
+        "crm.events",
+        "web.events",
+        "events.dead",
+        "lead.activity",
+        "nudges",
+        "ops-test-leads-changelog",
+    } <= asyncio.run(topics(broker.bootstrap))
     again = nudge(broker, "topics", "create")
     assert again.returncode == 0 and "exists  crm.events" in again.stderr
 
@@ -49,10 +66,20 @@ def test_topics_create_is_idempotent(broker: Any) -> None:
 def test_dead_list_and_replay(broker: Any) -> None:
     """Dead events are listed with reasons; replay re-sends those that now validate, once."""
     records = [
-        {"reason": "type: unknown event type (old schema)", "topic": "web.events",
-         "partition": 0, "offset": 7, "raw": json.dumps(VALID)},
-        {"reason": "not valid JSON", "topic": "web.events", "partition": 0, "offset": 8,
-         "raw": "{broken"},
+        {
+            "reason": "type: unknown event type (old schema)",
+            "topic": "web.events",
+            "partition": 0,
+            "offset": 7,
+            "raw": json.dumps(VALID),
+        },
+        {
+            "reason": "not valid JSON",
+            "topic": "web.events",
+            "partition": 0,
+            "offset": 8,
+            "raw": "{broken",
+        },
     ]
 
     async def seed() -> None:

@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import signal
 import sqlite3
+import urllib.request
 from typing import Any
 
 import pytest
@@ -136,6 +137,12 @@ def test_hot_lead_is_nudged_once(start_worker: Any) -> None:
     assert rows[0]["rep_id"] == "rep-1" and rows[0]["lead_id"] == "lead-1"
     wait_for(lambda: "Acme Logistics is hot" in worker.output())
     # the same events again: processed once, no second nudge
+    with urllib.request.urlopen(worker.url + "/metrics", timeout=5) as r:
+        metrics = r.read().decode()
+    assert 'nudge_playbook_firings_total{playbook="hot-lead",rule="crossed-70"} 1.0' in metrics
+    assert 'nudge_nudges_total{channel="console",state="sent"} 1.0' in metrics
+    assert "nudge_rescore_seconds_count 5.0" in metrics
+    assert "nudge_consumer_lag{" in metrics
     worker.post_events(hot_lead_events(1, "Acme Logistics"))
     wait_for(lambda: worker.stats().get("events.duplicate", 0) >= 5, message=worker.stats)
     assert len(outbox(worker.db)) == 1

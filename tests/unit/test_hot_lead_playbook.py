@@ -58,10 +58,11 @@ def test_lead_without_owner_fires_nothing() -> None:
 
 
 def test_bad_playbook_names_file_line_and_field() -> None:
-    """A misspelt key is reported with the file, its line and the field path."""
+    """A misspelt key is reported with the file, its line, column, field path and a fix."""
     text = "name: p\nowner: me\nversion: 1\nrules:\n  - id: r\n    triger: {}\n"
     with pytest.raises(PlaybookError) as info:
         parse_playbook(text, "team.yaml")
     assert any(
-        p.startswith("team.yaml:6: rules.0.triger: unknown field") for p in info.value.problems
+        p == "team.yaml:6:5: rules.0.triger: unknown key `triger` — did you mean `trigger`?"
+        for p in info.value.problems
     )

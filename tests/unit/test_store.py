@@ -34,20 +34,6 @@ async def test_migrations_are_idempotent(tmp_path: Path) -> None:
     await store.close()
 
 
-async def test_outbox_claims_a_nudge_once(tmp_path: Path) -> None:
-    """The second claim of the same nudge id is refused, even from a second connection."""
-    a = await Store.open(tmp_path / "db.sqlite")
-    b = await Store.open(tmp_path / "db.sqlite")
-    assert await a.claim_nudge(command())
-    assert not await b.claim_nudge(command())
-    await a.finish_nudge("n_1", "sent", channel="console")
-    assert not await a.claim_nudge(command())
-    [row] = await b.outbox()
-    assert row["state"] == "sent" and row["attempts"] == 1
-    await a.close()
-    await b.close()
-
-
 async def test_identity_resolution_is_normalised(tmp_path: Path) -> None:
     """Emails match case-insensitively and phones by digits."""
     store = await Store.open(tmp_path / "db.sqlite")

@@ -1,0 +1,20 @@
+"""Delivery: the one place that decides whether, when and where a nudge goes.
+
+``policy`` holds the pure decisions (:func:`decide`, :func:`retry_delay`);
+``sender`` carries them out through the outbox and a notifier
+(:func:`deliver`, :func:`drain_due`).
+"""
+
+from delivery.policy import Decision, Policy, Rep, decide, retry_delay
+from delivery.sender import RetryPolicy, deliver, drain_due
+
+__all__ = [
+    "Decision",
+    "Policy",
+    "Rep",
+    "RetryPolicy",
+    "decide",
+    "deliver",
+    "drain_due",
+    "retry_delay",
+]

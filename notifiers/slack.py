@@ -1,0 +1,174 @@
+"""Slack DMs through slack_sdk's ``AsyncWebClient`` and ``chat.postMessage``, with Block Kit.
+
+Why these blocks: a rep should answer in one tap. Every nudge shows its text, the
+reasons behind the score (a context block), and buttons — log a call, snooze, not
+relevant — plus one button per questionnaire choice. Each button carries the
+nudge and lead ids in its ``value``, so a click can be turned into a
+:class:`~nudge.signals.Reply` without any state (see :mod:`notifiers.inbound`).
+
+Posting to a user id opens (or reuses) the bot's DM with that user.
+
+Rate limits: Slack allows about one message per second per channel and answers
+429 with ``Retry-After``. slack_sdk's rate-limit retry handler would sleep inside
+the call, holding the rep's queue without a record of why; instead a 429 becomes
+a :class:`~nudge.errors.TransientDeliveryError` carrying ``retry_after``, and
+delivery decides (short waits inline, long ones back in the outbox).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from notifiers import texts
+from notifiers.base import OutboundMessage, SendResult
+from nudge.errors import PermanentDeliveryError, TransientDeliveryError
+
+ACTION_PREFIX = "nudge_"
+"""Every action id we create starts with this; the bolt app listens for it."""
+
+TRANSIENT_ERRORS = {
+    "ratelimited",
+    "internal_error",
+    "fatal_error",
+    "service_unavailable",
+    "request_timeout",
+    # auth problems are the operator's to fix; the queue should outlive them
+    "invalid_auth",
+    "not_authed",
+    "token_expired",
+}
+
+
+def button_value(message: OutboundMessage, choice: str | None = None) -> str:
+    """What a button carries back on a click (Slack allows 2,000 characters)."""
+    data = {"n": message.nudge_id, "l": message.lead_id}
+    if choice is not None:
+        data["c"] = choice
+    return json.dumps(data, separators=(",", ":"))
+
+
+def blocks_for(message: OutboundMessage) -> list[dict[str, Any]]:
+    """Block Kit for one nudge: text, reasons, then the reply buttons."""
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": message.text[:3000]}}
+    ]
+    if message.reasons:
+        reasons = "\n".join(f"• {r}" for r in message.reasons)
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [{"type": "mrkdwn", "text": f"*{texts.WHY}*\n{reasons}"[:3000]}],
+            }
+        )
+    if message.choices:
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": "nudge_choices",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": f"{ACTION_PREFIX}choice_{i}",
+                        "text": {"type": "plain_text", "text": choice[:75]},
+                        "value": button_value(message, choice),
+                    }
+                    for i, choice in enumerate(message.choices[:25])
+                ],
+            }
+        )
+    blocks.append(
+        {
+            "type": "actions",
+            "block_id": "nudge_actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": f"{ACTION_PREFIX}{action}",
+                    "text": {"type": "plain_text", "text": label},
+                    "value": button_value(message),
+                    **({"style": "primary"} if action == "log_call" else {}),
+                }
+                for action, label in texts.BUTTONS.items()
+            ],
+        }
+    )
+    return blocks
+
+
+class SlackNotifier:
+    """Sends a nudge as a DM from the bot to the rep's Slack user."""
+
+    channel = "slack"
+
+    def __init__(self, token: str, *, base_url: str | None = None, timeout: int = 10) -> None:
+        self._token = token
+        self._base_url = base_url or "https://slack.com/api/"
+        self._timeout = timeout
+        self._client: AsyncWebClient | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> SlackNotifier:
+        return cls(settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url)
+
+    @property
+    def client(self) -> AsyncWebClient:
+        if self._client is None:
+            self._client = AsyncWebClient(
+                token=self._token, base_url=self._base_url, timeout=self._timeout
+            )
+        return self._client
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        user = message.recipient.slack_user_id
+        if not user:
+            raise PermanentDeliveryError(
+                texts.NO_SLACK_ID.format(rep_id=message.recipient.rep_id), code="no_slack_id"
+            )
+        try:
+            response = await self.client.chat_postMessage(
+                channel=user,
+                text=message.text,
+                blocks=blocks_for(message),
+                unfurl_links=False,
+                metadata={
+                    "event_type": "nudge_sent",
+                    "event_payload": {"nudge_id": message.nudge_id, "lead_id": message.lead_id},
+                },
+            )
+        except SlackApiError as exc:
+            raise classify(exc) from exc
+        except TimeoutError as exc:
+            raise TransientDeliveryError("Slack did not answer in time", code="timeout") from exc
+        except (aiohttp.ClientError, SlackClientError) as exc:
+            raise TransientDeliveryError(f"Slack unreachable: {exc}", code="network") from exc
+        channel, ts = response.get("channel"), response.get("ts")
+        return SendResult(channel=self.channel, provider_id=f"{channel}:{ts}")
+
+    async def close(self) -> None:
+        if self._client is not None and self._client.session is not None:
+            await self._client.session.close()
+        self._client = None
+
+
+def classify(exc: SlackApiError) -> Exception:
+    """A Slack API error as our transient / permanent delivery error."""
+    response = exc.response
+    status = int(getattr(response, "status_code", 0) or 0)
+    data = getattr(response, "data", None)
+    error = str(data.get("error", "")) if isinstance(data, dict) else ""
+    headers = getattr(response, "headers", None) or {}
+    raw_retry = headers.get("Retry-After") or headers.get("retry-after")
+    try:
+        retry_after = float(raw_retry) if raw_retry else None
+    except ValueError:
+        retry_after = None
+    if status == 429 or status >= 500 or error in TRANSIENT_ERRORS:
+        return TransientDeliveryError(
+            f"Slack: {error or status}", code=error or str(status), retry_after=retry_after
+        )
+    return PermanentDeliveryError(f"Slack: {error or status}", code=error or str(status))

@@ -1,0 +1,161 @@
+"""Resuming a scheduled row: the second half of waits, escalations, timed triggers, digests.
+
+The worker stores every :class:`ScheduleStep` (``crm.schedules``), and when one
+comes due it builds a fresh :class:`LeadSignal` for the lead (event type
+``timer``; use :func:`timer_signal`) and calls :func:`resume`. Like the
+evaluator it is pure and returns commands plus the new guard state. What the
+row was planned on is re-checked first — the date still the same, the lead still
+untouched, the chain not cancelled — so a stale row fires nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from nudge.logs import get_logger
+from nudge.signals import (
+    Command,
+    LeadSignal,
+    LeadView,
+    NudgeCommand,
+    RepView,
+    ScheduleStep,
+    Score,
+    nudge_id_for,
+)
+from playbooks import messages as msg
+from playbooks.actions import EscalateAction
+from playbooks.conditions import holds
+from playbooks.evaluator import Decision, plan_timed, start
+from playbooks.expressions import ExpressionFailed
+from playbooks.fields import TIMER_EVENT, views
+from playbooks.guards import GuardState, digest_text
+from playbooks.model import Playbook
+from playbooks.steps import Run, StepFailed, issue, run_steps
+from playbooks.triggers import ScheduleTrigger, still_valid
+
+log = get_logger(__name__)
+
+
+def timer_signal(
+    lead: LeadView | None,
+    score: Score | None,
+    step: ScheduleStep,
+    now: dt.datetime,
+    rep: RepView | None = None,
+) -> LeadSignal:
+    """The signal a due row is resumed with: the lead as it is now, event type ``timer``.
+
+    The whole step rides in ``event["step"]``, so the worker may send this signal
+    through ``lead.signals`` like any other and the playbook agent resumes it with
+    :func:`step_of`. ``lead``/``score`` may be ``None`` for digests (about a rep).
+    """
+    return LeadSignal(
+        lead=lead or LeadView(lead_id=step.lead_id or "", owner_rep_id=step.rep_id),
+        event={"type": TIMER_EVENT, "step": step.model_dump(mode="json")},
+        event_id=step.schedule_id,
+        event_type=TIMER_EVENT,
+        at=now,
+        score=score or Score(value=0, model_version="none", rule_based=True, scored_at=now),
+        rep=rep,
+    )
+
+
+def step_of(signal: LeadSignal) -> ScheduleStep | None:
+    """The schedule row a ``timer`` signal carries (``None`` for any other signal)."""
+    if signal.event_type != TIMER_EVENT or not isinstance(signal.event.get("step"), dict):
+        return None
+    return ScheduleStep.model_validate(signal.event["step"])
+
+
+def resume(
+    step: ScheduleStep,
+    signal: LeadSignal | None,
+    playbooks: list[Playbook],
+    now: dt.datetime,
+    *,
+    state: GuardState | None = None,
+    acted: bool = False,
+) -> Decision:
+    """Commands a due row issues now. ``acted``: for an escalation, the rep replied or acted.
+
+    ``signal`` may be ``None`` only for digests (they are about a rep, not a lead).
+    """
+    new = (state or GuardState()).copy_for_update()
+    if step.purpose == "digest":
+        return Decision(_digest(step, new, now), new, [])
+    playbook = next((p for p in playbooks if p.name == step.playbook and p.enabled), None)
+    rule = playbook.rule(step.rule) if playbook else None
+    if playbook is None or rule is None or signal is None:
+        return Decision([], new, [])
+    data = views(signal)
+    try:
+        if rule.cancel_if is not None and holds(rule.cancel_if, data, now):
+            return Decision([], new, [])
+        if step.purpose in ("date", "inactivity", "tick"):
+            return _timed(step, playbook, signal, data, now, new)
+        run = Run(playbook, rule, signal, data, now, step.trigger_event_id)
+        run.exploration = bool(step.check.get("exploration", False))
+        run.propensity = float(step.check.get("propensity", 1.0))
+        if step.purpose == "continue":
+            run_steps(run, step.step)
+        elif step.purpose == "escalate":
+            action = rule.actions[step.step] if step.step < len(rule.actions) else None
+            if isinstance(action, EscalateAction) and not acted:
+                issue(run, step.step, action)
+            run_steps(run, step.step + 1)
+        fired = [(playbook.name, rule.id, {"resumed": step.purpose, "step": step.step})]
+        return Decision(run.commands, new, fired if run.commands else [])
+    except (StepFailed, ExpressionFailed) as exc:
+        log.warning(
+            msg.EVAL_FAILED,
+            playbook=playbook.name,
+            rule=rule.id,
+            schedule_id=step.schedule_id,
+            error=str(exc),
+        )
+        return Decision([], new, [])
+
+
+def _timed(
+    step: ScheduleStep,
+    playbook: Playbook,
+    signal: LeadSignal,
+    data: dict[str, Any],
+    now: dt.datetime,
+    state: GuardState,
+) -> Decision:
+    rule = playbook.rule(step.rule)
+    assert rule is not None
+    commands: list[Command] = []
+    if isinstance(rule.trigger, ScheduleTrigger):
+        following = plan_timed(playbook, rule, signal, data, now + dt.timedelta(seconds=1), state)
+        if following is not None:
+            commands.append(following)
+    if not still_valid(rule.trigger, step.check, signal, data):
+        return Decision(commands, state, [])
+    match = {"trigger": rule.trigger.type} | {k: v for k, v in step.check.items()}
+    run = start(playbook, rule, signal, data, now, step.schedule_id, match, state)
+    if run is None:
+        return Decision(commands, state, [])
+    return Decision(run.commands + commands, state, [(playbook.name, rule.id, run.match)])
+
+
+def _digest(step: ScheduleStep, state: GuardState, now: dt.datetime) -> list[Command]:
+    key = str(step.check.get("digest", ""))
+    items = state.digests.pop(key, [])
+    if not items or step.rep_id is None:
+        return []
+    return [
+        NudgeCommand(
+            nudge_id=nudge_id_for(step.playbook, "digest", step.rep_id, step.schedule_id),
+            rep_id=step.rep_id,
+            lead_id=items[0].lead_id,
+            text=digest_text(items),
+            playbook=step.playbook,
+            rule="digest",
+            trigger_event_id=step.schedule_id,
+            created_at=now,
+        )
+    ]

@@ -1,0 +1,86 @@
+"""Carrying out what the playbook agent decided: one function per command kind.
+
+The decisions are pure (``playbooks``); this module only routes them: nudges to
+the delivery agent, questionnaires to the conversation agent, CRM field updates
+back into ``crm.events`` (so state, score and SQLite all see them) and to
+``crm.updates`` (for external CRM connectors), delayed steps into the durable
+scheduler.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from nudge.events import LeadFields, LeadUpdated, event_to_json
+from nudge.logs import get_logger
+from nudge.signals import (
+    AskQuestionnaire,
+    Command,
+    NudgeCommand,
+    NudgeTeam,
+    ScheduleStep,
+    UpdateCrmField,
+    fan_out,
+)
+from streams.app import Pipeline
+
+log = get_logger(__name__)
+
+PROFILE_FIELDS = set(LeadFields.model_fields) - {"custom"}
+
+
+async def dispatch(p: Pipeline, command: Command) -> None:
+    """Route one command to the agent or store that carries it out."""
+    if isinstance(command, NudgeCommand):
+        await send_nudge(p, command)
+    elif isinstance(command, NudgeTeam):
+        store = await p.store()
+        async with store.db.execute("SELECT rep_id FROM reps WHERE team = ?", (command.team,)) as c:
+            reps = [str(r[0]) for r in await c.fetchall()]
+        if not reps:
+            log.warning("team has no reps; nudge not sent", team=command.team, rule=command.rule)
+        for nudge in fan_out(command, reps):
+            await send_nudge(p, nudge)
+    elif isinstance(command, AskQuestionnaire):
+        await p.conversations.send(
+            force=True,
+            key=command.rep_id.encode(),
+            value=json.dumps({"ask": command.model_dump(mode="json")}).encode(),
+        )
+    elif isinstance(command, UpdateCrmField):
+        await update_crm(p, command)
+    elif isinstance(command, ScheduleStep):
+        await (await p.schedules()).add(command, p.clock.now())
+        p.stats["schedules.added"] += 1
+
+
+async def send_nudge(p: Pipeline, command: NudgeCommand) -> None:
+    await p.nudges.send(
+        force=True, key=command.rep_id.encode(), value=command.model_dump_json().encode()
+    )
+
+
+async def update_crm(p: Pipeline, command: UpdateCrmField) -> None:
+    """A playbook sets a lead field: as a ``lead.updated`` event, and on ``crm.updates``."""
+    name = command.field.removeprefix("lead.")
+    fields: dict[str, Any]
+    if name.startswith("custom."):
+        fields = {"custom": {name.removeprefix("custom."): command.value}}
+    elif name in PROFILE_FIELDS:
+        fields = {name: command.value}
+    else:
+        log.warning("update_crm names an unknown field", field=command.field, rule=command.rule)
+        return
+    event = LeadUpdated(
+        type="lead.updated",
+        event_id=f"crm-{command.command_id}",
+        occurred_at=command.created_at,
+        source=f"nudge.playbook.{command.playbook}",
+        lead_id=command.lead_id,
+        fields=LeadFields.model_validate(fields),
+    )
+    await p.crm_events.send(force=True, key=command.lead_id.encode(), value=event_to_json(event))
+    await p.crm_updates.send(
+        force=True, key=command.lead_id.encode(), value=command.model_dump_json().encode()
+    )

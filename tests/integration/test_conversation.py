@@ -1,0 +1,149 @@
+"""A post-meeting questionnaire end to end, through a real worker, broker, fake Twilio and
+signed inbound webhooks: meeting.ended → activity logged → questions texted after the
+wait → the rep's replies → CRM fields updated with audit rows → the lead re-scored."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes.fixtures import twilio_fake  # noqa: F401 - fixture
+from tests.fakes.twilio_server import FakeTwilio
+from tests.integration.test_pipeline import at
+
+pytestmark = pytest.mark.slow
+
+REP_PHONE = "+14155550101"
+DEBRIEF = """
+name: debrief-test
+description: Ask the post-meeting questions 2 s after a meeting (15 min in production).
+owner: ops@example.com
+version: 1
+rules:
+  - id: debrief
+    trigger: {type: event, event: meeting.ended, where: {duration_s: {gte: 300}}}
+    actions:
+      - type: wait
+        for: 2s
+      - type: ask
+        questionnaire: post-meeting
+        to: owner
+        record_on: deal
+"""
+
+
+async def until(predicate: Any, timeout: float = 30.0, what: str = "") -> Any:
+    """Poll without blocking the loop (the fake Twilio server runs on it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+def rows(db: Path, sql: str) -> list[sqlite3.Row]:
+    con = sqlite3.connect(db)
+    con.row_factory = sqlite3.Row
+    try:
+        return con.execute(sql).fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        con.close()
+
+
+async def test_post_meeting_questionnaire_updates_the_crm(
+    start_worker: Any,
+    twilio_fake: FakeTwilio,
+    tmp_path: Path,  # noqa: F811
+) -> None:
+    """Three texted questions, three texted answers: three audited CRM fields, a new score."""
+    playbooks = tmp_path / "playbooks"
+    playbooks.mkdir()
+    (playbooks / "debrief.yaml").write_text(DEBRIEF)
+    worker = start_worker(
+        NUDGE_PLAYBOOKS=str(playbooks),
+        TWILIO_ACCOUNT_SID=twilio_fake.account_sid,
+        TWILIO_AUTH_TOKEN=twilio_fake.auth_token,
+        TWILIO_FROM_NUMBER="+15005550006",
+        NUDGE_TWILIO_API_URL=twilio_fake.url,
+    )
+    status, body = worker.post_events(
+        [
+            {
+                "event_id": "r1",
+                "type": "rep.upserted",
+                "occurred_at": at(0),
+                "source": "crm",
+                "rep_id": "rep-1",
+                "name": "Rita Rep",
+                "phone": REP_PHONE,
+            },
+            {
+                "event_id": "l1",
+                "type": "lead.created",
+                "occurred_at": at(1),
+                "source": "crm",
+                "lead_id": "lead-1",
+                "email": "cto@acme.example",
+                "fields": {"company": "Acme", "owner_rep_id": "rep-1", "deal_value": 20000},
+            },
+            {
+                "event_id": "m1",
+                "type": "meeting.ended",
+                "occurred_at": at(60),
+                "source": "calendar",
+                "lead_id": "lead-1",
+                "rep_id": "rep-1",
+                "duration_s": 1800,
+                "attendees": ["cto@acme.example"],
+            },
+        ]
+    )
+    assert status == 200, body
+    await until(
+        lambda: rows(worker.db, "SELECT * FROM activities WHERE activity_id='m1'"),
+        what="meeting logged as an activity",
+    )
+    rescored_before = worker.stats().get("leads.rescored", 0)
+
+    async def reply(text: str, texts_before: int) -> None:
+        await until(
+            lambda: len(twilio_fake.messages) > texts_before, what=f"a question before {text!r}"
+        )
+        url = f"{worker.url}/webhooks/twilio/sms"
+        code, _ = await twilio_fake.callback(url, twilio_fake.inbound_params(REP_PHONE, text))
+        assert code == 200
+
+    await reply("Good", 0)
+    first = twilio_fake.messages[0]
+    assert first["To"] == REP_PHONE and "Acme" in first["Body"] and "How did it go" in first["Body"]
+    await reply("1", 1)  # next step: Proposal
+    await reply("next tuesday", 2)  # expected close date
+    changes = await until(
+        lambda: rows(worker.db, "SELECT * FROM field_changes ORDER BY field"),
+        timeout=30,
+        what="answers written with audit rows",
+    )
+    fields = {r["field"]: json.loads(r["new_value_json"]) for r in changes}
+    assert fields["deal.meeting_rating"] == 4
+    assert fields["deal.next_step"] == "proposal"
+    assert dt.date.fromisoformat(fields["deal.close_date"]).weekday() == 1  # a Tuesday
+    assert all(r["source_questionnaire"] == "post-meeting" for r in changes)
+    assert all(r["rep_id"] == "rep-1" and r["lead_id"] == "lead-1" for r in changes)
+    await until(
+        lambda: worker.stats().get("leads.rescored", 0) > rescored_before,
+        what="the lead re-scored after the answers flowed back",
+    )
+    # nothing was texted twice
+    bodies = [m["Body"] for m in twilio_fake.messages]
+    assert len(bodies) == len(set(bodies))

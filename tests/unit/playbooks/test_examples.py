@@ -1,0 +1,130 @@
+"""Each shipped example playbook does what its comment promises."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from nudge.signals import AskQuestionnaire, Command, NudgeCommand, ScheduleStep, UpdateCrmField
+from playbooks import decide, evaluate, load_playbooks, resume
+from playbooks.loader import EXAMPLES
+from playbooks.model import Playbook
+
+from .helpers import NOW, signal
+
+
+@pytest.fixture(scope="module")
+def examples() -> dict[str, Playbook]:
+    return {p.name: p for p in load_playbooks([EXAMPLES])}
+
+
+def only(commands: list[Command], kind: type) -> list:  # type: ignore[type-arg]
+    return [c for c in commands if isinstance(c, kind)]
+
+
+def test_hot_lead_texts_owner_then_escalates_unless_acted(examples: dict[str, Playbook]) -> None:
+    """Crossing 80 % texts the owner with reasons; 4 h later the manager hears, unless the rep acted."""
+    pb = [examples["hot-lead-escalating"]]
+    nudge, later = evaluate(signal(0.85, 0.6), pb, NOW)
+    assert isinstance(nudge, NudgeCommand) and nudge.rep_id == "rep-1" and nudge.channel == "sms"
+    assert "Acme is hot: 85% (was 60%)" in nudge.text and "2 pricing-page visits" in nudge.text
+    assert isinstance(later, ScheduleStep) and later.due_at == NOW + dt.timedelta(hours=4)
+    at = later.due_at
+    escalated = resume(later, signal(0.85, 0.6, at=at), pb, at).commands
+    assert [
+        (c.rep_id, "No action yet on Acme" in c.text) for c in only(escalated, NudgeCommand)
+    ] == [("mgr-1", True)]
+    assert resume(later, signal(0.85, 0.6, at=at), pb, at, acted=True).commands == []
+
+
+def test_hot_lead_jump_within_a_day(examples: dict[str, Playbook]) -> None:
+    """31 % → 72 % within 24 h (below the 80 % line) fires the jump rule."""
+    history = [(NOW - dt.timedelta(hours=12), 0.31)]
+    [nudge, _] = evaluate(
+        signal(0.72, 0.5, history=history), [examples["hot-lead-escalating"]], NOW
+    )
+    assert isinstance(nudge, NudgeCommand) and nudge.rule == "jumped-40"
+
+
+def test_hot_lead_won_deal_cancels_the_escalation(examples: dict[str, Playbook]) -> None:
+    """If the deal is won before the escalation is due, nothing is sent."""
+    pb = [examples["hot-lead-escalating"]]
+    [_, later] = evaluate(signal(0.85, 0.6), pb, NOW)
+    assert isinstance(later, ScheduleStep)
+    assert resume(later, signal(0.85, 0.6, status="won"), pb, later.due_at).commands == []
+
+
+def test_post_meeting_debrief_asks_fifteen_minutes_later(examples: dict[str, Playbook]) -> None:
+    """`meeting.ended` schedules the `post-meeting` questionnaire for 15 minutes later."""
+    pb = [examples["post-meeting-debrief"]]
+    ev = {"type": "meeting.ended", "duration_s": 1800}
+    [wait] = evaluate(signal(event=ev), pb, NOW)
+    assert isinstance(wait, ScheduleStep) and wait.due_at == NOW + dt.timedelta(minutes=15)
+    [ask] = resume(wait, signal(at=wait.due_at), pb, wait.due_at).commands
+    assert (
+        isinstance(ask, AskQuestionnaire)
+        and ask.questionnaire == "post-meeting"
+        and ask.record_on == "deal"
+    )
+    assert evaluate(signal(event=ev | {"duration_s": 60}), pb, NOW) == []
+
+
+def test_office_furniture_lease_chain(examples: dict[str, Playbook]) -> None:
+    """120 days before the lease ends: text; +3 days ask depreciation; +7 days ask support, record on the deal."""
+    pb = [examples["office-furniture-lease"]]
+    lease = {"custom": {"lease_expires_on": "2026-09-01"}, "stage": "new"}
+    d = decide(signal(**lease), pb, NOW)
+    [planned] = d.commands
+    assert isinstance(planned, ScheduleStep) and planned.purpose == "date"
+    ny = ZoneInfo("America/New_York")
+    assert planned.due_at.astimezone(ny) == dt.datetime(2026, 5, 4, 9, 0, tzinfo=ny)
+    assert (
+        decide(signal(event_id="e2", **lease), pb, NOW, state=d.state).commands == []
+    )  # no re-plan
+
+    at = planned.due_at
+    text, wait3 = resume(planned, signal(at=at, **lease), pb, at).commands
+    assert isinstance(text, NudgeCommand) and "lease ends in 120 days" in text.text
+    assert isinstance(wait3, ScheduleStep) and wait3.due_at == at + dt.timedelta(days=3)
+    ask1, wait7 = resume(wait3, signal(at=wait3.due_at, **lease), pb, wait3.due_at).commands
+    assert isinstance(ask1, AskQuestionnaire) and ask1.questionnaire == "furniture-depreciated"
+    assert isinstance(wait7, ScheduleStep) and wait7.due_at == wait3.due_at + dt.timedelta(days=7)
+    ask2, update = resume(wait7, signal(at=wait7.due_at, **lease), pb, wait7.due_at).commands
+    assert isinstance(ask2, AskQuestionnaire) and ask2.questionnaire == "influencer-support"
+    assert ask2.record_on == "deal"
+    assert isinstance(update, UpdateCrmField) and update.field == "stage"
+
+
+def test_office_furniture_moved_date_makes_old_row_stale(examples: dict[str, Playbook]) -> None:
+    """If the lease date changes, the row planned on the old date fires nothing."""
+    pb = [examples["office-furniture-lease"]]
+    [planned] = evaluate(signal(custom={"lease_expires_on": "2026-09-01"}), pb, NOW)
+    assert isinstance(planned, ScheduleStep)
+    moved = signal(at=planned.due_at, custom={"lease_expires_on": "2027-03-01"})
+    assert resume(planned, moved, pb, planned.due_at).commands == []
+
+
+def test_churn_watch_slacks_the_account_manager(examples: dict[str, Playbook]) -> None:
+    """A won customer with usage down 40 % who files a complaint → Slack to the owner."""
+    pb = [examples["churn-watch"]]
+    ev = {"type": "form.submitted", "form": "support-complaint"}
+    [cmd] = evaluate(signal(event=ev, status="won", custom={"usage_change_pct": -40}), pb, NOW)
+    assert isinstance(cmd, NudgeCommand) and cmd.channel == "slack" and "-40%" in cmd.text
+    assert evaluate(signal(event=ev, status="won", custom={"usage_change_pct": -5}), pb, NOW) == []
+    assert (
+        evaluate(signal(event=ev, status="open", custom={"usage_change_pct": -40}), pb, NOW) == []
+    )
+    assert evaluate(signal(event=ev, status="won"), pb, NOW) == []
+
+
+def test_cross_sell_nudges_with_the_evidence(examples: dict[str, Playbook]) -> None:
+    """A Payroll customer searching for expense tools → the owner is told what they searched."""
+    pb = [examples["cross-sell-expenses"]]
+    ev = {"type": "search.keyword", "keyword": "expense report software", "count": 1}
+    [cmd] = evaluate(signal(event=ev, custom={"product": "payroll"}), pb, NOW)
+    assert isinstance(cmd, NudgeCommand) and '"expense report software"' in cmd.text
+    page = {"type": "page.viewed", "path": "/products/expenses/pricing"}
+    [cmd] = evaluate(signal(event=page, custom={"product": "payroll"}), pb, NOW)
+    assert isinstance(cmd, NudgeCommand) and "/products/expenses/pricing" in cmd.text
