@@ -6,8 +6,11 @@ Plain Python: no Kafka, no Faust. The lead agent calls, per event::
         score = scorer.rescore(state, event, now)
         state.record_score(score)
 
-:class:`Scorer` is the seam: :class:`scoring.points.PointsScorer` stands in until
-a trained model is promoted.
+:class:`Scorer` is the seam. A worker constructs
+:class:`scoring.model_scorer.LiveScorer` (``LiveScorer(settings.data_dir)``): it scores
+with the promoted model and lets :class:`scoring.points.PointsScorer` stand in until a
+model trained on enough conversions is promoted. ``apply_event`` folds every event into
+the model features whichever scorer is active.
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ from scoring.state import LeadState, apply_event
 class Scorer(Protocol):
     """Updates a lead's scorer-specific features from one event and scores it."""
 
-    version: str
+    @property
+    def version(self) -> str:
+        """The model version (or ``points-v1``) that the next score will carry."""
+        ...
 
     def rescore(self, state: LeadState, event: LeadEvent, now: dt.datetime) -> Score:
         """Fold ``event`` into ``state``'s features and return the new score."""

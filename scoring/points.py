@@ -95,7 +95,12 @@ class PointsScorer:
         if state.counted_at is None or elapsed > 0:
             state.counted_at = now.isoformat()
 
-    def rescore(self, state: LeadState, event: LeadEvent, now: dt.datetime) -> Score:
+    def update(self, state: LeadState, event: LeadEvent) -> dt.datetime:
+        """Fold ``event`` into the points counters only; returns the counters' time.
+
+        The model scorer calls this too, so the points are current if a rollback hands
+        scoring back to this scorer.
+        """
         at = (
             max(event.occurred_at, dt.datetime.fromisoformat(state.counted_at))
             if (state.counted_at)
@@ -108,6 +113,10 @@ class PointsScorer:
                     rule.points
                 )
                 state.counters[f"n:{rule.id}"] = state.counters.get(f"n:{rule.id}", 0.0) + 1
+        return at
+
+    def rescore(self, state: LeadState, event: LeadEvent, now: dt.datetime) -> Score:
+        at = self.update(state, event)
         points = sum(v for k, v in state.counters.items() if k.startswith("pts:"))
         value = 1 - math.exp(-max(points, 0.0) / self.config.scale)
         previous = state.score["value"] if state.score else None

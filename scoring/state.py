@@ -2,8 +2,10 @@
 
 :class:`LeadState` is what the lead agent keeps in its Faust table, one entry per
 lead_id: the CRM profile, scorer-specific counters, the current score and a short
-score history (for "jumped by Δ within a window" signals), and the ids of recent
-events so a redelivered event is processed once.
+score history (for "jumped by Δ within a window" signals), the ids of recent
+events so a redelivered event is processed once, and the model features
+(:mod:`scoring.features`). The features are folded in by :func:`apply_event`, whatever
+scorer is active, so a model promoted later finds every lead's features already built.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from nudge.events import (
     LeadUpdated,
 )
 from nudge.signals import LeadView, Score, ScorePoint
+from scoring.features import empty_state, update_features
 
 RECENT_EVENT_IDS = 256
 """How many event ids per lead are remembered for de-duplication."""
@@ -41,6 +44,7 @@ class LeadState:
     score: dict[str, Any] | None = None
     history: list[tuple[str, float]] = field(default_factory=list)
     seen: list[str] = field(default_factory=list)
+    features: dict[str, Any] = field(default_factory=empty_state)
 
     # -- (de)serialisation for the Faust table ---------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -53,6 +57,7 @@ class LeadState:
             "score": self.score,
             "history": [list(p) for p in self.history],
             "seen": self.seen,
+            "features": self.features,
         }
 
     @classmethod
@@ -66,6 +71,7 @@ class LeadState:
             score=data.get("score"),
             history=[(str(a), float(v)) for a, v in data.get("history") or []],
             seen=list(data.get("seen") or []),
+            features=data.get("features") or empty_state(),
         )
 
     # -- reading -----------------------------------------------------------------
@@ -119,6 +125,7 @@ def apply_event(state: LeadState, event: LeadEvent) -> bool:
         profile["email"] = event.email
     if event.phone and "phone" not in profile:
         profile["phone"] = event.phone
+    update_features(state.features, event)
     when = event.occurred_at.astimezone(dt.UTC).isoformat()
     if state.touches.get(event.silo, "") < when:
         state.touches[event.silo] = when

@@ -15,7 +15,15 @@ from collections.abc import Sequence
 
 from nudge.errors import ConfigError, NudgeError
 
-GROUPS = ("cli_run", "cli_events", "cli_playbooks", "cli_dead", "cli_topics", "cli_phone")
+GROUPS = (
+    "cli_run",
+    "cli_events",
+    "cli_playbooks",
+    "cli_dead",
+    "cli_topics",
+    "cli_phone",
+    "cli_model",
+)
 """Modules under ``streams`` that add subcommands, in help order."""
 
 

@@ -1,0 +1,231 @@
+"""Live scoring with the promoted XGBoost model, and the switch from the points scorer.
+
+:class:`ModelScorer` scores one lead from its feature state: feature vector
+(:func:`scoring.features.feature_vector`), our own tree walk
+(:class:`scoring.trees.CompiledTrees`, no DataFrame, no DMatrix), calibration, and the
+top three reasons from the walk's path attributions, worded by the feature catalogue.
+
+:class:`LiveScorer` is what a worker constructs once::
+
+    scorer = LiveScorer(settings.data_dir)          # or LiveScorer(dir, fallback=points)
+    score = scorer.rescore(state, event, now)       # after apply_event(state, event)
+
+It looks at the registry at most once a second (one ``stat``) and swaps in a newly
+promoted model without a restart. While no model is promoted, or the promoted one was
+trained on fewer than ``min_conversions`` conversions, the points scorer scores and the
+score says ``rule_based=True``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nudge.errors import NudgeError
+from nudge.events import LeadEvent
+from nudge.signals import Score
+from scoring.features import compile_extractors, describe, feature_vector
+from scoring.points import PointsScorer
+from scoring.registry import ModelInfo, Registry, ScoringSettings
+from scoring.state import LeadState
+from scoring.trees import CompiledTrees, sigmoid
+
+P_MIN, P_MAX = 0.001, 0.999
+"""Calibrated scores are kept inside these bounds: an isotonic bin with no positives in the
+validation data says "rarely", not "never", and a rep should never read "100 %"."""
+
+
+class Calibrator:
+    """Maps a raw model probability to a calibrated one (isotonic or Platt), or not at all."""
+
+    def __init__(self, spec: dict[str, Any] | None) -> None:
+        self.kind = (spec or {}).get("kind", "none")
+        spec = spec or {}
+        if self.kind == "isotonic":
+            self.x = np.asarray(spec["x"], dtype=np.float64)
+            self.y = np.asarray(spec["y"], dtype=np.float64)
+        elif self.kind == "platt":
+            self.a, self.b = float(spec["a"]), float(spec["b"])
+
+    def __call__(self, margin: float) -> float:
+        if self.kind == "isotonic":
+            p = float(np.interp(sigmoid(margin), self.x, self.y))
+        elif self.kind == "platt":
+            p = sigmoid(self.a * margin + self.b)
+        else:
+            p = sigmoid(margin)
+        return min(max(p, P_MIN), P_MAX)
+
+    def many(self, margins: np.ndarray) -> np.ndarray:
+        out: np.ndarray
+        if self.kind == "isotonic":
+            out = np.interp(1 / (1 + np.exp(-margins)), self.x, self.y)
+        elif self.kind == "platt":
+            out = 1 / (1 + np.exp(-(self.a * margins + self.b)))
+        else:
+            out = 1 / (1 + np.exp(-margins))
+        return np.clip(out, P_MIN, P_MAX)
+
+
+class CompiledModel:
+    """A registered model ready for one-row scoring."""
+
+    def __init__(self, booster_json: bytes, meta: dict[str, Any]) -> None:
+        self.version: str = meta.get("version", "unversioned")
+        self.names: list[str] = list(meta["features"])
+        self.positives = int(meta.get("positives", 0))
+        self.trees = CompiledTrees.from_booster_json(booster_json, len(self.names))
+        self.extractors = compile_extractors(self.names)
+        self.calibrate = Calibrator(meta.get("calibration"))
+        # one-hot levels of a CRM field form one reason ("industry is software"), not
+        # several ("industry is not retail"): contributions are summed per field
+        groups: dict[str, int] = {}
+        self.group_of = np.asarray(
+            [
+                groups.setdefault(n.split("=", 1)[0] if "=" in n else n, len(groups))
+                for n in self.names
+            ],
+            dtype=np.int64,
+        )
+        self.members: list[list[int]] = [[] for _ in groups]
+        for i, g in enumerate(self.group_of):
+            self.members[int(g)].append(i)
+
+    @classmethod
+    def load(cls, registry: Registry, info: ModelInfo) -> CompiledModel:
+        return cls(registry.load_booster_json(info.version), info.meta)
+
+    def vector(self, state: LeadState, now: float) -> np.ndarray:
+        row = feature_vector(state.features, state.profile, self.extractors, now)
+        return np.asarray(row, dtype=np.float32)
+
+    def predict(self, x: np.ndarray) -> float:
+        return self.calibrate(self.trees.margin(x))
+
+    def explain(self, x: np.ndarray, top: int = 3) -> tuple[float, list[str]]:
+        """Calibrated probability and the plain-word reasons that pushed it most."""
+        margin, contribs, _bias = self.trees.margin_and_contribs(x)
+        p = self.calibrate(margin)
+        per_group = np.bincount(self.group_of, weights=contribs, minlength=len(self.members))
+        order = np.argsort(-per_group)[:top]
+        chosen = [int(g) for g in order if per_group[g] > 1e-6]
+        if not chosen:  # nothing raised it: say what held it down most
+            chosen = [int(g) for g in np.argsort(per_group)[:top] if per_group[g] < -1e-6]
+        return p, [self._describe_group(g, x) for g in chosen]
+
+    def _describe_group(self, group: int, x: np.ndarray) -> str:
+        members = self.members[group]
+        if len(members) == 1:
+            return describe(self.names[members[0]], float(x[members[0]]))
+        active = next((i for i in members if x[i] >= 0.5), None)
+        if active is not None:
+            return describe(self.names[active], 1.0)
+        field = self.names[members[0]].split("=", 1)[0]
+        return f"{field} is none of the usual ones"
+
+
+class ModelScorer:
+    """Scores a lead with one compiled model (see :class:`LiveScorer` for switching)."""
+
+    def __init__(self, model: CompiledModel) -> None:
+        self.model = model
+        self.version = model.version
+
+    def rescore(self, state: LeadState, event: LeadEvent, now: dt.datetime) -> Score:
+        """Score ``state`` (features already folded in by ``apply_event``) as of the event."""
+        t = state.features["at"] or event.occurred_at.timestamp()
+        x = self.model.vector(state, t)
+        p, reasons = self.model.explain(x)
+        p = round(min(max(p, 0.0), 1.0), 4)
+        previous = state.score["value"] if state.score else None
+        deal_value = state.profile.get("deal_value")
+        return Score(
+            value=p,
+            previous=previous,
+            reasons=reasons,
+            model_version=self.version,
+            rule_based=False,
+            expected_value=round(p * float(deal_value), 2) if deal_value else None,
+            scored_at=dt.datetime.fromtimestamp(t, dt.UTC),
+        )
+
+    def rescore_many(self, states: list[LeadState], now: dt.datetime) -> list[float]:
+        """Calibrated probabilities for many leads at once (no reasons): for batch
+        re-ranking, e.g. after a promotion, at ~10 µs a lead instead of ~60 µs."""
+        if not states:
+            return []
+        t = now.timestamp()
+        rows = np.stack([self.model.vector(s, t) for s in states])
+        return [float(v) for v in self.model.calibrate.many(self.model.trees.margins(rows))]
+
+
+class LiveScorer:
+    """The worker's scorer: the promoted model when trusted, else the points scorer."""
+
+    def __init__(
+        self,
+        data_dir: Path | str,
+        *,
+        fallback: PointsScorer | None = None,
+        min_conversions: int | None = None,
+        check_every: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.registry = Registry(data_dir)
+        self.fallback = fallback or PointsScorer()
+        self.min_conversions = (
+            ScoringSettings().min_conversions if min_conversions is None else min_conversions
+        )
+        self.check_every = check_every
+        self._monotonic = monotonic
+        self._next_check = -math.inf
+        self.model_scorer: ModelScorer | None = None
+        self.note: str = "no model promoted yet"
+        self.refresh(force=True)
+
+    @property
+    def version(self) -> str:
+        return self.model_scorer.version if self.model_scorer else self.fallback.version
+
+    def refresh(self, force: bool = False) -> bool:
+        """Reload if the promoted model changed; True when the active scorer changed.
+
+        A promoted model that cannot be loaded (deleted folder, corrupt file) never stops
+        scoring: the scorer in use stays, and :attr:`note` says why.
+        """
+        self._next_check = self._monotonic() + self.check_every
+        changed, version = self.registry.current()
+        if not (changed or force):
+            return False
+        before = self.version
+        if version is None:
+            self.model_scorer, self.note = None, "no model promoted yet"
+            return self.version != before
+        try:
+            info = self.registry.get(version)
+            if info.positives < self.min_conversions:
+                self.model_scorer = None
+                self.note = (
+                    f"model {version} was trained on {info.positives} conversions; "
+                    f"{self.min_conversions} are needed (NUDGE_MIN_CONVERSIONS)"
+                )
+            else:
+                self.model_scorer = ModelScorer(CompiledModel.load(self.registry, info))
+                self.note = f"model {version}"
+        except (OSError, ValueError, KeyError, NudgeError) as exc:
+            self.note = f"could not load model {version}, still using {before}: {exc}"
+        return self.version != before
+
+    def rescore(self, state: LeadState, event: LeadEvent, now: dt.datetime) -> Score:
+        if self._monotonic() >= self._next_check:
+            self.refresh()
+        if self.model_scorer is None:
+            return self.fallback.rescore(state, event, now)
+        self.fallback.update(state, event)  # keep the points current for a rollback
+        return self.model_scorer.rescore(state, event, now)

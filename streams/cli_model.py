@@ -1,0 +1,223 @@
+"""``nudge model train | evaluate | list | promote | rollback | synth``.
+
+Thin wiring over :mod:`scoring`: the registry lives in ``<NUDGE_DATA_DIR>/models`` and a
+running worker picks up a promotion by itself (it checks the registry about once a
+second), so none of these commands needs the broker. Machine-readable results go to
+standard output as JSON; progress goes to standard error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gzip
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from nudge.clock import utcnow
+from nudge.errors import ConfigError, EventRejected, NudgeError
+from nudge.events import LeadEvent, RepUpserted, event_to_json, parse_event
+from nudge.settings import Settings
+from nudge.signals import NudgeCommand
+
+
+def register(sub: Any) -> None:
+    model = sub.add_parser("model", help="train, evaluate, list, promote and roll back models")
+    mp = model.add_subparsers(dest="model_command", metavar="SUBCOMMAND", required=True)
+
+    tr = mp.add_parser("train", help="replay an event history and train a model")
+    tr.add_argument("--events", required=True, type=Path, help="NDJSON events (.ndjson[.gz])")
+    tr.add_argument("--nudges", type=Path, help="NDJSON nudge commands (for IPW weights)")
+    tr.add_argument("--horizon-days", type=float, default=30, help="converted within (30)")
+    tr.add_argument("--window-days", type=float, default=180, help="sliding window (180)")
+    tr.add_argument("--promote", action="store_true", help="promote the new model at once")
+    tr.set_defaults(func=_train)
+
+    ev = mp.add_parser("evaluate", help="train and evaluate on any labelled CSV")
+    ev.add_argument("--csv", required=True, type=Path, help=".csv or .csv.gz file")
+    ev.add_argument("--label", required=True, help="label column: 0/1, true/false, yes/no")
+    ev.add_argument("--time-column", help="column giving time order (default: row order)")
+    ev.add_argument("--drop", nargs="*", default=[], metavar="C", help="columns to ignore")
+    ev.add_argument("--report", type=Path, help="report folder (default <data_dir>/reports/...)")
+    ev.set_defaults(func=_evaluate)
+
+    ls = mp.add_parser("list", help="registered models, the promoted one marked *")
+    ls.add_argument("--json", action="store_true", help="print JSON")
+    ls.set_defaults(func=_list)
+
+    pr = mp.add_parser("promote", help="make VERSION the model workers use")
+    pr.add_argument("version")
+    pr.set_defaults(func=_promote)
+
+    rb = mp.add_parser("rollback", help="go back to the previously promoted model")
+    rb.set_defaults(func=_rollback)
+
+    sy = mp.add_parser("synth", help="write synthetic events with a known conversion process")
+    sy.add_argument("--leads", type=int, default=3000)
+    sy.add_argument("--days", type=int, default=180)
+    sy.add_argument("--seed", type=int, default=7)
+    sy.add_argument("--out", default="-", help="file to write (default: standard output)")
+    sy.set_defaults(func=_synth)
+
+
+def _registry() -> Any:
+    from scoring.registry import Registry
+
+    return Registry(Settings().data_dir)
+
+
+def _open_text(path: Path) -> Any:
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return path.open(encoding="utf-8")
+
+
+def read_events(path: Path) -> Iterator[LeadEvent]:
+    """Lead events from NDJSON; a bad line stops with its number and the field."""
+    with _open_text(path) as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                event = parse_event(line.strip())
+            except EventRejected as exc:
+                raise NudgeError(f"{path}: line {number}: {exc.reason}") from None
+            if not isinstance(event, RepUpserted):
+                yield event
+
+
+def read_nudges(path: Path) -> list[NudgeCommand]:
+    out = []
+    with _open_text(path) as fh:
+        for number, line in enumerate(fh, 1):
+            if line.strip():
+                try:
+                    out.append(NudgeCommand.model_validate_json(line))
+                except ValueError as exc:
+                    raise NudgeError(f"{path}: line {number}: {exc}") from None
+    return out
+
+
+def _train(args: argparse.Namespace) -> int:
+    from scoring.registry import ScoringSettings
+    from scoring.train import replay, train
+
+    horizon = dt.timedelta(days=args.horizon_days)
+    print(f"reading {args.events} ...", file=sys.stderr)
+    events = list(read_events(args.events))
+    nudges = read_nudges(args.nudges) if args.nudges else []
+    snaps = replay(events, nudges, horizon=horizon, progress=sys.stderr)
+    print(f"{len(events):,} events -> {len(snaps.t):,} snapshots", file=sys.stderr)
+    try:
+        result = train(
+            snaps, horizon=horizon, window=dt.timedelta(days=args.window_days), now=utcnow()
+        )
+    except ValueError as exc:
+        raise NudgeError(f"{args.events}: {exc}") from None
+    registry = _registry()
+    info = registry.save(result.booster_json, result.meta, utcnow())
+    summary: dict[str, Any] = {
+        "version": info.version,
+        "path": str(info.path),
+        "positives": info.positives,
+        "metrics": result.meta["metrics"],
+        "promoted": False,
+    }
+    needed = ScoringSettings().min_conversions
+    if info.positives < needed:
+        summary["note"] = (
+            f"trained on {info.positives} conversions; workers use a model only from "
+            f"{needed} (NUDGE_MIN_CONVERSIONS) and keep the points scorer until then"
+        )
+    if args.promote:
+        registry.promote(info.version, utcnow())
+        summary["promoted"] = True
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from scoring.evaluate import evaluate
+
+    report = args.report or Settings().data_dir / "reports" / (
+        "evaluate-" + utcnow().strftime("%Y%m%dT%H%M%SZ")
+    )
+    result = evaluate(
+        args.csv,
+        args.label,
+        time_column=args.time_column,
+        drop=args.drop,
+        report_dir=report,
+    )
+    print(json.dumps(result, indent=2, default=str))
+    print(f"report: {result['report']}", file=sys.stderr)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    registry = _registry()
+    promoted = registry.promoted_version()
+    models = registry.list()
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "version": m.version,
+                        "promoted": m.version == promoted,
+                        "trained_at": m.meta.get("trained_at"),
+                        "positives": m.positives,
+                        "metrics": m.meta.get("metrics"),
+                        "window": m.meta.get("window"),
+                    }
+                    for m in models
+                ],
+                indent=2,
+            )
+        )
+        return 0
+    if not models:
+        print(f"no models in {registry.root}")
+    for m in models:
+        auc = (m.meta.get("metrics") or {}).get("holdout", {}).get("roc_auc")
+        mark = "*" if m.version == promoted else " "
+        print(
+            f"{mark} {m.version}  trained {m.meta.get('trained_at', '?')[:19]}  "
+            f"conversions {m.positives}  holdout AUC {auc}"
+        )
+    return 0
+
+
+def _promote(args: argparse.Namespace) -> int:
+    info = _registry().promote(args.version, utcnow())
+    print(f"promoted {info.version}; running workers switch within a second or two")
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    info = _registry().rollback(utcnow())
+    if info is None:
+        print("no earlier model: workers fall back to the points scorer")
+    else:
+        print(f"rolled back to {info.version}")
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from scoring.synthetic import generate
+
+    data = generate(args.leads, args.days, args.seed)
+    out = sys.stdout.buffer if args.out == "-" else open(args.out, "wb")  # noqa: SIM115
+    try:
+        for event in data.events:
+            out.write(event_to_json(event) + b"\n")
+    finally:
+        if out is not sys.stdout.buffer:
+            out.close()
+    print(f"{len(data.events):,} events for {args.leads:,} leads", file=sys.stderr)
+    return 0

@@ -1,0 +1,65 @@
+"""`nudge model ...` through the real CLI entry point (no broker needed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from streams.cli import main
+
+
+def test_evaluate_prints_json_and_list_is_empty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """evaluate prints {cv, time_split, warnings} on stdout; list says there are no models."""
+    monkeypatch.setenv("NUDGE_DATA_DIR", str(tmp_path))
+    csv = tmp_path / "d.csv"
+    rows = ["x,c,y"] + [f"{i % 7},{'ab'[i % 2]},{int(i % 7 > 3)}" for i in range(300)]
+    csv.write_text("\n".join(rows) + "\n")
+    assert main(["model", "evaluate", "--csv", str(csv), "--label", "y"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"cv", "time_split", "warnings"} <= set(out)
+    assert Path(out["report"]).is_file()
+    assert main(["model", "list"]) == 0
+    assert "no models" in capsys.readouterr().out
+
+
+def test_bad_input_exits_2_with_the_column_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A missing label column and an unknown version are configuration errors (exit 2)."""
+    monkeypatch.setenv("NUDGE_DATA_DIR", str(tmp_path))
+    csv = tmp_path / "d.csv"
+    csv.write_text("a,b\n1,0\n2,1\n")
+    assert main(["model", "evaluate", "--csv", str(csv), "--label", "won"]) == 2
+    assert "no label column 'won'" in capsys.readouterr().err
+    assert main(["model", "promote", "m-nope"]) == 2
+    assert "m-nope" in capsys.readouterr().err
+
+
+def test_synth_train_promote_rollback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Synthetic events train a model that can be promoted and rolled back."""
+    monkeypatch.setenv("NUDGE_DATA_DIR", str(tmp_path))
+    events = tmp_path / "ev.ndjson"
+    assert main(["model", "synth", "--leads", "400", "--days", "120", "--out", str(events)]) == 0
+    assert main(["model", "train", "--events", str(events), "--promote"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["promoted"] and summary["metrics"]["holdout"]["roc_auc"] > 0.5
+    assert (tmp_path / "models" / "PROMOTED").read_text().strip() == summary["version"]
+    assert main(["model", "rollback"]) == 0
+    assert not (tmp_path / "models" / "PROMOTED").exists()
+
+
+def test_train_reports_a_bad_event_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An invalid event in the history stops training with the file and line number."""
+    monkeypatch.setenv("NUDGE_DATA_DIR", str(tmp_path))
+    events = tmp_path / "ev.ndjson"
+    events.write_text('{"type": "page.viewed"}\n')
+    assert main(["model", "train", "--events", str(events)]) == 1
+    assert "ev.ndjson: line 1" in capsys.readouterr().err
