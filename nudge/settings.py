@@ -67,6 +67,19 @@ class Settings(BaseSettings):
         default=None,
         description="Points-scorer YAML (used until a model is promoted). Unset: bundled default.",
     )
+    min_conversions: int = Field(
+        default=50,
+        ge=0,
+        description="A model is used only once it was trained on at least this many "
+        "conversions; until then the points scorer scores (rule_based=True).",
+    )
+    exploration_share: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Share of nudges sent to lower-scored leads to keep learning; their "
+        "propensity is recorded on the nudge and used as an inverse weight in training.",
+    )
     notifier: Literal["auto", "console", "twilio", "slack"] = Field(
         default="auto",
         description="Where nudges go. `auto`: Twilio/Slack when their credentials are set, "

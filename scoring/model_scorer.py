@@ -29,10 +29,11 @@ import numpy as np
 
 from nudge.errors import NudgeError
 from nudge.events import LeadEvent
+from nudge.settings import Settings
 from nudge.signals import Score
 from scoring.features import compile_extractors, describe, feature_vector
 from scoring.points import PointsScorer
-from scoring.registry import ModelInfo, Registry, ScoringSettings
+from scoring.registry import ModelInfo, Registry
 from scoring.state import LeadState
 from scoring.trees import CompiledTrees, sigmoid
 
@@ -180,7 +181,7 @@ class LiveScorer:
         self.registry = Registry(data_dir)
         self.fallback = fallback or PointsScorer()
         self.min_conversions = (
-            ScoringSettings().min_conversions if min_conversions is None else min_conversions
+            Settings().min_conversions if min_conversions is None else min_conversions
         )
         self.check_every = check_every
         self._monotonic = monotonic

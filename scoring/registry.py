@@ -32,30 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
 from nudge.errors import ConfigError
-
-
-class ScoringSettings(BaseSettings):
-    """Scoring settings (``NUDGE_`` prefix), kept here until they join ``nudge.settings``."""
-
-    model_config = SettingsConfigDict(env_prefix="NUDGE_", extra="ignore")
-
-    min_conversions: int = Field(
-        default=50,
-        ge=0,
-        description="A model is used only once it was trained on at least this many "
-        "conversions; until then the points scorer scores (rule_based=True).",
-    )
-    exploration_share: float = Field(
-        default=0.05,
-        ge=0,
-        le=1,
-        description="Share of nudges sent to lower-scored leads to keep learning; their "
-        "propensity is recorded on the nudge and used as an inverse weight in training.",
-    )
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from playbooks import PlaybookSet
 from playbooks.model import Playbook
 from playbooks.questionnaire import Questionnaire, load_questionnaires
 from scoring import Scorer
+from scoring.model_scorer import LiveScorer
 from scoring.points import PointsScorer, load_points_config
 from streams.metrics import Metrics
 from streams.topics import INBOUND
@@ -211,7 +212,11 @@ def build(
     pipeline = Pipeline(
         settings=settings,
         app=app,
-        scorer=PointsScorer(load_points_config(settings.scoring_rules)),
+        scorer=LiveScorer(
+            settings.data_dir,
+            fallback=PointsScorer(load_points_config(settings.scoring_rules)),
+            min_conversions=settings.min_conversions,
+        ),
         playbook_set=PlaybookSet(settings.playbooks or None),
         questionnaires=load_questionnaires(),
         notifiers=notifiers if notifiers is not None else build_notifiers(settings),

@@ -104,7 +104,7 @@ def read_nudges(path: Path) -> list[NudgeCommand]:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from scoring.registry import ScoringSettings
+    from nudge.settings import Settings
     from scoring.train import replay, train
 
     horizon = dt.timedelta(days=args.horizon_days)
@@ -128,7 +128,7 @@ def _train(args: argparse.Namespace) -> int:
         "metrics": result.meta["metrics"],
         "promoted": False,
     }
-    needed = ScoringSettings().min_conversions
+    needed = Settings().min_conversions
     if info.positives < needed:
         summary["note"] = (
             f"trained on {info.positives} conversions; workers use a model only from "
