@@ -11,6 +11,7 @@ CRM produces directly.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from faust import web
@@ -46,6 +47,25 @@ def event_key(event: Any) -> bytes:
         return event.rep_id.encode()
     ident = event.lead_id or event.email or event.phone or event.visitor_id
     return str(ident).encode()
+
+
+async def readiness(p: Pipeline) -> dict[str, Any]:
+    """Consuming, the store writable, and which model scores (points until one is promoted)."""
+    store_ok: bool | str = True
+    try:
+        store = await p.store()
+        async with store.db.execute("SELECT 1 FROM schema_version LIMIT 1") as cur:
+            await cur.fetchone()
+        path = store.path
+        if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
+            store_ok = f"{path} is not writable"
+    except Exception as exc:
+        store_ok = f"{type(exc).__name__}: {exc}"
+    return {
+        "consuming": p.ready.is_set(),
+        "store": store_ok,
+        "model": getattr(p.scorer, "version", "?"),
+    }
 
 
 def register(p: Pipeline) -> None:
@@ -111,8 +131,9 @@ def register(p: Pipeline) -> None:
     @app.page("/ready")
     class Ready(web.View):
         async def get(self, request: web.Request) -> web.Response:
-            ok = p.ready.is_set()
-            return self.json({"ready": ok}, status=200 if ok else 503)
+            checks = await readiness(p)
+            ok = all(v is True for k, v in checks.items() if k != "model")
+            return self.json({"ready": ok, **checks}, status=200 if ok else 503)
 
     @app.page("/metrics")
     class Metrics(web.View):

@@ -144,6 +144,13 @@ def test_hot_lead_is_nudged_once(start_worker: Any) -> None:
     assert 'nudge_nudges_total{channel="console",state="sent"} 1.0' in metrics
     assert "nudge_rescore_seconds_count 5.0" in metrics
     assert "nudge_consumer_lag{" in metrics
+    with urllib.request.urlopen(worker.url + "/ready", timeout=5) as r:
+        assert json.load(r) == {
+            "ready": True,
+            "consuming": True,
+            "store": True,
+            "model": "points-v1",
+        }
     worker.post_events(hot_lead_events(1, "Acme Logistics"))
     wait_for(lambda: worker.stats().get("events.duplicate", 0) >= 5, message=worker.stats)
     assert len(outbox(worker.db)) == 1
