@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from faust.types import EventT
@@ -270,54 +271,57 @@ async def unexpected(p: Pipeline, agent: str, event: EventT[Any], exc: Exception
     )
 
 
+Handler = Callable[[Pipeline, EventT[Any]], Awaitable[None]]
+
+
+def _agent(p: Pipeline, name: str, topic: Any, handle: Handler) -> None:
+    """One agent: every message through ``handle``; a failure dead-letters that message only."""
+
+    async def run(stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                await handle(p, event)
+            except Exception as exc:
+                await unexpected(p, name, event, exc)
+
+    p.app.agent(topic, name=name)(run)
+
+
+def _key(event: EventT[Any]) -> bytes:
+    return event.key if isinstance(event.key, bytes) else b""
+
+
+async def _lead(p: Pipeline, event: EventT[Any]) -> None:
+    await handle_activity(p, _key(event).decode(), event.value)
+
+
+async def _playbook(p: Pipeline, event: EventT[Any]) -> None:
+    await handle_signal(p, _key(event).decode(), event.value)
+
+
+async def _conversation(p: Pipeline, event: EventT[Any]) -> None:
+    await handle_conversation(p, _key(event), event.value)
+
+
+async def _delivery(p: Pipeline, event: EventT[Any]) -> None:
+    try:
+        await handle_nudge(p, NudgeCommand.model_validate_json(event.value))
+    finally:
+        p.stats["nudges.handled"] += 1
+
+
 def register(p: Pipeline) -> None:
-    """Attach the four agents to the pipeline's app. Each survives a bad message."""
-    app = p.app
-
-    @app.agent(p.inbound, name="ingest")
-    async def ingest(stream: Any) -> None:
-        async for event in stream.events():
-            try:
-                await handle_inbound(p, event)
-            except Exception as exc:
-                await unexpected(p, "ingest", event, exc)
-
-    @app.agent(p.activity, name="lead")
-    async def lead(stream: Any) -> None:
-        async for event in stream.events():
-            try:
-                await handle_activity(p, event.key.decode(), event.value)
-            except Exception as exc:
-                await unexpected(p, "lead", event, exc)
-
-    @app.agent(p.signals, name="playbook")
-    async def playbook(stream: Any) -> None:
-        async for event in stream.events():
-            try:
-                await handle_signal(p, event.key.decode(), event.value)
-            except Exception as exc:
-                await unexpected(p, "playbook", event, exc)
-
-    @app.agent(
-        app.topic("replies", "conversations", key_serializer="raw", value_serializer="raw"),
-        name="conversation",
+    """Attach the agents to the pipeline's app, in the order of the flow."""
+    _agent(p, "ingest", p.inbound, handle_inbound)
+    _agent(p, "lead", p.activity, _lead)
+    _agent(p, "playbook", p.signals, _playbook)
+    _agent(
+        p,
+        "conversation",
+        p.app.topic("replies", "conversations", key_serializer="raw", value_serializer="raw"),
+        _conversation,
     )
-    async def conversation(stream: Any) -> None:
-        async for event in stream.events():
-            try:
-                await handle_conversation(p, event.key, event.value)
-            except Exception as exc:
-                await unexpected(p, "conversation", event, exc)
-
-    @app.agent(p.nudges, name="delivery")
-    async def delivery(stream: Any) -> None:
-        async for event in stream.events():
-            try:
-                await handle_nudge(p, NudgeCommand.model_validate_json(event.value))
-            except Exception as exc:
-                await unexpected(p, "delivery", event, exc)
-            finally:
-                p.stats["nudges.handled"] += 1
+    _agent(p, "delivery", p.nudges, _delivery)
 
 
 async def handle_nudge(p: Pipeline, command: NudgeCommand) -> None:
