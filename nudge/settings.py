@@ -35,7 +35,7 @@ class Settings(BaseSettings):
         default="memory",
         description="What the embedded broker (no `KAFKA_URL`) keeps its streams in. `memory`: "
         "lost when it stops. `persistent`: Tansu on a local S3 store (SeaweedFS, "
-        "`<data_dir>/s3`), kept across restarts and reboots.",
+        "`<data_dir>/s3`), kept across restarts and reboots. Ignored when `KAFKA_URL` is set.",
     )
     data_dir: Path = Field(
         default=Path("var"),
