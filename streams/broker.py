@@ -376,6 +376,7 @@ class EmbeddedBroker:
         _stop_process(proc, timeout=5)
         store, self.store = self.store, None
         if store is not None:
+            _restore_end_offsets(store)
             store.stop()
 
     def __enter__(self) -> EmbeddedBroker:
@@ -416,6 +417,15 @@ def correct_end_offsets(store: ObjectStore) -> None:
     end_offsets._nudge_store = store  # type: ignore[attr-defined]
     end_offsets._nudge_original = original  # type: ignore[attr-defined]
     AIOKafkaConsumer.end_offsets = end_offsets
+
+
+def _restore_end_offsets(store: ObjectStore) -> None:
+    """Undo :func:`correct_end_offsets` when the store it reads from stops."""
+    from aiokafka import AIOKafkaConsumer
+
+    current = AIOKafkaConsumer.end_offsets
+    if getattr(current, "_nudge_store", None) is store:
+        AIOKafkaConsumer.end_offsets = current._nudge_original
 
 
 async def _probe(bootstrap: str) -> None:

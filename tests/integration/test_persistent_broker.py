@@ -204,3 +204,11 @@ def test_worker_state_survives_a_restart_of_worker_and_broker(tmp_path: Path) ->
         assert worker.output().count("Juniper Freight is hot") == 1
     finally:
         worker.kill(signal.SIGTERM)
+
+
+@needs_weed
+def test_end_offsets_correction_is_undone_when_the_broker_stops(tmp_path: Path) -> None:
+    original = AIOKafkaConsumer.end_offsets
+    with persistent(tmp_path):
+        assert AIOKafkaConsumer.end_offsets is not original
+    assert AIOKafkaConsumer.end_offsets is original
