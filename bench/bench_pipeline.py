@@ -198,16 +198,26 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--leads", type=int, default=5000)
     ap.add_argument("--events-per-lead", type=int, default=4)
+    ap.add_argument(
+        "--storage",
+        choices=["memory", "persistent"],
+        default="memory",
+        help="the embedded broker's storage (NUDGE_BROKER_STORAGE)",
+    )
     args = ap.parse_args()
     events, hot = make_events(args.leads, args.events_per_lead)
     lead_events = sum(1 for e in events if e["type"] != "rep.upserted")
     web_events = sum(1 for e in events if topic_of(e) == "web.events")
     print(
         f"events: {len(events)} ({args.leads} leads, {hot} turning hot), "
-        f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}"
+        f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
+        f"broker storage: {args.storage}"
     )
 
-    with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        EmbeddedBroker(storage=args.storage, data_dir=Path(tmp)) as broker,
+    ):
         port = free_port()
         env = {
             **os.environ,

@@ -31,6 +31,12 @@ class Settings(BaseSettings):
         description="Kafka bootstrap servers, e.g. `kafka://broker1:9092;broker2:9092`. "
         "Unset: start the embedded Tansu broker on loopback.",
     )
+    broker_storage: Literal["memory", "persistent"] = Field(
+        default="memory",
+        description="What the embedded broker (no `KAFKA_URL`) keeps its streams in. `memory`: "
+        "lost when it stops. `persistent`: Tansu on a local S3 store (SeaweedFS, "
+        "`<data_dir>/s3`), kept across restarts and reboots. Ignored when `KAFKA_URL` is set.",
+    )
     data_dir: Path = Field(
         default=Path("var"),
         description="Where SQLite, the model registry and worker state live.",

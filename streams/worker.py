@@ -54,9 +54,14 @@ def run_worker(
     """Run one worker until it stops; returns its exit code."""
     configure_logging(fmt=settings.log_format, level=settings.log_level, pii=settings.log_pii)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with broker_for(settings.kafka_url, log_file=settings.data_dir / "broker.log") as url:
+    with broker_for(
+        settings.kafka_url,
+        log_file=settings.data_dir / "broker.log",
+        storage=settings.broker_storage,
+        data_dir=settings.data_dir,
+    ) as url:
         if settings.embedded_broker:
-            log.info("embedded broker started", url=url)
+            log.info("embedded broker started", url=url, storage=settings.broker_storage)
         pipeline = build(settings, url)
         if on_ready is not None:
             callback = on_ready
