@@ -175,6 +175,38 @@ class Store:
         )
         await self.db.commit()
 
+    async def save_snapshots(self, rows: list[dict[str, Any]]) -> None:
+        """Record score snapshots (``scoring.state.snapshot_row``: state_json is a JSON
+        string) once per event id."""
+        await self.db.executemany(
+            """INSERT OR IGNORE INTO score_snapshots (event_id, lead_id, event_type, occurred_at,
+                                                    model_version, score, state_json)
+               VALUES (?, ?, ?, ?, ?, ?, ?)""",
+            [
+                (
+                    r["event_id"],
+                    r["lead_id"],
+                    r["event_type"],
+                    r["occurred_at"],
+                    r["model_version"],
+                    r["score"],
+                    r["state_json"],
+                )
+                for r in rows
+            ],
+        )
+        await self.db.commit()
+
+    async def snapshots(self) -> list[dict[str, Any]]:
+        """Every score snapshot, oldest first, with ``state_json`` decoded."""
+        async with self.db.execute(
+            "SELECT * FROM score_snapshots ORDER BY occurred_at, event_id"
+        ) as cur:
+            rows = [dict(r) for r in await cur.fetchall()]
+        for row in rows:
+            row["state_json"] = json.loads(row["state_json"])
+        return rows
+
     async def save_lead(self, lead: dict[str, Any], score: dict[str, Any] | None) -> None:
         await self.save_leads([(lead, score)])
 

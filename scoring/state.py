@@ -11,6 +11,7 @@ scorer is active, so a model promoted later finds every lead's features already 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,3 +131,24 @@ def apply_event(state: LeadState, event: LeadEvent) -> bool:
     if state.touches.get(event.silo, "") < when:
         state.touches[event.silo] = when
     return True
+
+
+def snapshot_row(state: LeadState, event: LeadEvent, score: Score) -> dict[str, Any]:
+    """What the lead agent records for every score: the feature state as it was then.
+
+    Training reads these back (``scoring.train.snapshots_from_rows``) and turns them
+    into vectors with the same code as live scoring, so no train/serve skew; and it
+    uses only what the row held at ``occurred_at`` — nothing later leaks in.
+    """
+    return {
+        "event_id": event.event_id,
+        "lead_id": state.lead_id,
+        "event_type": event.type,
+        "occurred_at": event.occurred_at.timestamp(),
+        "model_version": score.model_version,
+        "score": score.value,
+        # serialised now: the state's dicts keep changing with the next event
+        "state_json": json.dumps(
+            {"features": state.features, "profile": state.profile}, default=str
+        ),
+    }

@@ -191,6 +191,69 @@ def _per_lead(snaps: Snapshots, mask: np.ndarray) -> np.ndarray:
     return w * (len(w) / w.sum()) if len(w) else w
 
 
+def snapshots_from_rows(
+    rows: Iterable[dict[str, Any]],
+    nudges: Iterable[NudgeCommand] = (),
+    *,
+    horizon: dt.timedelta = dt.timedelta(days=30),
+    names: list[str] | None = None,
+) -> Snapshots:
+    """Snapshots from what live scoring recorded (``scoring.state.snapshot_row``).
+
+    The same vectors as :func:`replay` gives for the same events — each row holds the
+    feature state exactly as it was after its event — labelled from the outcome rows
+    (won, lost, a won stage) the same way.
+    """
+    ordered = sorted(rows, key=lambda r: (r["occurred_at"], r["event_id"]))
+    converted: dict[str, float] = {}
+    closed: dict[str, float] = {}
+    last_profile: dict[str, dict[str, Any]] = {}
+    outcome_rows: set[str] = set()
+    for row in ordered:
+        lead, t, kind = row["lead_id"], float(row["occurred_at"]), row["event_type"]
+        profile = row["state_json"].get("profile", {})
+        last_profile[lead] = profile
+        stage = str(profile.get("stage", "")).strip().lower()
+        won = kind == "deal.won" or (kind == "deal.stage_changed" and stage in WON_STAGES)
+        if won or kind == "deal.lost":
+            outcome_rows.add(row["event_id"])
+            if lead not in closed:
+                closed[lead] = t
+                if won:
+                    converted[lead] = t
+    names = names if names is not None else discover_names(last_profile.values())
+    extractors = compile_extractors(names)
+    nudge_times: dict[str, list[tuple[float, float]]] = {}
+    for n in nudges:
+        nudge_times.setdefault(n.lead_id, []).append((n.created_at.timestamp(), n.propensity))
+    for lst in nudge_times.values():
+        lst.sort()
+    horizon_s = horizon.total_seconds()
+    x: list[list[float]] = []
+    ts: list[float] = []
+    leads: list[str] = []
+    weights: list[float] = []
+    for row in ordered:
+        lead, t = row["lead_id"], float(row["occurred_at"])
+        if row["event_id"] in outcome_rows or closed.get(lead, math.inf) <= t:
+            continue
+        state = row["state_json"]
+        x.append(feature_vector(state.get("features", {}), state.get("profile", {}), extractors, t))
+        ts.append(t)
+        leads.append(lead)
+        weights.append(_ipw(nudge_times.get(lead), t, horizon_s))
+    return Snapshots(
+        names=names,
+        x=np.asarray(x, dtype=np.float32).reshape(len(x), len(names)),
+        t=np.asarray(ts),
+        lead=leads,
+        weight=np.asarray(weights),
+        converted_at=converted,
+        closed_at=closed,
+        data_end=float(ordered[-1]["occurred_at"]) if ordered else 0.0,
+    )
+
+
 @dataclass
 class TrainResult:
     booster_json: bytes

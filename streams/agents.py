@@ -28,7 +28,7 @@ from nudge.events import LeadEvent, RepUpserted, event_to_json, parse_event
 from nudge.logs import get_logger
 from nudge.signals import LeadSignal, NudgeCommand, ScheduleStep
 from playbooks import GuardState, decide, resume, step_of, timer_signal
-from scoring.state import LeadState, apply_event
+from scoring.state import LeadState, apply_event, snapshot_row
 from streams.app import IDENTITY_CACHE_MAX, Pipeline
 from streams.commands import dispatch
 from streams.conversations import handle_conversation
@@ -189,6 +189,7 @@ async def handle_activity(p: Pipeline, lead_id: str, raw: bytes) -> None:
     p.stats["leads.rescored"] += 1
     view = state.view()
     p.dirty_leads[lead_id] = (view.model_dump(mode="json"), state.score)
+    p.snapshots.append(snapshot_row(state, event, score))
     signal = LeadSignal(
         lead=view,
         event=event.model_dump(mode="json", exclude_none=True),

@@ -74,6 +74,8 @@ class Pipeline:
         default_factory=dict
     )
     """Lead snapshots waiting for the next batched write to SQLite."""
+    snapshots: list[dict[str, Any]] = field(default_factory=list)
+    """Score snapshots (feature state per scored event) waiting for the same write."""
     rep_cache: dict[str, tuple[dt.datetime, RepView | None]] = field(default_factory=dict)
     _store: Store | None = None
     _schedules: Schedules | None = None
@@ -116,10 +118,15 @@ class Pipeline:
 
     async def flush_leads(self) -> int:
         """Write the lead snapshots changed since the last flush, in one transaction."""
-        if not self.dirty_leads:
+        if not self.dirty_leads and not self.snapshots:
             return 0
         batch, self.dirty_leads = list(self.dirty_leads.values()), {}
-        await (await self.store()).save_leads(batch)
+        snaps, self.snapshots = self.snapshots, []
+        store = await self.store()
+        if batch:
+            await store.save_leads(batch)
+        if snaps:
+            await store.save_snapshots(snaps)
         return len(batch)
 
     async def close(self) -> None:

@@ -9,6 +9,7 @@ standard output as JSON; progress goes to standard error.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import gzip
 import json
@@ -29,7 +30,13 @@ def register(sub: Any) -> None:
     mp = model.add_subparsers(dest="model_command", metavar="SUBCOMMAND", required=True)
 
     tr = mp.add_parser("train", help="replay an event history and train a model")
-    tr.add_argument("--events", required=True, type=Path, help="NDJSON events (.ndjson[.gz])")
+    src = tr.add_mutually_exclusive_group(required=True)
+    src.add_argument("--events", type=Path, help="NDJSON events to replay (.ndjson[.gz])")
+    src.add_argument(
+        "--from-store",
+        action="store_true",
+        help="the score snapshots and nudges the workers recorded in SQLite",
+    )
     tr.add_argument("--nudges", type=Path, help="NDJSON nudge commands (for IPW weights)")
     tr.add_argument("--horizon-days", type=float, default=30, help="converted within (30)")
     tr.add_argument("--window-days", type=float, default=180, help="sliding window (180)")
@@ -103,22 +110,46 @@ def read_nudges(path: Path) -> list[NudgeCommand]:
     return out
 
 
+async def _snapshots_from_store(horizon: dt.timedelta) -> Any:
+    """Score snapshots and sent nudges (for their propensities) from the CRM store."""
+    from crm.store import Store
+    from nudge.settings import Settings
+    from nudge.signals import NudgeCommand
+    from scoring.train import snapshots_from_rows
+
+    store = await Store.open(Settings().database)
+    try:
+        rows = await store.snapshots()
+        nudges = [
+            NudgeCommand.model_validate_json(r["command_json"])
+            for r in await store.outbox()
+            if r["playbook"] != "questionnaire"
+        ]
+    finally:
+        await store.close()
+    return snapshots_from_rows(rows, nudges, horizon=horizon)
+
+
 def _train(args: argparse.Namespace) -> int:
     from nudge.settings import Settings
     from scoring.train import replay, train
 
     horizon = dt.timedelta(days=args.horizon_days)
-    print(f"reading {args.events} ...", file=sys.stderr)
-    events = list(read_events(args.events))
-    nudges = read_nudges(args.nudges) if args.nudges else []
-    snaps = replay(events, nudges, horizon=horizon, progress=sys.stderr)
-    print(f"{len(events):,} events -> {len(snaps.t):,} snapshots", file=sys.stderr)
+    if args.from_store:
+        snaps = asyncio.run(_snapshots_from_store(horizon))
+        print(f"{len(snaps.t):,} snapshots from {Settings().database}", file=sys.stderr)
+    else:
+        print(f"reading {args.events} ...", file=sys.stderr)
+        events = list(read_events(args.events))
+        nudges = read_nudges(args.nudges) if args.nudges else []
+        snaps = replay(events, nudges, horizon=horizon, progress=sys.stderr)
+        print(f"{len(events):,} events -> {len(snaps.t):,} snapshots", file=sys.stderr)
     try:
         result = train(
             snaps, horizon=horizon, window=dt.timedelta(days=args.window_days), now=utcnow()
         )
     except ValueError as exc:
-        raise NudgeError(f"{args.events}: {exc}") from None
+        raise NudgeError(f"{args.events or Settings().database}: {exc}") from None
     registry = _registry()
     info = registry.save(result.booster_json, result.meta, utcnow())
     summary: dict[str, Any] = {

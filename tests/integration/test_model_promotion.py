@@ -95,3 +95,16 @@ def test_promoted_model_takes_over_live(start_worker: Any, tmp_path: Path) -> No
         message=lambda: model_version(worker.db, "lead-1"),
     )
     assert os.path.isdir(worker.data_dir / "models" / version)
+    # every live score was snapshotted with the model that made it, for the next training
+    con = sqlite3.connect(worker.db)
+    try:
+        versions = dict(
+            con.execute(
+                "SELECT event_id, model_version FROM score_snapshots WHERE lead_id = 'lead-1'"
+            )
+        )
+    finally:
+        con.close()
+    assert versions["lead-1-p1"] == "points-v1"
+    assert versions["after-promotion"] == version
+    assert versions["after-rollback"] == "points-v1"
