@@ -59,8 +59,10 @@ def test_quiet_hours_hold_survives_a_restart(start_worker: Any) -> None:
     """Triggered outside the sending window: held, not sent; sent once when the window opens,
     by a worker started after the one that held it was killed."""
     now = dt.datetime.now(dt.UTC)
-    opens = (now + dt.timedelta(seconds=40)).replace(second=0, microsecond=0)
-    if (opens - now).total_seconds() < 25:
+    # the window opens on a minute boundary at least 45 s away: time for a worker to start
+    # and hold the nudge even on a loaded machine
+    opens = (now + dt.timedelta(seconds=60)).replace(second=0, microsecond=0)
+    if (opens - now).total_seconds() < 45:
         opens += dt.timedelta(minutes=1)
     closes = opens - dt.timedelta(minutes=1)  # window: `opens` until a minute before, next day
     env = {
