@@ -175,6 +175,22 @@ class Store:
         )
         await self.db.commit()
 
+    async def snooze(self, rep_id: str, lead_id: str, until: dt.datetime) -> None:
+        await self.db.execute(
+            """INSERT INTO snoozes (rep_id, lead_id, until) VALUES (?, ?, ?)
+               ON CONFLICT (rep_id, lead_id) DO UPDATE SET until = excluded.until""",
+            (rep_id, lead_id, until.astimezone(dt.UTC).isoformat()),
+        )
+        await self.db.commit()
+
+    async def snoozed(self, rep_id: str, lead_id: str, now: dt.datetime) -> bool:
+        """Has the rep snoozed nudges about this lead until after ``now``?"""
+        async with self.db.execute(
+            "SELECT until FROM snoozes WHERE rep_id = ? AND lead_id = ?", (rep_id, lead_id)
+        ) as cur:
+            row = await cur.fetchone()
+        return row is not None and dt.datetime.fromisoformat(row[0]) > now
+
     async def save_snapshots(self, rows: list[dict[str, Any]]) -> None:
         """Record score snapshots (``scoring.state.snapshot_row``: state_json is a JSON
         string) once per event id."""

@@ -325,10 +325,23 @@ def register(p: Pipeline) -> None:
     _agent(p, "delivery", p.nudges, _delivery)
 
 
+OWN_MESSAGES = ("questionnaire", "reply")
+"""Messages Nudge sends in a conversation (questions, acknowledgements): never snoozed."""
+
+
 async def handle_nudge(p: Pipeline, command: NudgeCommand) -> None:
     """Queue the nudge in the outbox and send what is due for its rep (delivery decides)."""
     store = await p.store()
-    state = await deliver(command, store, p.notifiers, p.clock.now(), policy=p.policy)
+    now = p.clock.now()
+    if command.playbook not in OWN_MESSAGES and await store.snoozed(
+        command.rep_id, command.lead_id, now
+    ):
+        outbox = Outbox(store)
+        if await outbox.enqueue(command, now):
+            await outbox.mark_suppressed(command.nudge_id, now, reason="snoozed by the rep")
+        p.stats["nudges.snoozed"] += 1
+        return
+    state = await deliver(command, store, p.notifiers, now, policy=p.policy)
     p.stats[f"nudges.{state}"] += 1
     row = await Outbox(store).get(command.nudge_id)
     p.metrics.nudges.labels((row or {}).get("channel") or command.channel, state).inc()

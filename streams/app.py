@@ -150,6 +150,7 @@ class Pipeline:
     replies: Any = None
     conversations: Any = None
     crm_events: Any = None
+    call_events: Any = None
     crm_updates: Any = None
     guards: Any = None
     leads: Any = None
@@ -241,6 +242,7 @@ def build(
         "conversations", key_serializer="raw", value_serializer="raw"
     )
     pipeline.crm_events = app.topic("crm.events", key_serializer="raw", value_serializer="raw")
+    pipeline.call_events = app.topic("call.events", key_serializer="raw", value_serializer="raw")
     pipeline.crm_updates = app.topic("crm.updates", key_serializer="raw", value_serializer="raw")
     pipeline.guards = app.Table("guards", default=None, partitions=settings.partitions)
     pipeline.leads = app.Table("leads", default=None, partitions=settings.partitions)

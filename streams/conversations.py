@@ -12,12 +12,13 @@ see them — and stray texts become notes on the rep's latest activity.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from crm import conversations as conv
-from nudge.events import event_to_json
+from nudge.events import CallEnded, event_to_json
 from nudge.logs import get_logger
 from nudge.signals import AskQuestionnaire, NudgeCommand, Reply, ScheduleStep
 from playbooks.conversation import (
@@ -94,11 +95,97 @@ async def handle_conversation(p: Pipeline, key: bytes, raw: bytes) -> None:
             received_at=reply.received_at,
         )
         zone = ZoneInfo(rep["timezone"]) if rep else ZoneInfo("UTC")
-        step = on_reply(await conv.load_state(db, reply.rep_id), inbound, now, zone)
+        state = await conv.load_state(db, reply.rep_id)
+        action = nudge_action(reply)
+        if action and state.active(inbound.channel) is None:
+            await act_on_nudge(p, reply, action, now)
+            return
+        step = on_reply(state, inbound, now, zone)
         p.stats["replies.handled"] += 1
     for instruction in step.instructions:
         await carry_out(p, db, instruction, now)
     await conv.save_step(db, step, now)
+
+
+SNOOZE = dt.timedelta(days=1)
+NUDGE_REPLIES = {"1": "log_call", "2": "snooze", "3": "not_relevant"}
+"""What a bare digit means when no questionnaire is waiting: the answer to the last nudge."""
+ACK = {
+    "log_call": "Logged a call with {company}.",
+    "snooze": "Snoozed {company} for a day.",
+    "not_relevant": "Noted: {company} is not relevant.",
+}
+
+
+def nudge_action(reply: Reply) -> str | None:
+    """log_call / snooze / not_relevant, from a Slack button or a texted 1/2/3."""
+    if reply.action in ACK:
+        return reply.action
+    return NUDGE_REPLIES.get(reply.text.strip().rstrip(".!"))
+
+
+async def act_on_nudge(p: Pipeline, reply: Reply, action: str, now: Any) -> None:
+    """The rep answered a nudge: log it on the lead, and a call as a call (the score sees it)."""
+    store = await p.store()
+    lead_id = reply.lead_id
+    if not lead_id:
+        async with store.db.execute(
+            """SELECT lead_id FROM outbox WHERE rep_id = ? AND state IN ('sent', 'delivered')
+               AND playbook != 'questionnaire' ORDER BY COALESCE(sent_at, updated_at) DESC
+               LIMIT 1""",
+            (reply.rep_id,),
+        ) as cur:
+            row = await cur.fetchone()
+        lead_id = str(row[0]) if row else None
+    if not lead_id or not reply.rep_id:
+        log.info("a reply to a nudge, but no nudge to attach it to", rep_id=reply.rep_id)
+        return
+    await store.log_activity(
+        f"reply-{reply.reply_id}",
+        lead_id,
+        f"nudge.{action}",
+        reply.received_at,
+        rep_id=reply.rep_id,
+        detail={"reply_id": reply.reply_id, "nudge_id": reply.nudge_id},
+    )
+    if action == "snooze":
+        await store.snooze(reply.rep_id, lead_id, now + SNOOZE)
+    if action == "log_call":
+        call = CallEnded(
+            type="call.ended",
+            event_id=f"call-{reply.reply_id}",
+            occurred_at=reply.received_at,
+            source="nudge.reply",
+            lead_id=lead_id,
+            rep_id=reply.rep_id,
+            duration_s=0,
+            outcome="logged from a nudge",
+        )
+        await p.call_events.send(force=True, key=lead_id.encode(), value=event_to_json(call))
+    await p.crm_updates.send(
+        force=True,
+        key=lead_id.encode(),
+        value=json.dumps(
+            {"kind": "nudge_reply", "lead_id": lead_id, "rep_id": reply.rep_id, "action": action}
+        ).encode(),
+    )
+    company = await _company(p, lead_id) or lead_id
+    rep = await store.get_rep(reply.rep_id)
+    await send_nudge(
+        p,
+        NudgeCommand(
+            nudge_id=f"ack-{reply.reply_id}",
+            rep_id=reply.rep_id,
+            lead_id=lead_id,
+            channel=channel_for(p, reply.channel, rep),  # type: ignore[arg-type]
+            text=ACK[action].format(company=company),
+            playbook="reply",
+            rule=action,
+            trigger_event_id=reply.reply_id,
+            created_at=now,
+        ),
+    )
+    p.stats[f"replies.{action}"] += 1
 
 
 async def _company(p: Pipeline, lead_id: str | None) -> str | None:

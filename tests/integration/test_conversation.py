@@ -146,3 +146,97 @@ async def test_post_meeting_questionnaire_updates_the_crm(
     # nothing was texted twice
     bodies = [m["Body"] for m in twilio_fake.messages]
     assert len(bodies) == len(set(bodies))
+
+
+PRICING = """
+name: pricing-watch
+description: every pricing-page visit nudges the owner (test)
+owner: ops@example.com
+version: 1
+rules:
+  - id: pricing
+    trigger: {type: event, event: page.viewed, where: {path: {starts_with: /pricing}}}
+    actions:
+      - type: nudge
+        to: owner
+        template: "{{ lead.company }} is on the pricing page"
+"""
+
+
+def visit(lead: int, n: int) -> dict[str, Any]:
+    return {
+        "event_id": f"v{lead}-{n}",
+        "type": "page.viewed",
+        "occurred_at": at(100 + n),
+        "source": "web",
+        "lead_id": f"lead-{lead}",
+        "path": "/pricing",
+    }
+
+
+async def test_replies_to_a_nudge_log_a_call_and_snooze(
+    start_worker: Any, twilio_fake: FakeTwilio, tmp_path: Path
+) -> None:
+    """ "1" logs a call on the nudged lead (the score sees it) and says so; "2" snoozes the lead:
+    the next nudge about it is suppressed with that reason, others still go out."""
+    (tmp_path / "pricing.yaml").write_text(PRICING)
+    worker = start_worker(
+        NUDGE_PLAYBOOKS=str(tmp_path / "pricing.yaml"),
+        TWILIO_ACCOUNT_SID=twilio_fake.account_sid,
+        TWILIO_AUTH_TOKEN=twilio_fake.auth_token,
+        TWILIO_FROM_NUMBER="+15005550006",
+        NUDGE_TWILIO_API_URL=twilio_fake.url,
+    )
+    leads = [
+        {
+            "event_id": f"l{i}",
+            "type": "lead.created",
+            "occurred_at": at(1),
+            "source": "crm",
+            "lead_id": f"lead-{i}",
+            "fields": {"company": name, "owner_rep_id": "rep-1"},
+        }
+        for i, name in ((1, "Acme"), (2, "Birchwood"))
+    ]
+    worker.post_events(
+        [
+            {
+                "event_id": "r1",
+                "type": "rep.upserted",
+                "occurred_at": at(0),
+                "source": "crm",
+                "rep_id": "rep-1",
+                "name": "Rita",
+                "phone": REP_PHONE,
+            },
+            *leads,
+        ]
+    )
+    await until(lambda: len(rows(worker.db, "SELECT * FROM leads")) == 2, what="leads stored")
+    worker.post_events([visit(1, 1)])
+    await until(lambda: len(twilio_fake.messages) == 1, what="the pricing nudge")
+    url = f"{worker.url}/webhooks/twilio/sms"
+    await twilio_fake.callback(url, twilio_fake.inbound_params(REP_PHONE, "1"))
+    await until(lambda: len(twilio_fake.messages) == 2, what="the acknowledgement")
+    assert twilio_fake.messages[1]["Body"] == "Logged a call with Acme."
+    calls = await until(
+        lambda: rows(worker.db, "SELECT * FROM activities WHERE type = 'call.ended'"),
+        what="the call logged",
+    )
+    assert calls[0]["lead_id"] == "lead-1" and calls[0]["rep_id"] == "rep-1"
+
+    await twilio_fake.callback(url, twilio_fake.inbound_params(REP_PHONE, "2"))
+    await until(lambda: len(twilio_fake.messages) == 3, what="the snooze acknowledgement")
+    assert twilio_fake.messages[2]["Body"] == "Snoozed Acme for a day."
+    worker.post_events([visit(1, 2), visit(2, 3)])
+    await until(
+        lambda: any("Birchwood" in m["Body"] for m in twilio_fake.messages),
+        what="the other lead's nudge",
+    )
+    suppressed = await until(
+        lambda: rows(worker.db, "SELECT * FROM outbox WHERE state = 'suppressed'"),
+        what="the snoozed nudge",
+    )
+    assert [r["lead_id"] for r in suppressed] == ["lead-1"]
+    assert suppressed[0]["reason"] == "snoozed by the rep"
+    assert sum("Acme is on the pricing page" in m["Body"] for m in twilio_fake.messages) == 1
