@@ -64,7 +64,8 @@ def test_quiet_hours_hold_survives_a_restart(start_worker: Any) -> None:
     opens = (now + dt.timedelta(seconds=60)).replace(second=0, microsecond=0)
     if (opens - now).total_seconds() < 45:
         opens += dt.timedelta(minutes=1)
-    closes = opens - dt.timedelta(minutes=1)  # window: `opens` until a minute before, next day
+    # the window runs from `opens` round midnight to the start of this minute: closed now
+    closes = now.replace(second=0, microsecond=0)
     env = {
         "NUDGE_QUIET_HOURS_START": opens.strftime("%H:%M"),
         "NUDGE_QUIET_HOURS_END": closes.strftime("%H:%M"),
