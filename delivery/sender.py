@@ -187,6 +187,7 @@ async def _send(
         text=command.text,
         reasons=tuple(command.reasons),
         choices=tuple(getattr(command, "choices", ()) or ()),
+        answer_box=bool(getattr(command, "answer_box", False)),
         lead_id=command.lead_id,
     )
     notifier = notifiers[channel]

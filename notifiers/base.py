@@ -31,6 +31,8 @@ class OutboundMessage:
     text: str
     reasons: tuple[str, ...] = ()
     choices: tuple[str, ...] = field(default=())
+    answer_box: bool = False
+    """A typed answer is expected (Slack: an Answer button that opens a text box)."""
     lead_id: str | None = None
 
 

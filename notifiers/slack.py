@@ -29,6 +29,9 @@ from notifiers.base import OutboundMessage, SendResult
 from nudge.errors import PermanentDeliveryError, TransientDeliveryError
 
 ACTION_PREFIX = "nudge_"
+ANSWER_ACTION = "answer_open"
+"""Not a reply itself: opens a modal whose submission is the typed answer."""
+ANSWER_VIEW = "nudge_answer"
 """Every action id we create starts with this; the bolt app listens for it."""
 
 TRANSIENT_ERRORS = {
@@ -78,6 +81,22 @@ def blocks_for(message: OutboundMessage) -> list[dict[str, Any]]:
                         "value": button_value(message, choice),
                     }
                     for i, choice in enumerate(message.choices[:25])
+                ],
+            }
+        )
+    if message.answer_box:
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": "nudge_answer",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": ANSWER_ACTION,
+                        "text": {"type": "plain_text", "text": texts.ANSWER_BUTTON},
+                        "style": "primary",
+                        "value": button_value(message),
+                    }
                 ],
             }
         )

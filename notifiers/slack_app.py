@@ -15,6 +15,7 @@ What happens with a reply is not this module's business: it calls the
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,7 +25,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from notifiers import texts
 from notifiers.inbound import slack_action_reply, slack_message_reply
-from notifiers.slack import ACTION_PREFIX
+from notifiers.slack import ACTION_PREFIX, ANSWER_ACTION, ANSWER_VIEW
 from nudge.clock import Clock, SystemClock
 from nudge.logs import get_logger
 from nudge.signals import Reply
@@ -73,6 +74,22 @@ def build_slack_app(
         await publish_reply(reply)
         await _replace_buttons(body, action, respond)
 
+    @app.action(ANSWER_ACTION)
+    async def on_answer(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        """A typed answer on Slack: open a text box (a modal) within the 3-second window."""
+        await ack()
+        await client.views_open(trigger_id=body["trigger_id"], view=answer_view(action))
+
+    @app.view(ANSWER_VIEW)
+    async def on_answer_submitted(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        await ack()
+        user = str((body.get("user") or {}).get("id", ""))
+        reply = answer_reply(view, user, clock.now(), await rep_for_user(user))
+        if reply is None or not await first_sight(reply.reply_id, reply.received_at):
+            return
+        log.info("slack typed answer", rep_id=reply.rep_id, nudge_id=reply.nudge_id)
+        await publish_reply(reply)
+
     @app.event("message")
     async def on_message(event: dict[str, Any], body: dict[str, Any]) -> None:
         if event.get("channel_type") != "im" or event.get("bot_id") or event.get("subtype"):
@@ -87,6 +104,56 @@ def build_slack_app(
         await publish_reply(reply)
 
     return app
+
+
+def answer_view(action: dict[str, Any]) -> dict[str, Any]:
+    """The modal: one multi-line text box; the button's value rides in private_metadata."""
+    return {
+        "type": "modal",
+        "callback_id": ANSWER_VIEW,
+        "private_metadata": str(action.get("value") or "{}")[:3000],
+        "title": {"type": "plain_text", "text": texts.ANSWER_TITLE},
+        "submit": {"type": "plain_text", "text": texts.ANSWER_SUBMIT},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "answer",
+                "label": {"type": "plain_text", "text": texts.ANSWER_TITLE},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "text",
+                    "multiline": True,
+                    "max_length": 1000,
+                },
+            }
+        ],
+    }
+
+
+def answer_reply(
+    view: dict[str, Any], user: str, now: dt.datetime, rep_id: str | None
+) -> Reply | None:
+    """The submitted modal as a Reply (the same path as a typed DM or SMS)."""
+    text = (((view.get("state") or {}).get("values") or {}).get("answer") or {}).get("text") or {}
+    value = str(text.get("value") or "").strip()
+    if not value:
+        return None
+    try:
+        meta = json.loads(view.get("private_metadata") or "{}")
+    except ValueError:
+        meta = {}
+    meta = meta if isinstance(meta, dict) else {}
+    return Reply(
+        reply_id=f"slack:view:{view.get('id', '')}:{view.get('hash', '')}",
+        rep_id=rep_id,
+        sender=user,
+        channel="slack",
+        kind="message",
+        text=value,
+        received_at=now,
+        nudge_id=meta.get("n"),
+        lead_id=meta.get("l"),
+    )
 
 
 async def _replace_buttons(body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:

@@ -21,6 +21,9 @@ BUTTONS = {
 """Slack buttons under every nudge: action id suffix → label."""
 
 WHY = "Why"
+ANSWER_BUTTON = "Answer"
+ANSWER_TITLE = "Your answer"
+ANSWER_SUBMIT = "Send"
 CLICK_ACK = "Got it: {label}."
 """Replaces the buttons once one is clicked, so a second click cannot happen by mistake."""
 

@@ -113,6 +113,10 @@ class NudgeCommand(_Model):
     choices: list[str] = Field(
         default=[], description="one-tap answers (Slack buttons) for a questionnaire prompt"
     )
+    answer_box: bool = Field(
+        default=False,
+        description="a typed answer is expected: Slack offers an Answer button opening a modal",
+    )
 
 
 class NudgeTeam(_Model):

@@ -213,6 +213,7 @@ async def carry_out(p: Pipeline, db: Any, instruction: Any, now: Any) -> None:
                 trigger_event_id=instruction.session_id,
                 created_at=now,
                 choices=instruction.buttons,
+                answer_box=not instruction.buttons,
             ),
         )
         p.stats["questions.sent"] += 1

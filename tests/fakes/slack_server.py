@@ -44,6 +44,7 @@ class FakeSlack:
     responses: list[dict[str, Any]] = field(default_factory=list)
     """What was posted to a click's ``response_url`` (message updates)."""
     posted: list[dict[str, Any]] = field(default_factory=list)
+    views: list[dict[str, Any]] = field(default_factory=list)
     _failures: list[tuple[int, str, float | None]] = field(default_factory=list)
     _ts: Any = field(default_factory=lambda: itertools.count(1))
     server: TestServer | None = None
@@ -85,6 +86,12 @@ class FakeSlack:
             )
         if method == "chat.postMessage":
             return self._post_message(args)
+        if method == "views.open":
+            if not args.get("trigger_id") or not args.get("view"):
+                return web.json_response({"ok": False, "error": "invalid_arguments"})
+            view = args["view"] if isinstance(args["view"], dict) else json.loads(args["view"])
+            self.views.append(view)
+            return web.json_response({"ok": True, "view": {"id": f"V{len(self.views)}", **view}})
         return web.json_response({"ok": False, "error": "unknown_method"}, status=404)
 
     def _post_message(self, args: dict[str, Any]) -> web.Response:
