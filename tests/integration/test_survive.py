@@ -1,0 +1,257 @@
+"""Issue 7, "Survive": real workers on the real embedded broker, texts counted at a fake Twilio.
+
+Every test here runs ``nudge worker`` subprocesses (this checkout's code) against the
+Tansu broker, with the real twilio client pointed at :class:`tests.fakes.twilio_server.FakeTwilio`
+served from a thread of the test process. What reached a rep is what the fake received,
+not what our outbox says we sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime as dt
+import json
+import signal
+import sqlite3
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import wait_for
+from tests.fakes.threaded import served
+from tests.fakes.twilio_server import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+from tests.integration.test_pipeline import hot_lead_events, outbox
+
+pytestmark = pytest.mark.slow
+
+FROM_NUMBER = "+14155550199"
+REP_PHONES = {
+    "rep-a": "+14155550111",
+    "rep-b": "+14155550122",
+    "rep-c": "+12025550133",
+    "rep-d": "+12025550144",
+}
+
+
+@pytest.fixture
+def twilio() -> Iterator[FakeTwilio]:
+    with served(FakeTwilio()) as fake:
+        yield fake
+
+
+def twilio_env(fake: FakeTwilio, **extra: str) -> dict[str, str]:
+    """Worker settings that send every nudge as SMS through the fake, at any hour."""
+    return {
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_FROM_NUMBER": FROM_NUMBER,
+        "NUDGE_TWILIO_API_URL": fake.url,
+        "NUDGE_NOTIFIER": "auto",
+        "NUDGE_QUIET_HOURS_START": "00:00",
+        "NUDGE_QUIET_HOURS_END": "00:00",
+        "NUDGE_DAILY_LIMIT": "1000",
+        **extra,
+    }
+
+
+def company(n: int) -> str:
+    """Unique, and never a prefix of another (so counting bodies is exact)."""
+    return f"Firm{n:03d} Holdings"
+
+
+def lead_events(n: int, rep: str) -> list[dict[str, Any]]:
+    events = hot_lead_events(n, company(n), rep=rep)
+    events[0] = {**events[0], "phone": REP_PHONES[rep], "name": f"Rep {rep}"}
+    return events
+
+
+def texts_about(fake: FakeTwilio) -> collections.Counter[str]:
+    """How many texts the fake accepted per company named in the body."""
+    counts: collections.Counter[str] = collections.Counter()
+    for message in list(fake.messages):
+        body = message.get("Body", "")
+        for word in body.split():
+            if word.startswith("Firm"):
+                counts[word + " Holdings"] += 1
+                break
+    return counts
+
+
+def rows(db: Path) -> list[sqlite3.Row]:
+    return list(outbox(db))
+
+
+# -- 1. two workers, one SIGKILLed mid-stream --------------------------------------------------
+
+
+def test_two_workers_one_killed_every_nudge_once_at_the_provider(
+    start_worker: Any, twilio: FakeTwilio, record_property: Any
+) -> None:
+    """Two workers (one group, one SQLite file, separate web ports) share the partitions.
+
+    20 leads turn hot, spread over 4 reps and every partition. Worker A is SIGKILLed while
+    events are still flowing; B takes over its partitions once A's 6 s session expires and
+    the leads table is restored from its changelog. Every lead's nudge must reach the fake
+    Twilio exactly once — or, if the kill fell between claiming a nudge and recording the
+    provider's answer, be left in state ``sending`` (README: reported, never resent) and
+    reach the fake at most once. The whole stream is then posted again (a producer's retry):
+    nothing more may be sent.
+    """
+    env = twilio_env(twilio)
+    a = start_worker(**env)
+    b = start_worker(**env)
+    assert a.db == b.db  # one data dir, as docker-compose shares one volume
+    reps = list(REP_PHONES)
+    leads = {n: reps[n % len(reps)] for n in range(1, 21)}
+
+    # first half: both workers must be consuming (a rebalance happens as B joins)
+    for n in range(1, 11):
+        status, body = b.post_events(lead_events(n, leads[n]))
+        assert status == 200, body
+    wait_for(
+        lambda: a.stats().get("events.in", 0) > 0 and b.stats().get("events.in", 0) > 0,
+        timeout=60,
+        message=lambda: (a.stats(), b.stats()),
+    )
+    wait_for(lambda: len(twilio.messages) >= 3, timeout=60, message=lambda: rows(a.db))
+    a_stats = a.stats()
+
+    # second half: A dies while these are in flight
+    killer = threading.Timer(0.6, a.kill, args=(signal.SIGKILL,))
+    killer.start()
+    for n in range(11, 21):
+        status, body = b.post_events(lead_events(n, leads[n]))
+        assert status == 200, body
+        time.sleep(0.15)
+    killer.join()
+    assert a.process is not None and a.process.returncode == -signal.SIGKILL
+    killed_at = time.monotonic()
+    killed_wall = dt.datetime.now(dt.UTC)
+
+    def settled() -> bool:
+        r = rows(b.db)
+        return len(r) == 20 and all(x["state"] in ("sent", "sending") for x in r)
+
+    wait_for(settled, timeout=90, message=lambda: ([dict(x) for x in rows(b.db)], b.stats()))
+    took_over_in = time.monotonic() - killed_at
+
+    # a retrying producer sends the whole stream again: processed once, sent never again
+    before = b.stats().get("events.duplicate", 0)
+    for n in range(1, 21):
+        b.post_events(lead_events(n, leads[n]))
+    wait_for(
+        lambda: b.stats().get("events.duplicate", 0) >= before + 20 * 5,
+        timeout=60,
+        message=b.stats,
+    )
+    time.sleep(OUTBOX_SETTLE)
+
+    final = {r["lead_id"]: r for r in rows(b.db)}
+    counts = texts_about(twilio)
+    assert sorted(final) == sorted(f"lead-{n}" for n in leads)
+    assert all(c <= 1 for c in counts.values()), f"a text went twice: {counts}"
+    stuck = []
+    for n, rep in leads.items():
+        row = final[f"lead-{n}"]
+        assert row["rep_id"] == rep
+        if row["state"] == "sent":
+            assert counts[company(n)] == 1, f"lead-{n} recorded sent but fake got {counts}"
+        else:
+            assert row["state"] == "sending"
+            stuck.append(f"lead-{n}")  # the kill fell inside its send: at most once
+    assert sum(counts.values()) == len(twilio.messages)
+    for message in twilio.messages:
+        assert message["From"] == FROM_NUMBER
+        assert message["To"] in REP_PHONES.values()
+    assert len(stuck) <= 2, f"more nudges in flight at the kill than one worker sends: {stuck}"
+    assert b.process is not None and b.process.poll() is None
+    after_kill = [
+        r["lead_id"]
+        for r in final.values()
+        if r["sent_at"] and dt.datetime.fromisoformat(r["sent_at"]) > killed_wall
+    ]
+    record_property("sent_after_kill", len(after_kill))
+    record_property("stuck_in_sending", len(stuck))
+    record_property("takeover_seconds", round(took_over_in, 1))
+    record_property("a_stats_before_kill", json.dumps(a_stats))
+    print(
+        f"\nsurvive: A before kill {a_stats}; sent after the kill: {len(after_kill)}; "
+        f"stuck in 'sending': {stuck}; all settled {took_over_in:.1f} s after kill"
+    )
+
+
+OUTBOX_SETTLE = 6.0
+"""Longer than one outbox drain interval (5 s): any late duplicate send would show up."""
+
+
+# -- 2. provider outage ------------------------------------------------------------------------
+
+
+def test_provider_outage_queues_durably_and_delivers_in_order_once(
+    start_worker: Any, twilio: FakeTwilio
+) -> None:
+    """Fake Twilio answers 503 to everything for ~20 s (the issue says a minute; shortened
+    so the file stays under 3 min), while 8 leads of 2 reps turn hot one after another.
+
+    Their nudges wait in the outbox (SQLite, state ``queued``); each rep's oldest one is
+    tried (3 calls in one go, then requeued with backoff) and the others wait behind it.
+    Once the fake recovers, all 8 reach it exactly once, each rep's in the order they were
+    triggered.
+
+    Timing, from :mod:`delivery.sender`'s defaults: after its first 3 failed calls a nudge
+    waits 10–20 s, after the next 3 it waits 80–160 s. The outage is ended 8.5 s after the
+    first 503, before any first retry can be due, so recovery is seen by the first retry
+    and the test stays short; the nudges still sit through ~20 s of outage.
+    """
+    worker = start_worker(**twilio_env(twilio))
+    twilio.outage = 503
+    outage_started = time.monotonic()
+    time.sleep(10)  # the provider is down; nothing to send yet
+    order = [(n, "rep-a" if n % 2 else "rep-b") for n in range(31, 39)]
+    for i, (n, rep) in enumerate(order, 1):
+        status, body = worker.post_events(lead_events(n, rep))
+        assert status == 200, body
+        wait_for(lambda i=i: len(rows(worker.db)) >= i, timeout=30, message=lambda: rows(worker.db))
+    first_503 = wait_for(lambda: twilio.requests > 0 and time.monotonic(), timeout=30)
+    assert twilio.messages == []
+    queued = rows(worker.db)
+    assert len(queued) == 8 and all(r["state"] == "queued" for r in queued), [
+        dict(r) for r in queued
+    ]
+    time.sleep(max(0.0, first_503 + 8.5 - time.monotonic()))
+    twilio.outage = None
+    outage = time.monotonic() - outage_started
+    failed_calls = twilio.requests
+    assert failed_calls >= 6  # each rep's head: 3 calls, all 503
+
+    wait_for(
+        lambda: len(twilio.messages) >= 8,
+        timeout=60,
+        message=lambda: [dict(r) for r in rows(worker.db)],
+    )
+    time.sleep(OUTBOX_SETTLE)
+    counts = texts_about(twilio)
+    assert counts == {company(n): 1 for n, _ in order}
+    for rep in ("rep-a", "rep-b"):
+        got = [m["Body"].split()[0] for m in twilio.messages if m["To"] == REP_PHONES[rep]]
+        want = [company(n).split()[0] for n, r in order if r == rep]
+        assert got == want, f"{rep} received out of order"
+    final = rows(worker.db)
+    assert all(r["state"] == "sent" for r in final)
+    con = sqlite3.connect(worker.db)
+    try:
+        transient = con.execute(
+            "SELECT COUNT(*) FROM delivery_attempts WHERE outcome='transient'"
+        ).fetchone()[0]
+    finally:
+        con.close()
+    assert transient == failed_calls  # every 503 the fake gave was recorded, none hidden
+    assert 18 <= outage <= 30, outage
