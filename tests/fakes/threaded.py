@@ -37,7 +37,7 @@ def served(fake: F) -> Iterator[F]:
         asyncio.set_event_loop(loop)
         try:
             loop.run_until_complete(start())
-        except BaseException as exc:  # noqa: BLE001 - reported to the test thread
+        except BaseException as exc:
             errors.append(exc)
             started.set()
             return

@@ -9,6 +9,7 @@ not what our outbox says we sent.
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import datetime as dt
 import json
@@ -140,17 +141,25 @@ def test_two_workers_one_killed_every_nudge_once_at_the_provider(
         r = rows(b.db)
         return len(r) == 20 and all(x["state"] in ("sent", "sending") for x in r)
 
-    wait_for(settled, timeout=90, message=lambda: ([dict(x) for x in rows(b.db)], b.stats()))
+    def summary() -> Any:
+        return (
+            [(x["lead_id"], x["rep_id"], x["state"], x["reason"]) for x in rows(b.db)],
+            b.stats(),
+            texts_about(twilio),
+        )
+
+    wait_for(settled, timeout=90, message=summary)
     took_over_in = time.monotonic() - killed_at
 
     # a retrying producer sends the whole stream again: processed once, sent never again
-    before = b.stats().get("events.duplicate", 0)
+    settled_stats = b.stats()
+    before = settled_stats.get("events.duplicate", 0)
     for n in range(1, 21):
         b.post_events(lead_events(n, leads[n]))
     wait_for(
         lambda: b.stats().get("events.duplicate", 0) >= before + 20 * 5,
-        timeout=60,
-        message=b.stats,
+        timeout=90,
+        message=lambda: (settled_stats, b.stats()),
     )
     time.sleep(OUTBOX_SETTLE)
 
@@ -255,3 +264,279 @@ def test_provider_outage_queues_durably_and_delivers_in_order_once(
         con.close()
     assert transient == failed_calls  # every 503 the fake gave was recorded, none hidden
     assert 18 <= outage <= 30, outage
+
+
+# -- 3. bad input never takes a worker down ----------------------------------------------------
+
+VALID_EVENT = {
+    "event_id": "fuzz-base",
+    "type": "page.viewed",
+    "occurred_at": "2026-03-02T10:00:00Z",
+    "source": "web",
+    "email": "fuzz@example.com",
+    "path": "/pricing",
+}
+HOSTILE_BODIES = [
+    b"",
+    b"   \n\n  ",
+    b"[" * 50_000,
+    b'{"a":' * 50_000,
+    b"[" + b"{}," * 10_001 + b"{}]",
+    b"[1e999999, NaN, -Infinity]",
+    b'{"type": ["page.viewed"], "event_id": "x"}',
+    b'{"type": {"a": 1}, "event_id": {"b": 2}}',
+    b'{"type": null}',
+    b'"just a string"',
+    b"\xff\xfe\x00garbage",
+    b'{"event_id": "\\ud800", "type": "page.viewed"}',
+    b"\x00" * 1000,
+    json.dumps({**VALID_EVENT, "occurred_at": "2026-03-02T10:00:00"}).encode(),
+    json.dumps({**VALID_EVENT, "event_id": "x" * 300}).encode(),
+    json.dumps({**VALID_EVENT, "path": "p" * 70_000}).encode(),
+    b"\n".join([json.dumps(VALID_EVENT).encode(), b"{broken", b"[]", b"17"]),
+]
+SIGNED_TWILIO_HOSTILE = [
+    {},
+    {"MessageSid": "SMx"},
+    {"MessageSid": "SMy", "From": "not a phone", "Body": "STOP"},
+    {"MessageSid": "SMz", "From": "+1", "Body": "\x00" * 50},
+    {"MessageSid": "SMw", "From": "+14155550111", "Body": "1" * 100_000},
+]
+SIGNED_SLACK_HOSTILE = [
+    ("application/json", ""),
+    ("application/json", "{"),
+    ("application/json", "[]"),
+    ("application/json", '{"type": "url_verification"}'),
+    ("application/json", '{"type": "event_callback", "event": "x"}'),
+    ("application/json", '{"type": "event_callback", "event": {"type": "message"}}'),
+    ("application/x-www-form-urlencoded", "payload="),
+    ("application/x-www-form-urlencoded", "payload=%7B"),
+    ("application/x-www-form-urlencoded", "payload=%5B%5D"),
+    ("application/x-www-form-urlencoded", 'payload={"type":"block_actions","actions":7}'),
+]
+
+
+def post(
+    url: str, body: bytes, headers: dict[str, str] | None = None, timeout: float = 20
+) -> tuple[int, str, str]:
+    """POST raw bytes; (status, content type, text) whatever the status."""
+    req = urllib.request.Request(url, data=body, method="POST", headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.headers.get("Content-Type", ""), r.read().decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get("Content-Type", ""), exc.read().decode(errors="replace")
+
+
+def clear_rejection_or_ok(status: int, ctype: str, text: str, what: str) -> None:
+    """Never a 5xx; every answer is JSON, text or TwiML a client can read."""
+    assert status < 500, f"{what}: HTTP {status}: {text[:500]}"
+    assert any(t in ctype for t in ("json", "text/", "xml")), f"{what}: {status} {ctype!r}"
+    if "json" in ctype and text:
+        json.loads(text)
+
+
+def slack_headers(body: str, ctype: str, *, secret: str, ts: int | None = None) -> dict[str, str]:
+    from tests.fakes.slack_server import sign
+
+    stamp = int(time.time()) if ts is None else ts
+    return {
+        "Content-Type": ctype,
+        "X-Slack-Request-Timestamp": str(stamp),
+        "X-Slack-Signature": sign(secret, body, stamp),
+    }
+
+
+def test_bad_input_never_takes_a_worker_down(
+    start_worker: Any, broker: Any, twilio: FakeTwilio
+) -> None:
+    """Hypothesis-driven hostile payloads at a running worker's /events and its four
+    webhook endpoints (Twilio SMS signed, unsigned and wrongly signed; Slack events and
+    interactions signed, unsigned and stale), plus a fixed list of known-nasty bodies
+    (deep nesting, unhashable types, huge numbers, invalid UTF-8, oversize). Each gets a
+    2xx or 4xx JSON / text answer, never a 5xx. Random bytes produced straight to the
+    three inbound topics all land in events.dead with a reason. Afterwards the same
+    worker answers /health and turns a valid hot lead into exactly one text.
+    """
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from tests.fakes.slack_server import SIGNING_SECRET, FakeSlack
+    from tests.integration.test_pipeline import read_topic
+
+    with served(FakeSlack()) as slack:
+        worker = start_worker(
+            **twilio_env(twilio),
+            SLACK_BOT_TOKEN=slack.token,
+            SLACK_SIGNING_SECRET=slack.signing_secret,
+            NUDGE_SLACK_API_URL=slack.url,
+        )
+        fuzz = settings(
+            max_examples=30,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        json_values = st.recursive(
+            st.none()
+            | st.booleans()
+            | st.integers()
+            | st.floats(allow_nan=False)
+            | st.text(max_size=30),
+            lambda inner: (
+                st.lists(inner, max_size=4)
+                | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+            ),
+            max_leaves=20,
+        )
+        text = st.text(st.characters(exclude_categories=("Cs",)), max_size=200)
+
+        # /events: random bytes, random JSON, and valid events with one field made hostile
+        for body in HOSTILE_BODIES:
+            clear_rejection_or_ok(*post(worker.url + "/events", body), f"/events {body[:60]!r}")
+
+        @fuzz
+        @given(
+            st.one_of(
+                st.binary(max_size=2000),
+                json_values.map(lambda v: json.dumps(v).encode()),
+                st.tuples(st.sampled_from(sorted(VALID_EVENT)), json_values).map(
+                    lambda kv: json.dumps({**VALID_EVENT, kv[0]: kv[1]}).encode()
+                ),
+                st.lists(json_values, max_size=5).map(
+                    lambda vs: b"\n".join(json.dumps(v).encode() for v in vs)
+                ),
+            )
+        )
+        def events(body: bytes) -> None:
+            status, ctype, answer = post(worker.url + "/events", body)
+            clear_rejection_or_ok(status, ctype, answer, f"/events {body[:80]!r}")
+            assert "json" in ctype and status in (200, 207, 400, 413), (status, answer[:300])
+
+        events()
+
+        # Twilio inbound SMS and status callbacks
+        for path in ("/webhooks/twilio/sms", "/webhooks/twilio/status"):
+            url = worker.url + path
+            for params in SIGNED_TWILIO_HOSTILE:
+                encoded = urllib.parse.urlencode(params).encode()
+                headers = {
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "X-Twilio-Signature": twilio.sign(url, params),
+                }
+                clear_rejection_or_ok(*post(url, encoded, headers), f"{path} signed {params}")
+
+        twilio_params = st.dictionaries(
+            st.sampled_from(["MessageSid", "From", "To", "Body", "AccountSid", "MessageStatus"])
+            | text,
+            text,
+            max_size=8,
+        )
+
+        @fuzz
+        @given(
+            params=twilio_params,
+            path=st.sampled_from(["/webhooks/twilio/sms", "/webhooks/twilio/status"]),
+            mode=st.sampled_from(["signed", "unsigned", "bad"]),
+        )
+        def twilio_hooks(params: dict[str, str], path: str, mode: str) -> None:
+            url = worker.url + path
+            headers = {"Content-Type": "application/x-www-form-urlencoded"}
+            if mode == "signed":
+                headers["X-Twilio-Signature"] = twilio.sign(url, params)
+            elif mode == "bad":
+                headers["X-Twilio-Signature"] = twilio.sign(url, params, token="wrong-token")
+            status, ctype, answer = post(url, urllib.parse.urlencode(params).encode(), headers)
+            clear_rejection_or_ok(status, ctype, answer, f"{path} {mode} {params}")
+            if mode != "signed":
+                assert status == 403, (status, answer)
+
+        twilio_hooks()
+
+        # Slack events and interactions
+        for path in ("/webhooks/slack/events", "/webhooks/slack/interactions"):
+            url = worker.url + path
+            for ctype, body in SIGNED_SLACK_HOSTILE:
+                headers = slack_headers(body, ctype, secret=SIGNING_SECRET)
+                clear_rejection_or_ok(*post(url, body.encode(), headers), f"{path} {body!r}")
+
+        @fuzz
+        @given(
+            body=st.one_of(
+                text,
+                json_values.map(json.dumps),
+                json_values.map(lambda v: "payload=" + urllib.parse.quote(json.dumps(v))),
+            ),
+            path=st.sampled_from(["/webhooks/slack/events", "/webhooks/slack/interactions"]),
+            mode=st.sampled_from(["signed", "unsigned", "bad", "stale"]),
+        )
+        def slack_hooks(body: str, path: str, mode: str) -> None:
+            ctype = (
+                "application/x-www-form-urlencoded"
+                if body.startswith("payload=")
+                else "application/json"
+            )
+            if mode == "unsigned":
+                headers = {"Content-Type": ctype}
+            elif mode == "bad":
+                headers = slack_headers(body, ctype, secret="wrong-secret")
+            elif mode == "stale":
+                headers = slack_headers(
+                    body, ctype, secret=SIGNING_SECRET, ts=int(time.time()) - 600
+                )
+            else:
+                headers = slack_headers(body, ctype, secret=SIGNING_SECRET)
+            status, rtype, answer = post(worker.url + path, body.encode(), headers)
+            clear_rejection_or_ok(status, rtype, answer, f"{path} {mode} {body[:200]!r}")
+            if mode != "signed":
+                assert status == 403, (status, answer)
+
+        slack_hooks()
+
+        # random junk straight onto the inbound topics
+        junk: list[tuple[str, bytes]] = []
+
+        @fuzz
+        @given(
+            topic=st.sampled_from(["crm.events", "call.events", "web.events"]),
+            value=st.binary(max_size=500) | json_values.map(lambda v: json.dumps(v).encode()),
+        )
+        def collect(topic: str, value: bytes) -> None:
+            junk.append((topic, b"junk:" + value))  # never a valid event
+
+        collect()
+        junk += [("web.events", body) for body in HOSTILE_BODIES]
+
+        async def produce_junk() -> None:
+            from aiokafka import AIOKafkaProducer
+
+            producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+            await producer.start()
+            try:
+                for topic, value in junk:
+                    await producer.send_and_wait(topic, value, key=b"junk")
+            finally:
+                await producer.stop()
+
+        asyncio.run(produce_junk())
+        dead = asyncio.run(read_topic(broker.bootstrap, "events.dead", at_least=len(junk)))
+        landed = collections.Counter(
+            (d.get("topic"), d["raw"].encode() if "raw" in d else base64.b64decode(d["raw_base64"]))
+            for d in dead
+        )
+        assert all(d.get("reason") for d in dead)
+        missing = collections.Counter(junk) - landed
+        assert not missing, f"junk that did not reach events.dead: {list(missing)[:5]}"
+
+        # still alive, still serving, still working
+        assert worker.process is not None and worker.process.poll() is None, worker.output()
+        with urllib.request.urlopen(worker.url + "/health", timeout=5) as r:
+            assert r.status == 200 and json.load(r) == {"status": "ok"}
+        before = len(twilio.messages)
+        status, body = worker.post_events(lead_events(99, "rep-a"))
+        assert status == 200, body
+        wait_for(lambda: len(twilio.messages) > before, timeout=30, message=worker.output)
+        time.sleep(1)
+        assert texts_about(twilio)[company(99)] == 1
+        stats = worker.stats()
+        assert stats.get("ingest.errors", 0) == 0, stats
