@@ -302,6 +302,10 @@ SIGNED_TWILIO_HOSTILE = [
     {"MessageSid": "SMz", "From": "+1", "Body": "\x00" * 50},
     {"MessageSid": "SMw", "From": "+14155550111", "Body": "1" * 100_000},
 ]
+SLACK_KEYS = (
+    *("event", "team", "user", "actions", "challenge", "container", "channel"),
+    *("message", "enterprise", "authorizations", "view", "api_app_id"),
+)
 SIGNED_SLACK_HOSTILE = [
     ("application/json", ""),
     ("application/json", "{"),
@@ -372,7 +376,7 @@ def test_bad_input_never_takes_a_worker_down(
             NUDGE_SLACK_API_URL=slack.url,
         )
         fuzz = settings(
-            max_examples=30,
+            max_examples=40,
             deadline=None,
             database=None,
             suppress_health_check=list(HealthCheck),
@@ -390,6 +394,7 @@ def test_bad_input_never_takes_a_worker_down(
             max_leaves=20,
         )
         text = st.text(st.characters(exclude_categories=("Cs",)), max_size=200)
+        ran: collections.Counter[str] = collections.Counter()
 
         # /events: random bytes, random JSON, and valid events with one field made hostile
         for body in HOSTILE_BODIES:
@@ -409,6 +414,7 @@ def test_bad_input_never_takes_a_worker_down(
             )
         )
         def events(body: bytes) -> None:
+            ran["events"] += 1
             status, ctype, answer = post(worker.url + "/events", body)
             clear_rejection_or_ok(status, ctype, answer, f"/events {body[:80]!r}")
             assert "json" in ctype and status in (200, 207, 400, 413), (status, answer[:300])
@@ -440,6 +446,7 @@ def test_bad_input_never_takes_a_worker_down(
             mode=st.sampled_from(["signed", "unsigned", "bad"]),
         )
         def twilio_hooks(params: dict[str, str], path: str, mode: str) -> None:
+            ran["twilio"] += 1
             url = worker.url + path
             headers = {"Content-Type": "application/x-www-form-urlencoded"}
             if mode == "signed":
@@ -460,17 +467,31 @@ def test_bad_input_never_takes_a_worker_down(
                 headers = slack_headers(body, ctype, secret=SIGNING_SECRET)
                 clear_rejection_or_ok(*post(url, body.encode(), headers), f"{path} {body!r}")
 
+        # Slack-shaped envelopes with hostile values where bolt expects objects
+        slack_shaped = st.fixed_dictionaries(
+            {
+                "type": st.sampled_from(
+                    ["event_callback", "url_verification", "block_actions", "view_submission"]
+                )
+                | text
+            },
+            optional={k: json_values for k in SLACK_KEYS},
+        )
+
         @fuzz
         @given(
             body=st.one_of(
                 text,
                 json_values.map(json.dumps),
                 json_values.map(lambda v: "payload=" + urllib.parse.quote(json.dumps(v))),
+                slack_shaped.map(json.dumps),
+                slack_shaped.map(lambda v: "payload=" + urllib.parse.quote(json.dumps(v))),
             ),
             path=st.sampled_from(["/webhooks/slack/events", "/webhooks/slack/interactions"]),
             mode=st.sampled_from(["signed", "unsigned", "bad", "stale"]),
         )
         def slack_hooks(body: str, path: str, mode: str) -> None:
+            ran["slack"] += 1
             ctype = (
                 "application/x-www-form-urlencoded"
                 if body.startswith("payload=")
@@ -527,6 +548,9 @@ def test_bad_input_never_takes_a_worker_down(
         assert all(d.get("reason") for d in dead)
         missing = collections.Counter(junk) - landed
         assert not missing, f"junk that did not reach events.dead: {list(missing)[:5]}"
+
+        assert min(ran["events"], ran["twilio"], ran["slack"]) >= 40, ran
+        assert len(junk) >= 40 + len(HOSTILE_BODIES)
 
         # still alive, still serving, still working
         assert worker.process is not None and worker.process.poll() is None, worker.output()
