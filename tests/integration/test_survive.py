@@ -212,8 +212,9 @@ def test_provider_outage_queues_durably_and_delivers_in_order_once(
 
     Their nudges wait in the outbox (SQLite, state ``queued``); each rep's oldest one is
     tried (3 calls in one go, then requeued with backoff) and the others wait behind it.
-    Once the fake recovers, all 8 reach it exactly once, each rep's in the order they were
-    triggered.
+    Then the worker is SIGKILLed (the queue lives in SQLite, not in the process), the fake
+    recovers, and a restarted worker sends all 8 exactly once, each rep's in the order they
+    were triggered.
 
     Timing, from :mod:`delivery.sender`'s defaults: after its first 3 failed calls a nudge
     waits 10–20 s, after the next 3 it waits 80–160 s. The outage is ended 8.5 s after the
@@ -235,11 +236,20 @@ def test_provider_outage_queues_durably_and_delivers_in_order_once(
     assert len(queued) == 8 and all(r["state"] == "queued" for r in queued), [
         dict(r) for r in queued
     ]
+    heads = wait_for(
+        lambda: [r for r in rows(worker.db) if r["not_before"]],
+        timeout=10,
+        message=lambda: [dict(r) for r in rows(worker.db)],
+    )
+    assert {r["rep_id"] for r in heads} == {"rep-a", "rep-b"}  # each rep's oldest, requeued
+    # the queue is durable: the worker dies (no row is in 'sending' now) and comes back
+    worker.kill(signal.SIGKILL)
     time.sleep(max(0.0, first_503 + 8.5 - time.monotonic()))
     twilio.outage = None
     outage = time.monotonic() - outage_started
     failed_calls = twilio.requests
     assert failed_calls >= 6  # each rep's head: 3 calls, all 503
+    worker.start()
 
     wait_for(
         lambda: len(twilio.messages) >= 8,
