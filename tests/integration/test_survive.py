@@ -229,7 +229,11 @@ def test_provider_outage_queues_durably_and_delivers_in_order_once(
     for i, (n, rep) in enumerate(order, 1):
         status, body = worker.post_events(lead_events(n, rep))
         assert status == 200, body
-        wait_for(lambda i=i: len(rows(worker.db)) >= i, timeout=30, message=lambda: rows(worker.db))
+
+        def enough(k: int = i) -> bool:
+            return len(rows(worker.db)) >= k
+
+        wait_for(enough, timeout=30, message=lambda: rows(worker.db))
     first_503 = wait_for(lambda: twilio.requests > 0 and time.monotonic(), timeout=30)
     assert twilio.messages == []
     queued = rows(worker.db)
@@ -403,7 +407,7 @@ def test_bad_input_never_takes_a_worker_down(
             ),
             max_leaves=20,
         )
-        text = st.text(st.characters(exclude_categories=("Cs",)), max_size=200)
+        text = st.text(st.characters(exclude_categories=["Cs"]), max_size=200)
         ran: collections.Counter[str] = collections.Counter()
 
         # /events: random bytes, random JSON, and valid events with one field made hostile
@@ -473,9 +477,9 @@ def test_bad_input_never_takes_a_worker_down(
         # Slack events and interactions
         for path in ("/webhooks/slack/events", "/webhooks/slack/interactions"):
             url = worker.url + path
-            for ctype, body in SIGNED_SLACK_HOSTILE:
-                headers = slack_headers(body, ctype, secret=SIGNING_SECRET)
-                clear_rejection_or_ok(*post(url, body.encode(), headers), f"{path} {body!r}")
+            for ctype, sbody in SIGNED_SLACK_HOSTILE:
+                headers = slack_headers(sbody, ctype, secret=SIGNING_SECRET)
+                clear_rejection_or_ok(*post(url, sbody.encode(), headers), f"{path} {sbody!r}")
 
         # Slack-shaped envelopes with hostile values where bolt expects objects
         slack_shaped = st.fixed_dictionaries(
