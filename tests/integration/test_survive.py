@@ -13,6 +13,7 @@ import base64
 import collections
 import datetime as dt
 import json
+import os
 import signal
 import sqlite3
 import threading
@@ -42,9 +43,16 @@ REP_PHONES = {
 }
 
 
+KILL_AFTER = float(os.environ.get("SURVIVE_KILL_AFTER", "0.6"))
+"""Seconds into the second half of the stream at which worker A is SIGKILLed."""
+TWILIO_LATENCY = float(os.environ.get("SURVIVE_TWILIO_LATENCY", "0"))
+"""Fake Twilio's answer delay. Raise it (e.g. 0.3) to make the kill land inside a send
+more often, to exercise the ``sending`` (at most once) accounting."""
+
+
 @pytest.fixture
 def twilio() -> Iterator[FakeTwilio]:
-    with served(FakeTwilio()) as fake:
+    with served(FakeTwilio(latency=TWILIO_LATENCY)) as fake:
         yield fake
 
 
@@ -126,7 +134,7 @@ def test_two_workers_one_killed_every_nudge_once_at_the_provider(
     a_stats = a.stats()
 
     # second half: A dies while these are in flight
-    killer = threading.Timer(0.6, a.kill, args=(signal.SIGKILL,))
+    killer = threading.Timer(KILL_AFTER, a.kill, args=(signal.SIGKILL,))
     killer.start()
     for n in range(11, 21):
         status, body = b.post_events(lead_events(n, leads[n]))
