@@ -98,11 +98,46 @@ def rows(db: Path) -> list[sqlite3.Row]:
     return list(outbox(db))
 
 
+def group_lag(bootstrap: str, group: str) -> dict[str, int]:
+    """Per topic-partition, end offset minus the group's committed offset (nonzero only):
+    where a stalled worker stopped, for failure messages."""
+
+    async def lag() -> dict[str, int]:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            topics = ["crm.events", "call.events", "web.events", "lead.activity"]
+            topics += ["lead.signals", "nudges", f"{group}-leads-changelog"]
+            tps = [
+                TopicPartition(t, p)
+                for t in topics
+                for p in sorted(consumer.partitions_for_topic(t) or ())
+            ]
+            ends = await consumer.end_offsets(tps)
+            out = {}
+            for tp in tps:
+                done = await consumer.committed(tp) or 0
+                if ends[tp] - done:
+                    out[f"{tp.topic}/{tp.partition}"] = ends[tp] - done
+            return out
+        finally:
+            await consumer.stop()
+
+    try:
+        return asyncio.run(lag())
+    except Exception as exc:  # diagnostics only: never hide the real failure
+        return {"error": repr(exc)}  # type: ignore[dict-item]
+
+
 # -- 1. two workers, one SIGKILLed mid-stream --------------------------------------------------
 
 
 def test_two_workers_one_killed_every_nudge_once_at_the_provider(
-    start_worker: Any, twilio: FakeTwilio, record_property: Any
+    start_worker: Any, broker: Any, twilio: FakeTwilio, record_property: Any
 ) -> None:
     """Two workers (one group, one SQLite file, separate web ports) share the partitions.
 
@@ -154,6 +189,8 @@ def test_two_workers_one_killed_every_nudge_once_at_the_provider(
             [(x["lead_id"], x["rep_id"], x["state"], x["reason"]) for x in rows(b.db)],
             b.stats(),
             texts_about(twilio),
+            "lag (end - committed):",
+            group_lag(broker.bootstrap, b.env["NUDGE_APP_ID"]),
         )
 
     wait_for(settled, timeout=90, message=summary)
