@@ -289,6 +289,25 @@ class Store:
         await self.db.commit()
         return [json.loads(r["detail_json"]) for r in rows]
 
+    async def claim_if_linked(
+        self, identities: list[tuple[str, str]]
+    ) -> tuple[str | None, list[dict[str, Any]]]:
+        """Call right after recording an unmatched activity: the lead and the events to
+        forward if one of its identities was linked in the meantime.
+
+        Closes a race between workers: worker X resolves an email (not linked yet),
+        worker Y links it and claims what is unmatched (nothing yet), then X records the
+        activity as unmatched — and nobody would ever claim it. Checking again after the
+        insert is enough: Y's link commits before Y's claim reads, so either Y's claim
+        sees X's row or this check sees Y's link (both may: a duplicate forward, which
+        the lead state drops by event id).
+        """
+        for kind, value in identities:
+            lead_id = await self.resolve(kind, value)
+            if lead_id:
+                return lead_id, await self.claim_unmatched(kind, value, lead_id)
+        return None, []
+
     # -- outbox -------------------------------------------------------------------------
     async def outbox(self, state: str | None = None) -> list[dict[str, Any]]:
         sql = (

@@ -6,7 +6,8 @@ microseconds for every time zone and edge, and the sender only carries them out.
 
 The rules, in the order :func:`decide` applies them:
 
-1. unknown rep → suppress.
+1. unknown rep → suppress (the sender first gives the rep's record a grace period to
+   arrive: :data:`delivery.sender.UNKNOWN_REP_GRACE`).
 2. channel: the command's channel if it names one, else the rep's preferred
    channel, else Slack when the rep has a Slack id, then SMS, then the console
    (the dev stand-in for the rep's phone). A channel is usable when a notifier for

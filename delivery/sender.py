@@ -34,6 +34,17 @@ from nudge.signals import NudgeCommand
 
 log = get_logger(__name__)
 
+UNKNOWN_REP_GRACE = dt.timedelta(minutes=10)
+"""How long a nudge for a rep the store does not know yet waits for the rep's record.
+
+The rep's ``rep.upserted`` event and the lead events that trigger a nudge travel on
+different partitions (keyed by rep id vs. lead id), often through different workers,
+so a nudge can reach delivery a moment before its rep is in the store. It waits
+(re-queued with a short backoff, released by the drain) instead of being suppressed
+at once; only a rep still unknown after this grace is suppressed as "unknown rep".
+"""
+UNKNOWN_REP_RETRY_CAP = 30.0
+
 UNSUBSCRIBED = "21610"
 """Twilio: the recipient has replied STOP; the carrier blocks our texts until START."""
 
@@ -147,6 +158,17 @@ async def _attempt(
         command, rep, now, sent_today=sent_today, opted_out=opted_out, available=notifiers.keys()
     )
     ctx = {"nudge_id": nudge_id, "rep_id": command.rep_id, "channel": decision.channel}
+    if rep is None and now - dt.datetime.fromisoformat(row["created_at"]) < UNKNOWN_REP_GRACE:
+        delay = min(UNKNOWN_REP_RETRY_CAP, 2.0 ** int(row["attempts"] or 0))
+        await outbox.requeue(
+            nudge_id,
+            now,
+            now + dt.timedelta(seconds=delay),
+            reason="waiting for the rep's record (unknown rep)",
+            error_code=None,
+        )
+        log.info("nudge waits for its rep's record", **ctx)
+        return "requeued"
     if decision.action == "suppress":
         await outbox.mark_suppressed(nudge_id, now, reason=decision.reason or "suppressed")
         log.info("nudge suppressed", reason=decision.reason, **ctx)

@@ -280,6 +280,8 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> LeadEvent | RepUpserted:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise EventRejected(f"not valid JSON: {exc}") from None
+        except RecursionError:
+            raise EventRejected("not valid JSON: nested too deeply") from None
     else:
         data = raw
         size = len(json.dumps(data, default=str))
@@ -289,7 +291,7 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> LeadEvent | RepUpserted:
         raise EventRejected(f"an event must be a JSON object, not {type(data).__name__}")
     if "type" not in data:
         raise EventRejected("type: field required (one of " + ", ".join(EVENT_TYPES) + ")")
-    if data["type"] not in SILO:
+    if not isinstance(data["type"], str) or data["type"] not in SILO:
         raise EventRejected(
             f"type: unknown event type {data['type']!r} (one of " + ", ".join(EVENT_TYPES) + ")",
             event_id=_str_or_none(data.get("event_id")),

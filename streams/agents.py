@@ -131,6 +131,13 @@ async def handle_inbound(p: Pipeline, event: EventT[Any]) -> None:
             parsed.occurred_at,
             detail=parsed.model_dump(mode="json", exclude_none=True),
         )
+        idents = [(k, getattr(parsed, a)) for a, k in IDENTITY_KINDS if getattr(parsed, a)]
+        lead_id, claimed = await store.claim_if_linked(idents)  # linked meanwhile elsewhere?
+        for detail in claimed:
+            assert lead_id is not None
+            p.stats["events.late_matched"] += 1
+            late_event = parse_event({**detail, "lead_id": lead_id})
+            await p.activity.send(force=True, key=lead_id.encode(), value=event_to_json(late_event))
         return
     if parsed.lead_id != lead_id:
         parsed = parsed.model_copy(update={"lead_id": lead_id})

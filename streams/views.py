@@ -34,6 +34,8 @@ def split_body(body: bytes) -> list[tuple[int, bytes | dict[str, Any]]]:
             items = json.loads(text)
         except ValueError as exc:
             raise EventRejected(f"body is not a valid JSON array: {exc}") from None
+        except RecursionError:
+            raise EventRejected("body is not a valid JSON array: nested too deeply") from None
         return [(i + 1, item) for i, item in enumerate(items)]
     lines = body.splitlines()
     if len(lines) > 1:

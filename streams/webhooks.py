@@ -189,12 +189,22 @@ class Webhooks:
             return web.Response(status=403, text="invalid signature")
         if self.slack_app is None:
             return web.Response(status=404, text="Slack is not configured (SLACK_BOT_TOKEN)")
-        bolt_request = AsyncBoltRequest(
-            body=body.decode(),
-            query=request.query_string,
-            headers={k: v for k, v in request.headers.items()},
-        )
+        try:  # bolt parses the body here and raises on JSON / form it cannot read
+            bolt_request = AsyncBoltRequest(
+                body=body.decode(),
+                query=request.query_string,
+                headers={k: v for k, v in request.headers.items()},
+            )
+        except Exception as exc:  # JSON/form it cannot read, or a non-object (list, number)
+            log.warning("slack webhook refused: unreadable body", path=request.path, error=str(exc))
+            return web.Response(status=400, text="unreadable body")
         bolt_response = await self.slack_app.async_dispatch(bolt_request)
+        if bolt_response.status >= 500:
+            # Our listeners ack() first and run after the answer (process_before_response
+            # is off), so a 5xx here is bolt failing on the payload's shape (e.g. a
+            # signed body whose "event" is a string): the request's fault, not ours.
+            log.warning("slack webhook refused: payload not understood", path=request.path)
+            return web.Response(status=400, text="Slack payload not understood")
         return await to_aiohttp_response(bolt_response)
 
 

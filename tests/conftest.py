@@ -27,6 +27,9 @@ from streams.broker import EmbeddedBroker, free_port
 pytest_plugins = ["tests.fakes.fixtures"]  # twilio_fake, slack_fake, store: for every test
 
 READY_TIMEOUT = 60.0
+ROOT = Path(__file__).resolve().parent.parent
+"""This checkout: worker subprocesses import ``streams`` from here, not from wherever
+the venv's editable install points."""
 
 
 @pytest.fixture
@@ -115,8 +118,10 @@ def start_worker(
     def start(**env: str) -> WorkerProcess:
         data_dir = tmp_path / "var"
         port = free_port()
+        pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
         full_env = {
             **os.environ,
+            "PYTHONPATH": pythonpath,
             "KAFKA_URL": broker.url,
             "NUDGE_DATA_DIR": str(data_dir),
             "NUDGE_WEB_PORT": str(port),

@@ -54,6 +54,9 @@ class FakeTwilio:
     outage: int | None = None
     """While set (e.g. 503), every request fails with this status."""
     opted_out: set[str] = field(default_factory=set)
+    latency: float = 0.0
+    """Seconds an accepted message waits before the answer leaves (it is recorded first,
+    as at Twilio: a client that dies meanwhile has sent a text it never heard about)."""
     _failures: list[Failure] = field(default_factory=list)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     server: TestServer | None = None
@@ -129,6 +132,8 @@ class FakeTwilio:
             return self._error(400, 21610, "Attempt to send to unsubscribed recipient")
         sid = f"SM{next(self._ids):032x}"
         self.messages.append({**form, "Sid": sid})
+        if self.latency:
+            await asyncio.sleep(self.latency)
         return web.json_response(
             {
                 "sid": sid,

@@ -53,3 +53,25 @@ async def test_unmatched_activity_is_kept_and_claimed_later(tmp_path: Path) -> N
     assert await store.claim_unmatched("email", "jane@acme.com", "L1") == [detail]
     assert await store.claim_unmatched("email", "jane@acme.com", "L1") == []
     await store.close()
+
+
+async def test_activity_recorded_unmatched_after_its_identity_was_linked_is_claimed(
+    tmp_path: Path,
+) -> None:
+    """Two workers: X resolves (miss), Y links and claims (nothing yet), X records unmatched.
+
+    Found end to end (tests/integration/test_survive.py): lead-13-p1 stayed unmatched for
+    good. X's re-check right after its insert must hand the event over.
+    """
+    x = await Store.open(tmp_path / "db.sqlite")
+    y = await Store.open(tmp_path / "db.sqlite")
+    detail = {"event_id": "e1", "email": "jane@acme.com", "type": "page.viewed"}
+    assert await x.resolve("email", "jane@acme.com") is None  # X: not linked yet
+    await y.link_identity("email", "jane@acme.com", "L1")  # Y: link, claim (nothing)
+    assert await y.claim_unmatched("email", "jane@acme.com", "L1") == []
+    await x.log_activity("e1", None, "page.viewed", NOW, detail=detail)  # X: unmatched
+    assert await x.claim_if_linked([("email", "jane@acme.com")]) == ("L1", [detail])
+    assert await x.claim_if_linked([("email", "jane@acme.com")]) == ("L1", [])
+    assert await x.claim_if_linked([("visitor", "v-1")]) == (None, [])
+    await x.close()
+    await y.close()

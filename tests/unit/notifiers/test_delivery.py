@@ -93,6 +93,35 @@ async def test_carrier_opt_out_stops_further_texts(
     assert row is not None and row["reason"] == "opted out"
 
 
+async def test_nudge_waits_for_a_rep_record_still_in_flight(
+    store: Store, twilio_fake: FakeTwilio, sms: dict[str, Notifier]
+) -> None:
+    """A nudge that beats its rep's record (another partition) waits for it, then goes.
+
+    Found end to end (tests/integration/test_survive.py): with two workers a lead's
+    nudge reached delivery before the worker owning the rep's partition had stored the
+    rep, and was suppressed for good as "unknown rep".
+    """
+    assert await deliver(command(1), store, sms, NOON_NY) == "queued"
+    assert await deliver(command(2), store, sms, NOON_NY) == "queued"
+    assert twilio_fake.requests == 0
+    await add_rep(store)
+    later = NOON_NY + dt.timedelta(seconds=5)
+    assert await drain_due(store, sms, later) == 2
+    assert [m["Body"] for m in twilio_fake.messages] == ["nudge number 1", "nudge number 2"]
+
+
+async def test_nudge_for_a_rep_that_never_appears_is_suppressed_after_the_grace(
+    store: Store, twilio_fake: FakeTwilio, sms: dict[str, Notifier]
+) -> None:
+    """Still no rep record after the grace period: suppressed with 'unknown rep', not sent."""
+    assert await deliver(command(1), store, sms, NOON_NY) == "queued"
+    assert await drain_due(store, sms, NOON_NY + dt.timedelta(minutes=11)) == 1
+    row = await Outbox(store).get("n_1")
+    assert row is not None and (row["state"], row["reason"]) == ("suppressed", "unknown rep")
+    assert twilio_fake.requests == 0
+
+
 async def test_quiet_hours_hold_and_release(
     store: Store, twilio_fake: FakeTwilio, sms: dict[str, Notifier]
 ) -> None:
