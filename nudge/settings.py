@@ -79,13 +79,6 @@ class Settings(BaseSettings):
         description="A model is used only once it was trained on at least this many "
         "conversions; until then the points scorer scores (rule_based=True).",
     )
-    exploration_share: float = Field(
-        default=0.05,
-        ge=0,
-        le=1,
-        description="Share of nudges sent to lower-scored leads to keep learning; their "
-        "propensity is recorded on the nudge and used as an inverse weight in training.",
-    )
     notifier: Literal["auto", "console", "twilio", "slack"] = Field(
         default="auto",
         description="Where nudges go. `auto`: Twilio/Slack when their credentials are set, "
