@@ -229,11 +229,14 @@ def main() -> None:
             "NUDGE_QUIET_HOURS_START": "00:00",
             "NUDGE_QUIET_HOURS_END": "00:00",
         }
+        log_path = Path(tempfile.gettempdir()) / "bench_pipeline_worker.log"
+        worker_log = open(log_path, "wb")  # noqa: SIM115 - closed with the worker
+        print(f"worker log: {log_path}")
         worker = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker"],
             env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,  # the console notifier's boxes
+            stderr=worker_log,
         )
         try:
             base = f"http://127.0.0.1:{port}"
@@ -291,6 +294,7 @@ def main() -> None:
         finally:
             worker.terminate()
             worker.wait(timeout=30)
+            worker_log.close()
 
         raw_rate = asyncio.run(raw_consume(broker.bootstrap, len(events)))
         trivial_rate = trivial_agent(broker.url, web_events)
