@@ -123,3 +123,37 @@ async def test_schedules_migration_applies_to_a_database_already_past_it(
         assert await s.add(step("a", 0))
     finally:
         await s.close()
+
+
+async def test_concurrent_adds_and_claims_share_one_connection(tmp_path: Path) -> None:
+    """Adds from agents interleaved with the timer's claims neither fail nor lose rows."""
+    import asyncio
+
+    from crm.schedules import Schedules
+
+    schedules = await Schedules.open(tmp_path / "nudge.db")
+    now = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
+
+    def step(i: int) -> ScheduleStep:
+        return ScheduleStep(
+            schedule_id=f"s{i}",
+            due_at=now,
+            partition_key=f"L{i % 3}",
+            purpose="continue",
+            lead_id=f"L{i % 3}",
+            playbook="p",
+            rule="r",
+            trigger_event_id=f"e{i}",
+            created_at=now,
+        )
+
+    claimed: list[str] = []
+
+    async def claim() -> None:
+        for _ in range(100):
+            claimed.extend(s.schedule_id for s in await schedules.due(now, 5))
+
+    await asyncio.gather(claim(), claim(), *(schedules.add(step(i), now) for i in range(300)))
+    claimed.extend(s.schedule_id for s in await schedules.due(now, 100))
+    await schedules.close()
+    assert sorted(claimed) == sorted(f"s{i}" for i in range(300))
