@@ -129,11 +129,7 @@ def replay(
                 apply_event(profiles.setdefault(lead_id, LeadState(lead_id)), event)
         names = discover_names(s.profile for s in profiles.values())
     extractors = compile_extractors(names)
-    nudge_times: dict[str, list[tuple[float, float]]] = {}
-    for n in nudges:
-        nudge_times.setdefault(n.lead_id, []).append((n.created_at.timestamp(), n.propensity))
-    for lst in nudge_times.values():
-        lst.sort()
+    nudge_times = _nudge_times(nudges)
     horizon_s = horizon.total_seconds()
     states: dict[str, LeadState] = {}
     rows: list[list[float]] = []
@@ -168,6 +164,16 @@ def replay(
         closed_at=closed,
         data_end=ordered[-1].occurred_at.timestamp() if ordered else 0.0,
     )
+
+
+def _nudge_times(nudges: Iterable[NudgeCommand]) -> dict[str, list[tuple[float, float]]]:
+    """lead_id → (sent at, propensity) of each nudge about it, oldest first (for IPW)."""
+    out: dict[str, list[tuple[float, float]]] = {}
+    for n in nudges:
+        out.setdefault(n.lead_id, []).append((n.created_at.timestamp(), n.propensity))
+    for lst in out.values():
+        lst.sort()
+    return out
 
 
 def _ipw(nudged: list[tuple[float, float]] | None, t: float, horizon_s: float) -> float:
@@ -223,11 +229,7 @@ def snapshots_from_rows(
                     converted[lead] = t
     names = names if names is not None else discover_names(last_profile.values())
     extractors = compile_extractors(names)
-    nudge_times: dict[str, list[tuple[float, float]]] = {}
-    for n in nudges:
-        nudge_times.setdefault(n.lead_id, []).append((n.created_at.timestamp(), n.propensity))
-    for lst in nudge_times.values():
-        lst.sort()
+    nudge_times = _nudge_times(nudges)
     horizon_s = horizon.total_seconds()
     x: list[list[float]] = []
     ts: list[float] = []
