@@ -133,16 +133,7 @@ class Simulation:
         score = self.scorer.rescore(state, event, event.occurred_at)
         state.record_score(score)
         lead = state.view()
-        signal = LeadSignal(
-            lead=lead,
-            event=event.model_dump(mode="json", exclude_none=True),
-            event_id=event.event_id,
-            event_type=event.type,
-            at=event.occurred_at,
-            score=score,
-            history=state.score_history(),
-            rep=self.reps.get(lead.owner_rep_id or ""),
-        )
+        signal = state.signal(event, score, self.reps.get(lead.owner_rep_id or ""), lead)
         self._take(
             decide(signal, self.playbooks, event.occurred_at, state=self.guards), event.occurred_at
         )

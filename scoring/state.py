@@ -23,7 +23,7 @@ from nudge.events import (
     LeadEvent,
     LeadUpdated,
 )
-from nudge.signals import LeadView, Score, ScorePoint
+from nudge.signals import LeadSignal, LeadView, RepView, Score, ScorePoint
 from scoring.features import empty_state, update_features
 
 RECENT_EVENT_IDS = 256
@@ -89,6 +89,22 @@ class LeadState:
 
     def score_history(self) -> list[ScorePoint]:
         return [ScorePoint(at=dt.datetime.fromisoformat(a), value=v) for a, v in self.history]
+
+    def signal(
+        self, event: LeadEvent, score: Score, rep: RepView | None, view: LeadView | None = None
+    ) -> LeadSignal:
+        """The signal the playbooks see for ``event`` — one builder for the live worker and
+        ``nudge playbooks simulate``, so a simulation evaluates exactly what a worker would."""
+        return LeadSignal(
+            lead=view or self.view(),
+            event=event.model_dump(mode="json", exclude_none=True),
+            event_id=event.event_id,
+            event_type=event.type,
+            at=event.occurred_at,
+            score=score,
+            history=self.score_history(),
+            rep=rep,
+        )
 
     # -- writing -----------------------------------------------------------------
     def record_score(self, score: Score) -> None:

@@ -197,16 +197,7 @@ async def handle_activity(p: Pipeline, lead_id: str, raw: bytes) -> None:
     view = state.view()
     p.dirty_leads[lead_id] = (view.model_dump(mode="json"), state.score)
     p.snapshots.append(snapshot_row(state, event, score))
-    signal = LeadSignal(
-        lead=view,
-        event=event.model_dump(mode="json", exclude_none=True),
-        event_id=event.event_id,
-        event_type=event.type,
-        at=event.occurred_at,
-        score=score,
-        history=state.score_history(),
-        rep=await rep_view(p, view.owner_rep_id),
-    )
+    signal = state.signal(event, score, await rep_view(p, view.owner_rep_id), view)
     await p.signals.send(
         force=True,
         key=signal_key(view.owner_rep_id, lead_id),
