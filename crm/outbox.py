@@ -41,8 +41,7 @@ class Outbox:
         self.db = store.db
 
     async def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        async with self.db.execute(sql, args) as cur:
-            return [dict(r) for r in await cur.fetchall()]
+        return [dict(r) for r in await self.db.execute_fetchall(sql, args)]
 
     async def _one(self, sql: str, args: tuple[Any, ...] = ()) -> dict[str, Any] | None:
         rows = await self._rows(sql, args)

@@ -30,6 +30,19 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
 
 
+async def fetch_one(db: aiosqlite.Connection, sql: str, params: Any = ()) -> Any:
+    """The first row of a query, read in one call on the connection's thread (or ``None``).
+
+    Reads on the shared connection are never left as an open cursor across an
+    ``await``: an unfinished SELECT holds a read snapshot, and when another
+    coroutine's write runs on the same connection in between, SQLite must upgrade
+    that stale snapshot, which it refuses at once ("database is locked" — WAL
+    mode, ``busy_timeout`` does not apply). Use ``execute_fetchall`` for many rows.
+    """
+    rows = await db.execute_fetchall(sql, params)
+    return next(iter(rows), None)
+
+
 class Store:
     """One connection to the CRM database. Use :meth:`open` to get a migrated store."""
 
@@ -118,8 +131,7 @@ class Store:
         await self.db.commit()
 
     async def get_rep(self, rep_id: str) -> dict[str, Any] | None:
-        async with self.db.execute("SELECT * FROM reps WHERE rep_id = ?", (rep_id,)) as cur:
-            row = await cur.fetchone()
+        row = await fetch_one(self.db, "SELECT * FROM reps WHERE rep_id = ?", (rep_id,))
         return dict(row) if row else None
 
     # -- identity -------------------------------------------------------------------
@@ -133,11 +145,11 @@ class Store:
         await self.db.commit()
 
     async def resolve(self, kind: str, value: str) -> str | None:
-        async with self.db.execute(
+        row = await fetch_one(
+            self.db,
             "SELECT lead_id FROM contacts WHERE kind = ? AND value = ?",
             (kind, normalise_identity(kind, value)),
-        ) as cur:
-            row = await cur.fetchone()
+        )
         return str(row[0]) if row else None
 
     # -- leads and activities ---------------------------------------------------------
@@ -185,10 +197,9 @@ class Store:
 
     async def snoozed(self, rep_id: str, lead_id: str, now: dt.datetime) -> bool:
         """Has the rep snoozed nudges about this lead until after ``now``?"""
-        async with self.db.execute(
-            "SELECT until FROM snoozes WHERE rep_id = ? AND lead_id = ?", (rep_id, lead_id)
-        ) as cur:
-            row = await cur.fetchone()
+        row = await fetch_one(
+            self.db, "SELECT until FROM snoozes WHERE rep_id = ? AND lead_id = ?", (rep_id, lead_id)
+        )
         return row is not None and dt.datetime.fromisoformat(row[0]) > now
 
     async def save_snapshots(self, rows: list[dict[str, Any]]) -> None:
@@ -215,10 +226,12 @@ class Store:
 
     async def snapshots(self) -> list[dict[str, Any]]:
         """Every score snapshot, oldest first, with ``state_json`` decoded."""
-        async with self.db.execute(
-            "SELECT * FROM score_snapshots ORDER BY occurred_at, event_id"
-        ) as cur:
-            rows = [dict(r) for r in await cur.fetchall()]
+        rows = [
+            dict(r)
+            for r in await self.db.execute_fetchall(
+                "SELECT * FROM score_snapshots ORDER BY occurred_at, event_id"
+            )
+        ]
         for row in rows:
             row["state_json"] = json.loads(row["state_json"])
         return rows
@@ -274,12 +287,11 @@ class Store:
         dropped, and replayed here when the identity is linked.
         """
         column = {"email": "email", "phone": "phone", "visitor": "visitor_id"}[kind]
-        async with self.db.execute(
+        rows = await self.db.execute_fetchall(
             f"SELECT activity_id, detail_json FROM activities "
             f"WHERE lead_id IS NULL AND {column} = ? ORDER BY occurred_at",
             (normalise_identity(kind, value),),
-        ) as cur:
-            rows = await cur.fetchall()
+        )
         if not rows:
             return []
         await self.db.executemany(
@@ -313,8 +325,7 @@ class Store:
         sql = (
             "SELECT * FROM outbox" + (" WHERE state = ?" if state else "") + " ORDER BY created_at"
         )
-        async with self.db.execute(sql, (state,) if state else ()) as cur:
-            return [dict(r) for r in await cur.fetchall()]
+        return [dict(r) for r in await self.db.execute_fetchall(sql, (state,) if state else ())]
 
     async def in_flight(self) -> list[dict[str, Any]]:
         """Nudges claimed but never finished: a worker died mid-send."""

@@ -36,8 +36,12 @@ async def dispatch(p: Pipeline, command: Command) -> None:
         await send_nudge(p, command)
     elif isinstance(command, NudgeTeam):
         store = await p.store()
-        async with store.db.execute("SELECT rep_id FROM reps WHERE team = ?", (command.team,)) as c:
-            reps = [str(r[0]) for r in await c.fetchall()]
+        reps = [
+            str(r[0])
+            for r in await store.db.execute_fetchall(
+                "SELECT rep_id FROM reps WHERE team = ?", (command.team,)
+            )
+        ]
         if not reps:
             log.warning("team has no reps; nudge not sent", team=command.team, rule=command.rule)
         for nudge in fan_out(command, reps):

@@ -18,6 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from crm import conversations as conv
+from crm.store import fetch_one
 from nudge.events import CallEnded, event_to_json
 from nudge.logs import get_logger
 from nudge.signals import AskQuestionnaire, NudgeCommand, Reply, ScheduleStep
@@ -129,13 +130,13 @@ async def act_on_nudge(p: Pipeline, reply: Reply, action: str, now: Any) -> None
     store = await p.store()
     lead_id = reply.lead_id
     if not lead_id:
-        async with store.db.execute(
+        row = await fetch_one(
+            store.db,
             """SELECT lead_id FROM outbox WHERE rep_id = ? AND state IN ('sent', 'delivered')
                AND playbook != 'questionnaire' ORDER BY COALESCE(sent_at, updated_at) DESC
                LIMIT 1""",
             (reply.rep_id,),
-        ) as cur:
-            row = await cur.fetchone()
+        )
         lead_id = str(row[0]) if row else None
     if not lead_id or not reply.rep_id:
         log.info("a reply to a nudge, but no nudge to attach it to", rep_id=reply.rep_id)
@@ -192,8 +193,7 @@ async def _company(p: Pipeline, lead_id: str | None) -> str | None:
     if not lead_id:
         return None
     store = await p.store()
-    async with store.db.execute("SELECT company FROM leads WHERE lead_id = ?", (lead_id,)) as cur:
-        row = await cur.fetchone()
+    row = await fetch_one(store.db, "SELECT company FROM leads WHERE lead_id = ?", (lead_id,))
     return str(row[0]) if row and row[0] else None
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from faust import web
 
+from crm.store import fetch_one
 from nudge.errors import EventRejected
 from nudge.events import STREAM_OF, RepUpserted, event_to_json, parse_event
 from nudge.signals import Reply
@@ -56,8 +57,7 @@ async def readiness(p: Pipeline) -> dict[str, Any]:
     store_ok: bool | str = True
     try:
         store = await p.store()
-        async with store.db.execute("SELECT 1 FROM schema_version LIMIT 1") as cur:
-            await cur.fetchone()
+        await fetch_one(store.db, "SELECT 1 FROM schema_version LIMIT 1")
         path = store.path
         if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
             store_ok = f"{path} is not writable"
