@@ -37,6 +37,7 @@ from playbooks.questionnaire import Questionnaire, load_questionnaires
 from scoring import Scorer
 from scoring.model_scorer import LiveScorer
 from scoring.points import PointsScorer, load_points_config
+from streams.batching import Envelopes
 from streams.metrics import Metrics
 from streams.topics import INBOUND
 
@@ -110,6 +111,10 @@ class Pipeline:
             await self.store()
             self._conversation_db = await Store.open(self.settings.database)
         return self._conversation_db.db
+
+    def envelopes(self) -> Envelopes:
+        """A batch's outgoing items, routed like keyed sends (``streams.batching``)."""
+        return Envelopes(self.app, self.settings.partitions)
 
     @property
     def playbooks(self) -> list[Playbook]:

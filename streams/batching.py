@@ -1,0 +1,97 @@
+"""Micro-batches between agents: what makes the pipeline cost per batch, not per event.
+
+Faust's own cost is per message (~70–200 µs a hop, ``bench/``), and so is a
+producer send. So the agents take their input in micro-batches
+(``stream.take_events``) and hand results on in *envelopes*: one message per
+destination partition per batch, holding ``[key, item]`` pairs, sent to the
+partition the items' keys hash to — exactly the partition a keyed send of each
+item would have reached, so the state owners (tables, the scheduler's timers)
+see the same partitioning as before. A consumer accepts both an envelope (a
+JSON array) and a single keyed message (the scheduler sends those).
+"""
+
+from __future__ import annotations
+
+import json
+import weakref
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from aiokafka.partitioner import murmur2
+from faust.streams import _current_event
+from faust.types import EventT
+
+BATCH_MAX = 500
+"""Most messages an agent takes at once."""
+BATCH_WITHIN = 0.01
+"""Seconds an agent waits to fill a batch before it handles what it has (latency per hop)."""
+ENVELOPE_MAX_BYTES = 256 * 1024
+"""An envelope is closed at this size (Kafka refuses messages over ~1 MB by default)."""
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition a keyed send lands on (the Java client's and aiokafka's murmur2)."""
+    hashed: int = murmur2(key)
+    return (hashed & 0x7FFFFFFF) % partitions
+
+
+class Envelopes:
+    """Items collected during one batch, sent as one message per topic partition."""
+
+    def __init__(self, app: Any, partitions: int) -> None:
+        self.app = app
+        self.default_partitions = partitions
+        self.items: dict[tuple[Any, int], list[bytes]] = defaultdict(list)
+        self.sizes: dict[tuple[Any, int], int] = defaultdict(int)
+        self.full: list[tuple[Any, int, list[bytes]]] = []
+
+    def add(self, topic: Any, key: bytes, value: bytes) -> None:
+        """Queue ``value`` (JSON bytes) for ``topic``, routed as a send keyed ``key`` would be."""
+        n = self.app.consumer.topic_partitions(topic.get_topic_name())
+        dest = (topic, partition_for(key, n or self.default_partitions))
+        pair = b"[" + json.dumps(key.decode()).encode() + b"," + value + b"]"
+        if self.items[dest] and self.sizes[dest] + len(pair) > ENVELOPE_MAX_BYTES:
+            self.full.append((*dest, self.items.pop(dest)))
+            self.sizes[dest] = 0
+        self.items[dest].append(pair)
+        self.sizes[dest] += len(pair) + 1
+
+    async def flush(self) -> int:
+        """Send every envelope (a partition's in the order of its items); returns how many."""
+        ready = self.full + [(topic, part, pairs) for (topic, part), pairs in self.items.items()]
+        self.items, self.sizes, self.full = defaultdict(list), defaultdict(int), []
+        for topic, part, pairs in ready:
+            await topic.send(
+                force=True, partition=part, key=b"batch", value=b"[" + b",".join(pairs) + b"]"
+            )
+        return len(ready)
+
+
+def unpack(event: EventT[Any]) -> list[tuple[str, Any]]:
+    """``(key, item)`` pairs of a message: an envelope's items, or the message itself.
+
+    An envelope's items are decoded JSON; a single message's item is its raw bytes.
+    """
+    raw: bytes = event.value
+    if raw[:1] == b"[":
+        return [(str(k), item) for k, item in json.loads(raw)]
+    key = event.key.decode() if isinstance(event.key, bytes) else ""
+    return [(key, raw)]
+
+
+@contextmanager
+def current(event: EventT[Any]) -> Iterator[None]:
+    """Make ``event`` Faust's current event while its items are handled.
+
+    A table write goes to the changelog partition of the current event. Inside
+    ``take_events`` no event is current in the agent's task (the stream is read
+    by a background task), so the batch handlers set it per message; it is the
+    same context variable Faust sets when an agent iterates events one by one.
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
