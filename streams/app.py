@@ -37,6 +37,7 @@ from playbooks.questionnaire import Questionnaire, load_questionnaires
 from scoring import Scorer
 from scoring.model_scorer import LiveScorer
 from scoring.points import PointsScorer, load_points_config
+from streams.broker import correct_batch_end_offsets
 from streams.metrics import Metrics
 from streams.topics import INBOUND
 
@@ -234,6 +235,7 @@ def make_app(settings: Settings, broker_url: str) -> faust.App:
     datadir = Path(settings.data_dir) / "faust"
     _limit_fetch_wait(settings.fetch_max_wait_ms)
     _seek_uncommitted_to_beginning()
+    correct_batch_end_offsets()
     return faust.App(
         settings.app_id,
         broker=broker_url,
