@@ -269,13 +269,17 @@ TAKEOVER_TIMEOUT = 45.0
 def stalled_on_known_bug(b: Any, broker: Any, twilio: FakeTwilio) -> None:
     """xfail, only for the signature of the known takeover stall; otherwise return.
 
-    Known bug, not fixed (Faust/aiokafka consumer on Tansu; about 1 run in 5 on the 2-core
-    dev VM): after A's partitions move to B, B stops consuming some of them — the group's
-    committed offset on e.g. ``web.events/3`` stays 9 behind the end for minutes while B
-    is alive, answers HTTP, and handles its other partitions; the leads whose events sit
-    there are never scored, so their nudges are missing (never duplicated). Everything
-    else this test checks is still a hard failure: a text sent twice, a row in any state
-    but sent/sending, a text for a lead not in the outbox.
+    The stall (about 1 run in 3 on the 2-core dev VM): after A's partitions move to B,
+    B stops consuming some of them — the group's committed offset on e.g.
+    ``web.events/3`` stays 9 behind the end for minutes while B is alive, answers HTTP,
+    and handles its other partitions; the leads whose events sit there are never scored,
+    so their nudges are missing (never duplicated). Cause: A was killed before its first
+    commit, and Faust drops what it fetched between resuming those partitions and
+    seeking them, a seek aiokafka skips when there is no committed offset. Fixed by
+    ``streams.app._seek_uncommitted_to_beginning``; not seen in 22 runs since, so this
+    guard stays only until more runs confirm it. Everything else this test checks is
+    still a hard failure: a text sent twice, a row in any state but sent/sending, a text
+    for a lead not in the outbox.
     """
     lag = group_lag(broker.bootstrap, b.env["NUDGE_APP_ID"])
     stuck = {tp: n for tp, n in lag.items() if "changelog" not in tp and n > 0}
