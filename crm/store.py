@@ -152,6 +152,67 @@ class Store:
         )
         return str(row[0]) if row else None
 
+    async def resolve_many(self, idents: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """``(kind, normalised value) → lead_id`` for those of ``idents`` that are linked."""
+        found: dict[tuple[str, str], str] = {}
+        for kind in {k for k, _ in idents}:
+            values = sorted({v for k, v in idents if k == kind})
+            for chunk in _chunks(values):
+                rows = await self.db.execute_fetchall(
+                    f"SELECT value, lead_id FROM contacts WHERE kind = ? "
+                    f"AND value IN ({','.join('?' * len(chunk))})",
+                    (kind, *chunk),
+                )
+                found.update({(kind, str(r[0])): str(r[1]) for r in rows})
+        return found
+
+    async def link_identities(
+        self, links: dict[tuple[str, str], str]
+    ) -> dict[tuple[str, str], list[dict[str, Any]]]:
+        """Link each ``(kind, normalised value) → lead_id`` and claim the unmatched
+        activities under it (see :meth:`claim_unmatched`), in one commit.
+
+        Returns the claimed events per identity, oldest first.
+        """
+        now = _now()
+        await self.db.executemany(
+            """INSERT INTO contacts (kind, value, lead_id, seen_at) VALUES (?, ?, ?, ?)
+               ON CONFLICT (kind, value) DO UPDATE SET lead_id=excluded.lead_id,
+                 seen_at=excluded.seen_at""",
+            [(kind, value, lead_id, now) for (kind, value), lead_id in links.items()],
+        )
+        claimed: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        updates: list[tuple[str, str]] = []
+        for kind, column in IDENTITY_COLUMNS.items():
+            values = sorted({v for k, v in links if k == kind})
+            for chunk in _chunks(values):
+                rows = await self.db.execute_fetchall(
+                    f"SELECT activity_id, {column}, detail_json FROM activities "
+                    f"WHERE lead_id IS NULL AND {column} IN ({','.join('?' * len(chunk))}) "
+                    f"ORDER BY occurred_at",
+                    chunk,
+                )
+                for activity_id, value, detail in rows:
+                    lead_id = links[kind, str(value)]
+                    claimed.setdefault((kind, str(value)), []).append(json.loads(detail))
+                    updates.append((lead_id, str(activity_id)))
+        await self.db.executemany(
+            "UPDATE activities SET lead_id = ? WHERE activity_id = ? AND lead_id IS NULL", updates
+        )
+        await self.db.commit()
+        return claimed
+
+    async def log_unmatched(
+        self, events: list[tuple[str, str, dt.datetime, dict[str, Any]]]
+    ) -> None:
+        """Record activities no lead is known for yet — ``(id, type, occurred_at, detail)`` —
+        with their identities, to be claimed when one is linked; one commit."""
+        await self.db.executemany(
+            ACTIVITY_INSERT,
+            [_activity_row(i, None, None, t, at, None, detail) for i, t, at, detail in events],
+        )
+        await self.db.commit()
+
     # -- leads and activities ---------------------------------------------------------
     async def save_leads(self, leads: list[tuple[dict[str, Any], dict[str, Any] | None]]) -> None:
         """Upsert lead snapshots (profile, score) in one transaction.
@@ -251,30 +312,9 @@ class Store:
         detail: dict[str, Any] | None = None,
     ) -> bool:
         """Record an activity once per id. With no lead, its identities are kept to match later."""
-        detail = detail or {}
-        idents = {
-            kind: normalise_identity(kind, str(detail[key]))
-            if lead_id is None and detail.get(key)
-            else None
-            for key, kind in (("email", "email"), ("phone", "phone"), ("visitor_id", "visitor"))
-        }
         cur = await self.db.execute(
-            """INSERT OR IGNORE INTO activities
-               (activity_id, lead_id, rep_id, type, occurred_at, duration_s, detail_json,
-                email, phone, visitor_id)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            (
-                activity_id,
-                lead_id,
-                rep_id,
-                type_,
-                occurred_at.isoformat(),
-                duration_s,
-                json.dumps(detail, default=str),
-                idents["email"],
-                idents["phone"],
-                idents["visitor"],
-            ),
+            ACTIVITY_INSERT,
+            _activity_row(activity_id, lead_id, rep_id, type_, occurred_at, duration_s, detail),
         )
         await self.db.commit()
         return cur.rowcount == 1
@@ -286,7 +326,7 @@ class Store:
         can arrive before the CRM record that names its email. It is kept, not
         dropped, and replayed here when the identity is linked.
         """
-        column = {"email": "email", "phone": "phone", "visitor": "visitor_id"}[kind]
+        column = IDENTITY_COLUMNS[kind]
         rows = await self.db.execute_fetchall(
             f"SELECT activity_id, detail_json FROM activities "
             f"WHERE lead_id IS NULL AND {column} = ? ORDER BY occurred_at",
@@ -330,6 +370,47 @@ class Store:
     async def in_flight(self) -> list[dict[str, Any]]:
         """Nudges claimed but never finished: a worker died mid-send."""
         return await self.outbox("sending")
+
+
+IDENTITY_COLUMNS = {"email": "email", "phone": "phone", "visitor": "visitor_id"}
+"""Identity kind → the column of ``activities`` that keeps it while unmatched."""
+
+ACTIVITY_INSERT = """INSERT OR IGNORE INTO activities
+    (activity_id, lead_id, rep_id, type, occurred_at, duration_s, detail_json,
+     email, phone, visitor_id)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+
+
+def _activity_row(
+    activity_id: str,
+    lead_id: str | None,
+    rep_id: str | None,
+    type_: str,
+    occurred_at: dt.datetime,
+    duration_s: float | None,
+    detail: dict[str, Any] | None,
+) -> tuple[Any, ...]:
+    detail = detail or {}
+    idents = [
+        normalise_identity(kind, str(detail[column]))
+        if lead_id is None and detail.get(column)
+        else None
+        for kind, column in IDENTITY_COLUMNS.items()
+    ]
+    return (
+        activity_id,
+        lead_id,
+        rep_id,
+        type_,
+        occurred_at.isoformat(),
+        duration_s,
+        json.dumps(detail, default=str),
+        *idents,
+    )
+
+
+def _chunks(values: list[str], size: int = 500) -> list[list[str]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
 
 
 def normalise_identity(kind: str, value: str) -> str:

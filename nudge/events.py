@@ -20,18 +20,20 @@ from __future__ import annotations
 import datetime as dt
 import json
 from decimal import Decimal
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
-    EmailStr,
     Field,
     StringConstraints,
     TypeAdapter,
     ValidationError,
     model_validator,
+    validate_email,
 )
 
 from nudge.errors import EventRejected
@@ -45,6 +47,16 @@ Short = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Phone = Annotated[str, StringConstraints(min_length=3, max_length=32, pattern=r"^\+?[0-9 ().-]+$")]
 NonNeg = Annotated[int, Field(ge=0, le=10**9)]
 Seconds = Annotated[float, Field(ge=0, le=7 * 24 * 3600)]
+
+
+@lru_cache(maxsize=65536)
+def _email(value: str) -> str:
+    """pydantic's ``EmailStr`` check (and normal form), remembered: a lead's address comes
+    back with every event, and the check is the costliest part of parsing one (~20 µs)."""
+    return validate_email(value)[1]
+
+
+EmailStr = Annotated[str, AfterValidator(_email)]
 Money = Annotated[Decimal, Field(ge=0, le=Decimal(10**12), max_digits=18, decimal_places=2)]
 CustomValue = str | int | float | bool | dt.date | None
 Custom = Annotated[dict[Short, CustomValue], Field(max_length=64)]

@@ -17,7 +17,6 @@ outbox never sends an id twice.
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -26,155 +25,20 @@ from typing import Any
 from faust.types import EventT
 
 from crm.outbox import Outbox
-from crm.store import normalise_identity
 from delivery import deliver
-from nudge.errors import EventRejected
-from nudge.events import LeadEvent, RepUpserted, event_to_json, parse_event
+from nudge.events import RepUpserted, parse_event
 from nudge.logs import get_logger
 from nudge.signals import LeadSignal, NudgeCommand, ScheduleStep
 from playbooks import GuardState, decide, resume, step_of, timer_signal
 from scoring.state import LeadState, apply_event, snapshot_row
-from streams.app import IDENTITY_CACHE_MAX, Pipeline
+from streams.app import Pipeline
 from streams.batching import BATCH_MAX, BATCH_WITHIN, Envelopes, current, unpack
 from streams.commands import dispatch
 from streams.conversations import handle_conversation
+from streams.ingest import dead_letter, ingest_batch
 from streams.scheduler import rep_view, signal_key
 
 log = get_logger(__name__)
-
-IDENTITY_KINDS = (("email", "email"), ("phone", "phone"), ("visitor_id", "visitor"))
-
-
-def dead_letter(reason: str, raw: bytes | None, event: EventT[Any] | None) -> bytes:
-    """The ``events.dead`` record: why, where from, and the payload exactly as received."""
-    record: dict[str, Any] = {"reason": reason}
-    if event is not None:
-        msg = event.message
-        record.update(topic=msg.topic, partition=msg.partition, offset=msg.offset)
-    if raw is not None:
-        try:
-            record["raw"] = raw.decode()
-        except UnicodeDecodeError:
-            record["raw_base64"] = base64.b64encode(raw).decode()
-    return json.dumps(record).encode()
-
-
-async def resolve_lead(pipeline: Pipeline, event: LeadEvent) -> tuple[str | None, list[Any]]:
-    """The lead an event is about, and earlier events that waited for it.
-
-    An event with a lead_id links its email/phone/visitor id to that lead, and
-    claims the unmatched events that arrived earlier under those identities (they
-    are forwarded after it, so the lead's profile — its owner — comes first).
-    """
-    store = await pipeline.store()
-    cache = pipeline.identities
-    if len(cache) > IDENTITY_CACHE_MAX:
-        cache.clear()
-    if event.lead_id:
-        late: list[Any] = []
-        for attr, kind in IDENTITY_KINDS:
-            value = getattr(event, attr)
-            if not value:
-                continue
-            ident = (kind, normalise_identity(kind, value))
-            if cache.get(ident) == event.lead_id:
-                continue  # linked before: nothing new to record or to claim
-            await store.link_identity(kind, value, event.lead_id)
-            cache[ident] = event.lead_id
-            late += [
-                parse_event({**detail, "lead_id": event.lead_id})
-                for detail in await store.claim_unmatched(kind, value, event.lead_id)
-            ]
-        return event.lead_id, late
-    for attr, kind in IDENTITY_KINDS:
-        value = getattr(event, attr)
-        if not value:
-            continue
-        ident = (kind, normalise_identity(kind, value))
-        lead_id = cache.get(ident) or await store.resolve(kind, value)
-        if lead_id:
-            cache[ident] = lead_id
-            return lead_id, []
-    return None, []
-
-
-async def handle_inbound(p: Pipeline, event: EventT[Any], out: Envelopes) -> None:
-    """Validate one inbound message; dead-letter it, upsert a rep, or forward it by lead."""
-    raw: bytes = event.value
-    topic = event.message.topic
-    p.stats["events.in"] += 1
-    try:
-        parsed = parse_event(raw)
-    except EventRejected as exc:
-        p.stats["events.rejected"] += 1
-        p.metrics.events.labels(topic, "rejected").inc()
-        log.warning(
-            "event rejected",
-            reason=exc.reason,
-            event_id=exc.event_id,
-            topic=event.message.topic,
-            offset=event.message.offset,
-        )
-        await p.dead.send(
-            force=True, key=event.message.topic.encode(), value=dead_letter(exc.reason, raw, event)
-        )
-        return
-    store = await p.store()
-    if isinstance(parsed, RepUpserted):
-        await store.upsert_rep(parsed)
-        p.stats["events.accepted"] += 1
-        p.stats["reps.upserted"] += 1
-        p.metrics.events.labels(topic, "accepted").inc()
-        return
-    lead_id, late = await resolve_lead(p, parsed)
-    if lead_id is None:
-        p.stats["events.unmatched"] += 1
-        p.metrics.events.labels(topic, "unmatched").inc()
-        await store.log_activity(
-            parsed.event_id,
-            None,
-            parsed.type,
-            parsed.occurred_at,
-            detail=parsed.model_dump(mode="json", exclude_none=True),
-        )
-        idents = [(k, getattr(parsed, a)) for a, k in IDENTITY_KINDS if getattr(parsed, a)]
-        lead_id, claimed = await store.claim_if_linked(idents)  # linked meanwhile elsewhere?
-        for detail in claimed:
-            assert lead_id is not None
-            p.stats["events.late_matched"] += 1
-            late_event = parse_event({**detail, "lead_id": lead_id})
-            out.add(p.activity, lead_id.encode(), event_to_json(late_event))
-        return
-    if parsed.lead_id != lead_id:
-        parsed = parsed.model_copy(update={"lead_id": lead_id})
-    if parsed.silo == "call":
-        await log_call(p, parsed, lead_id)
-    p.stats["events.accepted"] += 1
-    p.metrics.events.labels(topic, "accepted").inc()
-    out.add(p.activity, lead_id.encode(), event_to_json(parsed))
-    for event_ in late:
-        p.stats["events.late_matched"] += 1
-        out.add(p.activity, lead_id.encode(), event_to_json(event_))
-
-
-async def log_call(p: Pipeline, event: LeadEvent, lead_id: str) -> None:
-    """Calls and meetings are logged as CRM activities (and announced on crm.updates)."""
-    detail = event.model_dump(mode="json", exclude_none=True)
-    new = await (await p.store()).log_activity(
-        event.event_id,
-        lead_id,
-        event.type,
-        event.occurred_at,
-        rep_id=getattr(event, "rep_id", None),
-        duration_s=getattr(event, "duration_s", None),
-        detail=detail,
-    )
-    if new:
-        p.stats["activities.logged"] += 1
-        update = {"kind": "activity", "lead_id": lead_id, "activity": detail}
-        await p.crm_updates.send(
-            force=True, key=lead_id.encode(), value=json.dumps(update).encode()
-        )
 
 
 class LeadBatch:
@@ -400,11 +264,7 @@ def _items(event: EventT[Any]) -> list[tuple[str, dict[str, Any]]]:
 
 async def _ingest(p: Pipeline, events: list[EventT[Any]]) -> None:
     out = p.envelopes()
-    for event in events:
-        try:
-            await handle_inbound(p, event, out)
-        except Exception as exc:
-            await unexpected(p, "ingest", event, exc)
+    await ingest_batch(p, events, out)
     await out.flush()
 
 

@@ -82,6 +82,7 @@ class Pipeline:
     _store: Store | None = None
     _schedules: Schedules | None = None
     _conversation_db: Store | None = None
+    _snapshot_db: Store | None = None
     _store_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def store(self) -> Store:
@@ -128,7 +129,12 @@ class Pipeline:
             return 0
         batch, self.dirty_leads = list(self.dirty_leads.values()), {}
         snaps, self.snapshots = self.snapshots, []
-        store = await self.store()
+        if self._snapshot_db is None:
+            # its own connection: a second's worth of snapshots takes a while to write,
+            # and the agents' quick look-ups must not queue behind it on one thread
+            await self.store()  # migrations first
+            self._snapshot_db = await Store.open(self.settings.database)
+        store = self._snapshot_db
         if batch:
             await store.save_leads(batch)
         if snaps:
@@ -137,10 +143,10 @@ class Pipeline:
 
     async def close(self) -> None:
         await self.flush_leads()
-        for extra in (self._schedules, self._conversation_db):
+        for extra in (self._schedules, self._conversation_db, self._snapshot_db):
             if extra is not None:
                 await extra.close()
-        self._schedules = self._conversation_db = None
+        self._schedules = self._conversation_db = self._snapshot_db = None
         if self._store is not None:
             await self._store.close()
             self._store = None

@@ -1,0 +1,234 @@
+"""The ingest agent's work on one micro-batch: validate, resolve identities, forward by lead.
+
+Identity work is done for the whole batch at once — one query for the
+identities the cache does not know, one commit for the links events make (with
+the unmatched activities each link claims), one commit for what stays unmatched
+— so SQLite costs a few round trips per batch, not one or more per event.
+
+Order is what the lead agent needs: an event that names its lead is forwarded
+first, then the events that waited for it — the unmatched ones claimed from the
+store and those earlier in this batch that only its link resolves — so the
+lead's profile (its owner) comes before them.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from faust.types import EventT
+
+from crm.store import normalise_identity
+from nudge.errors import EventRejected
+from nudge.events import LeadEvent, RepUpserted, event_to_json, parse_event
+from nudge.logs import get_logger
+from streams.app import IDENTITY_CACHE_MAX, Pipeline
+from streams.batching import Envelopes
+
+log = get_logger(__name__)
+
+IDENTITY_KINDS = (("email", "email"), ("phone", "phone"), ("visitor_id", "visitor"))
+"""(event attribute, identity kind)."""
+
+Ident = tuple[str, str]
+"""(kind, normalised value)."""
+
+
+def identities(event: LeadEvent) -> list[Ident]:
+    """The event's identities, normalised, in order of preference."""
+    return [
+        (kind, normalise_identity(kind, value))
+        for attr, kind in IDENTITY_KINDS
+        if (value := getattr(event, attr))
+    ]
+
+
+def dead_letter(reason: str, raw: bytes | None, event: EventT[Any] | None) -> bytes:
+    """The ``events.dead`` record: why, where from, and the payload exactly as received."""
+    record: dict[str, Any] = {"reason": reason}
+    if event is not None:
+        msg = event.message
+        record.update(topic=msg.topic, partition=msg.partition, offset=msg.offset)
+    if raw is not None:
+        try:
+            record["raw"] = raw.decode()
+        except UnicodeDecodeError:
+            record["raw_base64"] = base64.b64encode(raw).decode()
+    return json.dumps(record).encode()
+
+
+@dataclass
+class Accepted:
+    message: EventT[Any]
+    event: LeadEvent
+    position: int = 0
+    lead_id: str | None = None
+    deferred: bool = False
+    """Resolved by a link a later event of the batch makes: forwarded after that one."""
+    waiting: list[LeadEvent] = field(default_factory=list)
+    """Events forwarded right after this one: those its links resolve."""
+
+
+async def ingest_batch(p: Pipeline, messages: list[EventT[Any]], out: Envelopes) -> None:
+    """Validate and route one batch of inbound messages (see the module docstring)."""
+    accepted = [a for m in messages if (a := await _validate(p, m)) is not None]
+    if not accepted:
+        return
+    for i, a in enumerate(accepted):
+        a.position = i
+    store = await p.store()
+    cache = p.identities
+    if len(cache) > IDENTITY_CACHE_MAX:
+        cache.clear()
+
+    # links made by events that name their lead; the first to make a link gets its claims
+    links: dict[Ident, str] = {}
+    linked_by: dict[Ident, Accepted] = {}
+    for a in accepted:
+        if a.event.lead_id:
+            a.lead_id = a.event.lead_id
+            for ident in identities(a.event):
+                if cache.get(ident) != a.lead_id and ident not in linked_by:
+                    links[ident], linked_by[ident] = a.lead_id, a
+    if links:
+        claimed = await store.link_identities(links)
+        cache.update(links)
+        for ident, details in claimed.items():
+            owner = linked_by[ident]
+            owner.waiting += [_claimed(d, links[ident]) for d in details]
+
+    # events that do not name their lead: the cache, then one query for the rest
+    unknown = {
+        ident
+        for a in accepted
+        if a.lead_id is None
+        for ident in identities(a.event)
+        if ident not in cache
+    }
+    if unknown:
+        cache.update(await store.resolve_many(sorted(unknown)))
+    unmatched: list[Accepted] = []
+    for a in accepted:
+        if a.lead_id is not None:
+            continue
+        for ident in identities(a.event):
+            if ident in cache:
+                a.lead_id = cache[ident]
+                linker = linked_by.get(ident)
+                if linker is not None and linker.position > a.position:
+                    linker.waiting.append(a.event)
+                    a.deferred = True
+                break
+        else:
+            unmatched.append(a)
+
+    for a in accepted:
+        if a.lead_id and not a.deferred:
+            await _forward(p, a, out)
+    if unmatched:
+        await _keep_unmatched(p, unmatched, out)
+
+
+async def _validate(p: Pipeline, message: EventT[Any]) -> Accepted | None:
+    """The event, or ``None`` for a rejected message (dead-lettered) or a rep (stored)."""
+    raw: bytes = message.value
+    topic = message.message.topic
+    p.stats["events.in"] += 1
+    try:
+        parsed = parse_event(raw)
+    except EventRejected as exc:
+        p.stats["events.rejected"] += 1
+        p.metrics.events.labels(topic, "rejected").inc()
+        log.warning(
+            "event rejected",
+            reason=exc.reason,
+            event_id=exc.event_id,
+            topic=topic,
+            offset=message.message.offset,
+        )
+        await p.dead.send(
+            force=True, key=topic.encode(), value=dead_letter(exc.reason, raw, message)
+        )
+        return None
+    if isinstance(parsed, RepUpserted):
+        await (await p.store()).upsert_rep(parsed)
+        p.stats["events.accepted"] += 1
+        p.stats["reps.upserted"] += 1
+        p.metrics.events.labels(topic, "accepted").inc()
+        return None
+    return Accepted(message, parsed)
+
+
+async def _forward(p: Pipeline, a: Accepted, out: Envelopes) -> None:
+    lead_id = a.lead_id
+    assert lead_id
+    event = a.event
+    if event.lead_id != lead_id:
+        event = event.model_copy(update={"lead_id": lead_id})
+    if event.silo == "call":
+        await log_call(p, event, lead_id)
+    p.stats["events.accepted"] += 1
+    p.metrics.events.labels(a.message.message.topic, "accepted").inc()
+    out.add(p.activity, lead_id.encode(), event_to_json(event))
+    for waiting in a.waiting:
+        p.stats["events.late_matched"] += 1
+        if waiting.lead_id != lead_id:
+            waiting = waiting.model_copy(update={"lead_id": lead_id})
+        out.add(p.activity, lead_id.encode(), event_to_json(waiting))
+
+
+async def _keep_unmatched(p: Pipeline, unmatched: list[Accepted], out: Envelopes) -> None:
+    """Store events no lead is known for, to be claimed when one is linked.
+
+    Then check once more whether one of their identities was linked meanwhile by
+    another worker — between our look-up and our insert, that worker's claim saw
+    nothing — and claim those (a duplicate forward is dropped by event id).
+    """
+    store = await p.store()
+    for a in unmatched:
+        p.stats["events.unmatched"] += 1
+        p.metrics.events.labels(a.message.message.topic, "unmatched").inc()
+    await store.log_unmatched(
+        [
+            (e.event_id, e.type, e.occurred_at, e.model_dump(mode="json", exclude_none=True))
+            for e in (a.event for a in unmatched)
+        ]
+    )
+    idents = sorted({ident for a in unmatched for ident in identities(a.event)})
+    linked = await store.resolve_many(idents)
+    for kind, value in idents:
+        lead_id = linked.get((kind, value))
+        if lead_id is None:
+            continue
+        for detail in await store.claim_unmatched(kind, value, lead_id):
+            p.stats["events.late_matched"] += 1
+            out.add(p.activity, lead_id.encode(), event_to_json(_claimed(detail, lead_id)))
+
+
+def _claimed(detail: dict[str, Any], lead_id: str) -> LeadEvent:
+    """An unmatched activity's event (as stored), now about ``lead_id``."""
+    event = parse_event({**detail, "lead_id": lead_id})
+    assert not isinstance(event, RepUpserted)
+    return event
+
+
+async def log_call(p: Pipeline, event: LeadEvent, lead_id: str) -> None:
+    """Calls and meetings are logged as CRM activities (and announced on crm.updates)."""
+    detail = event.model_dump(mode="json", exclude_none=True)
+    new = await (await p.store()).log_activity(
+        event.event_id,
+        lead_id,
+        event.type,
+        event.occurred_at,
+        rep_id=getattr(event, "rep_id", None),
+        duration_s=getattr(event, "duration_s", None),
+        detail=detail,
+    )
+    if new:
+        p.stats["activities.logged"] += 1
+        update = {"kind": "activity", "lead_id": lead_id, "activity": detail}
+        await p.crm_updates.send(
+            force=True, key=lead_id.encode(), value=json.dumps(update).encode()
+        )
