@@ -256,9 +256,9 @@ def main() -> None:
             produced = time.perf_counter() - start
             while True:
                 s = get(base + "/stats")
-                if s.get("signals.evaluated", 0) >= lead_events and s.get(
-                    "nudges.handled", 0
-                ) >= s.get("playbook.fired", 0):
+                if s.get("signals.evaluated", 0) + s.get(
+                    "signals.skipped", 0
+                ) >= lead_events and s.get("nudges.handled", 0) >= s.get("playbook.fired", 0):
                     break
                 if time.perf_counter() - start > 600:
                     raise SystemExit(f"pipeline did not finish: {s}")

@@ -6,7 +6,7 @@ the commands to issue and the next guard state; ``resume(step, signal, ...)`` ru
 due schedule row. Nothing here sends anything or touches a database.
 """
 
-from playbooks.evaluator import Decision, decide, evaluate
+from playbooks.evaluator import Decision, decide, evaluate, worth_evaluating
 from playbooks.guards import GuardState
 from playbooks.loader import check_paths, load_playbooks, parse_playbook
 from playbooks.registry import PlaybookSet
@@ -24,4 +24,5 @@ __all__ = [
     "resume",
     "step_of",
     "timer_signal",
+    "worth_evaluating",
 ]

@@ -20,6 +20,7 @@ from typing import Any
 
 from nudge.logs import get_logger
 from nudge.signals import Command, LeadSignal, NudgeCommand, ScheduleStep
+from playbooks import fields as f
 from playbooks import messages as msg
 from playbooks.conditions import holds, matched_values
 from playbooks.expressions import ExpressionFailed
@@ -28,7 +29,7 @@ from playbooks.guards import SEP, DigestItem, GuardState
 from playbooks.model import Playbook, Rule
 from playbooks.schedule import schedule_id
 from playbooks.steps import Run, StepFailed, run_steps
-from playbooks.triggers import fires, plan
+from playbooks.triggers import fires, may_fire, plan
 from playbooks.types import zone_for
 
 log = get_logger(__name__)
@@ -102,6 +103,16 @@ def decide(
     new.prune(now)
     fired = [(r.playbook.name, r.rule.id, r.match) for r in runs if r.match]
     return Decision(commands, new, fired)
+
+
+def worth_evaluating(signal: LeadSignal, playbooks: list[Playbook]) -> bool:
+    """Could any enabled rule act on ``signal``? When not, :func:`decide` would issue
+    nothing and fire nothing, so the signal need not be evaluated (or sent to be)."""
+    if signal.event_type == f.TIMER_EVENT:
+        return True
+    return any(
+        may_fire(rule.trigger, signal) for pb in playbooks if pb.enabled for rule in pb.rules
+    )
 
 
 def in_audience(

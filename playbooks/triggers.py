@@ -215,6 +215,21 @@ def fires(
     return None
 
 
+def may_fire(trigger: Trigger, signal: LeadSignal) -> bool:
+    """False only if ``trigger`` certainly ignores ``signal`` — a cheap, conservative look
+    (event filters, conditions and guards are not checked). Time-driven kinds always
+    look: they re-plan on every signal."""
+    if isinstance(trigger, TIMED):
+        return True
+    if isinstance(trigger, ScoreCrossedAbove | ScoreCrossedBelow | ScoreJumped):
+        return fires(trigger, signal, {}, signal.at) is not None
+    if isinstance(trigger, DealStageChanged):
+        return signal.event_type == "deal.stage_changed"
+    if isinstance(trigger, QuestionnaireAnswered):
+        return signal.event_type in (f.QUESTIONNAIRE_EVENT, "lead.updated")
+    return signal.event_type == trigger.event
+
+
 def plan(
     trigger: Trigger, signal: LeadSignal, data: dict[str, Any], now: dt.datetime
 ) -> tuple[dt.datetime, dict[str, Any]] | None:

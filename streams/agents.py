@@ -29,7 +29,7 @@ from delivery import deliver
 from nudge.events import RepUpserted, parse_event
 from nudge.logs import get_logger
 from nudge.signals import LeadSignal, NudgeCommand, ScheduleStep
-from playbooks import GuardState, decide, resume, step_of, timer_signal
+from playbooks import GuardState, decide, resume, step_of, timer_signal, worth_evaluating
 from scoring.state import LeadState, apply_event, snapshot_row
 from streams.app import Pipeline
 from streams.batching import BATCH_MAX, BATCH_WITHIN, Envelopes, current, unpack
@@ -100,6 +100,9 @@ async def handle_activity(
     p.dirty_leads[lead_id] = (view.model_dump(mode="json"), state.score)
     p.snapshots.append(snapshot_row(state, event, score))
     signal = state.signal(event, score, await rep_view(p, view.owner_rep_id), view)
+    if not worth_evaluating(signal, p.playbooks):
+        p.stats["signals.skipped"] += 1  # no rule could act on it: no need to send it
+        return
     out.add(p.signals, signal_key(view.owner_rep_id, lead_id), signal.model_dump_json().encode())
 
 

@@ -49,7 +49,8 @@ def drained(stats: dict[str, int], produced: int) -> bool:
         s.get("events.in", 0) >= produced
         and s.get("leads.rescored", 0) + s.get("events.duplicate", 0)
         >= s.get("events.accepted", 0) - s.get("reps.upserted", 0)
-        and s.get("signals.evaluated", 0) >= s.get("leads.rescored", 0)
+        and s.get("signals.evaluated", 0) + s.get("signals.skipped", 0)
+        >= s.get("leads.rescored", 0)
         and s.get("nudges.handled", 0) >= s.get("playbook.fired", 0)
     )
 

@@ -12,7 +12,7 @@ from jinja2.exceptions import SecurityError, UndefinedError
 
 from nudge.errors import PlaybookError
 from nudge.signals import LeadSignal, LeadView, RepView, ScheduleStep, Score, ScorePoint
-from playbooks import decide, parse_playbook, resume
+from playbooks import decide, parse_playbook, resume, worth_evaluating
 from playbooks.loader import EXAMPLES, check_text
 from playbooks.model import Playbook
 from playbooks.templates import render
@@ -196,6 +196,45 @@ def test_evaluator_never_raises_on_valid_input(
     for cmd in decision.commands:
         if isinstance(cmd, ScheduleStep):
             resume(cmd, later, [pb], cmd.due_at, state=decision.state, acted=False)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pb=playbooks(), sig=signals())
+def test_a_signal_not_worth_evaluating_would_issue_nothing(pb: Playbook, sig: LeadSignal) -> None:
+    """The lead agent drops signals ``worth_evaluating`` turns down; decide agrees they are idle."""
+    if not worth_evaluating(sig, [pb]):
+        decision = decide(sig, [pb], NOW)
+        assert decision.commands == [] and decision.fired == []
+
+
+def test_most_signals_of_a_plain_visit_are_not_worth_evaluating() -> None:
+    """The filter does filter: a score that moves a little, on the bundled playbooks."""
+    from playbooks.loader import DEFAULT_PLAYBOOKS, load_playbooks
+
+    quiet = signals_for(value=0.3, previous=0.28)
+    crossing = signals_for(value=0.75, previous=0.65)
+    bundled = load_playbooks([DEFAULT_PLAYBOOKS])
+    assert not worth_evaluating(quiet, bundled)
+    assert worth_evaluating(crossing, bundled)
+
+
+def signals_for(value: float, previous: float) -> LeadSignal:
+    return LeadSignal(
+        lead=LeadView(lead_id="L", owner_rep_id="r", status="open"),
+        event={"type": "page.viewed", "path": "/blog"},
+        event_id="e",
+        event_type="page.viewed",
+        at=NOW,
+        score=Score(
+            value=value,
+            previous=previous,
+            reasons=["a"],
+            model_version="t",
+            rule_based=True,
+            scored_at=NOW,
+        ),
+        history=[],
+    )
 
 
 VALID = (EXAMPLES / "hot-lead.yaml").read_text()
