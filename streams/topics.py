@@ -24,11 +24,15 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("call.events", "lead_id or identity", "call and meeting events as JSON"),
     TopicSpec("web.events", "lead_id or identity", "web, email, search, social events as JSON"),
     TopicSpec("events.dead", "source topic", "rejected messages: reason + raw payload"),
-    TopicSpec("lead.activity", "lead_id", "validated events, identity resolved"),
+    TopicSpec(
+        "lead.activity",
+        "lead_id (envelopes: partition of their items' lead_ids)",
+        "validated events, identity resolved; envelopes of them (streams/batching.py)",
+    ),
     TopicSpec(
         "lead.signals",
         "owner rep_id (lead:<id> if none)",
-        "one LeadSignal per processed event or due timer",
+        "a LeadSignal per event some rule could act on, or per due timer; in envelopes",
     ),
     TopicSpec("nudges", "rep_id", "NudgeCommands for the delivery agent"),
     TopicSpec("replies", "rep_id", "replies from reps (SMS, Slack), from the webhooks"),
