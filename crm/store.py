@@ -168,12 +168,11 @@ class Store:
 
     async def link_identities(
         self, links: dict[tuple[str, str], str]
-    ) -> dict[tuple[str, str], list[dict[str, Any]]]:
-        """Link each ``(kind, normalised value) → lead_id`` and claim the unmatched
-        activities under it (see :meth:`claim_unmatched`), in one commit.
-
-        Returns the claimed events per identity, oldest first.
-        """
+    ) -> dict[tuple[str, str], list[tuple[str, dict[str, Any]]]]:
+        """Link each ``(kind, normalised value) → lead_id``, in one commit, and find the
+        unmatched activities under each: ``(activity_id, event)`` per identity, oldest
+        first. They stay unmatched until :meth:`mark_claimed` (call it once they are
+        forwarded: a crash in between leaves them to be found again)."""
         now = _now()
         await self.db.executemany(
             """INSERT INTO contacts (kind, value, lead_id, seen_at) VALUES (?, ?, ?, ?)
@@ -181,8 +180,8 @@ class Store:
                  seen_at=excluded.seen_at""",
             [(kind, value, lead_id, now) for (kind, value), lead_id in links.items()],
         )
-        claimed: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        updates: list[tuple[str, str]] = []
+        await self.db.commit()
+        found: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
         for kind, column in IDENTITY_COLUMNS.items():
             values = sorted({v for k, v in links if k == kind})
             for chunk in _chunks(values):
@@ -193,14 +192,17 @@ class Store:
                     chunk,
                 )
                 for activity_id, value, detail in rows:
-                    lead_id = links[kind, str(value)]
-                    claimed.setdefault((kind, str(value)), []).append(json.loads(detail))
-                    updates.append((lead_id, str(activity_id)))
+                    found.setdefault((kind, str(value)), []).append(
+                        (str(activity_id), json.loads(detail))
+                    )
+        return found
+
+    async def mark_claimed(self, claims: list[tuple[str, str]]) -> None:
+        """Assign unmatched activities to their lead: ``(lead_id, activity_id)``; one commit."""
         await self.db.executemany(
-            "UPDATE activities SET lead_id = ? WHERE activity_id = ? AND lead_id IS NULL", updates
+            "UPDATE activities SET lead_id = ? WHERE activity_id = ? AND lead_id IS NULL", claims
         )
         await self.db.commit()
-        return claimed
 
     async def log_unmatched(
         self, events: list[tuple[str, str, dt.datetime, dict[str, Any]]]

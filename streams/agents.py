@@ -267,8 +267,10 @@ def _items(event: EventT[Any]) -> list[tuple[str, dict[str, Any]]]:
 
 async def _ingest(p: Pipeline, events: list[EventT[Any]]) -> None:
     out = p.envelopes()
-    await ingest_batch(p, events, out)
+    claimed = await ingest_batch(p, events, out)
     await out.flush()
+    if claimed:  # only once forwarded: a crash before leaves them to be claimed again
+        await (await p.store()).mark_claimed(claimed)
 
 
 async def _lead(p: Pipeline, events: list[EventT[Any]]) -> None:
@@ -286,15 +288,15 @@ async def _lead(p: Pipeline, events: list[EventT[Any]]) -> None:
 
 async def _playbook(p: Pipeline, events: list[EventT[Any]]) -> None:
     guards = GuardBatch(p)
-    try:
-        for event in events:
-            for key, item in _items(event):
-                try:
-                    await handle_signal(p, key, item, guards, event)
-                except Exception as exc:
-                    await unexpected_item(p, "playbook", event, key, item, exc)
-    finally:
-        guards.write()  # commands already sent must find their guards (cooldowns) saved
+    for event in events:
+        for key, item in _items(event):
+            try:
+                await handle_signal(p, key, item, guards, event)
+            except Exception as exc:
+                await unexpected_item(p, "playbook", event, key, item, exc)
+    # the commands first: a cooldown saved for a nudge lost in a crash would block it
+    await p.app.producer.flush()
+    guards.write()
 
 
 async def _conversation(p: Pipeline, event: EventT[Any]) -> None:

@@ -59,13 +59,23 @@ class Envelopes:
         self.sizes[dest] += len(pair) + 1
 
     async def flush(self) -> int:
-        """Send every envelope (a partition's in the order of its items); returns how many."""
+        """Send every envelope (a partition's in the order of its items) and wait until the
+        broker has them all; returns how many.
+
+        Waiting matters: a batch's state (a table write, a claimed activity) is recorded
+        only after what it sends is durable, so a worker killed in between redoes the
+        batch rather than finding state that says it was done and an envelope that is
+        lost. With batches, that costs one round trip per batch, not per event."""
         ready = self.full + [(topic, part, pairs) for (topic, part), pairs in self.items.items()]
         self.items, self.sizes, self.full = defaultdict(list), defaultdict(int), []
-        for topic, part, pairs in ready:
+        sent = [
             await topic.send(
                 force=True, partition=part, key=b"batch", value=b"[" + b",".join(pairs) + b"]"
             )
+            for topic, part, pairs in ready
+        ]
+        for future in sent:
+            await future  # acknowledged by the broker: the caller records state only after
         return len(ready)
 
 

@@ -71,11 +71,17 @@ class Accepted:
     """Events forwarded right after this one: those its links resolve."""
 
 
-async def ingest_batch(p: Pipeline, messages: list[EventT[Any]], out: Envelopes) -> None:
-    """Validate and route one batch of inbound messages (see the module docstring)."""
+async def ingest_batch(
+    p: Pipeline, messages: list[EventT[Any]], out: Envelopes
+) -> list[tuple[str, str]]:
+    """Validate and route one batch of inbound messages (see the module docstring).
+
+    Returns the unmatched activities the batch's links claimed, ``(lead_id,
+    activity_id)``, to be marked claimed once ``out`` is flushed.
+    """
     accepted = [a for m in messages if (a := await _validate(p, m)) is not None]
     if not accepted:
-        return
+        return []
     for i, a in enumerate(accepted):
         a.position = i
     store = await p.store()
@@ -92,12 +98,14 @@ async def ingest_batch(p: Pipeline, messages: list[EventT[Any]], out: Envelopes)
             for ident in identities(a.event):
                 if cache.get(ident) != a.lead_id and ident not in linked_by:
                     links[ident], linked_by[ident] = a.lead_id, a
+    claims: list[tuple[str, str]] = []
     if links:
         claimed = await store.link_identities(links)
         cache.update(links)
-        for ident, details in claimed.items():
+        for ident, found in claimed.items():
             owner = linked_by[ident]
-            owner.waiting += [_claimed(d, links[ident]) for d in details]
+            owner.waiting += [_claimed(detail, links[ident]) for _, detail in found]
+            claims += [(links[ident], activity_id) for activity_id, _ in found]
 
     # events that do not name their lead: the cache, then one query for the rest
     unknown = {
@@ -129,6 +137,7 @@ async def ingest_batch(p: Pipeline, messages: list[EventT[Any]], out: Envelopes)
             await _forward(p, a, out)
     if unmatched:
         await _keep_unmatched(p, unmatched, out)
+    return claims
 
 
 async def _validate(p: Pipeline, message: EventT[Any]) -> Accepted | None:

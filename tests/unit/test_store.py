@@ -75,3 +75,24 @@ async def test_activity_recorded_unmatched_after_its_identity_was_linked_is_clai
     assert await x.claim_if_linked([("visitor", "v-1")]) == (None, [])
     await x.close()
     await y.close()
+
+
+async def test_a_batch_links_finds_and_then_claims_what_waited(tmp_path: Path) -> None:
+    """link_identities finds unmatched activities without taking them: until mark_claimed
+    (after they are forwarded) a second look finds them again, afterwards nothing does."""
+    store = await Store.open(tmp_path / "db.sqlite")
+    at = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+    e1 = {"event_id": "e1", "email": "Jane@Acme.com", "type": "page.viewed"}
+    e2 = {"event_id": "e2", "phone": "+1 415 555 0101", "type": "call.ended"}
+    await store.log_unmatched([("e1", "page.viewed", at, e1), ("e2", "call.ended", NOW, e2)])
+    links = {("email", "jane@acme.com"): "L1", ("phone", "+14155550101"): "L2"}
+    found = await store.link_identities(links)
+    assert found == {
+        ("email", "jane@acme.com"): [("e1", e1)],
+        ("phone", "+14155550101"): [("e2", e2)],
+    }
+    assert await store.resolve_many(sorted(links)) == links
+    assert await store.link_identities(links) == found  # not claimed yet: found again
+    await store.mark_claimed([("L1", "e1"), ("L2", "e2")])
+    assert await store.link_identities(links) == {}
+    await store.close()
