@@ -260,6 +260,9 @@ def _seek_again_after_recovery(recovery: Any = None) -> None:
     duplicate look-ups. :func:`_seek_uncommitted_to_beginning` applies to this
     seek too. (``recovery``: the class to patch, Faust's ``Recovery`` by default.)
     """
+    from aiokafka.errors import IllegalStateError
+    from faust.tables.recovery import RebalanceAgain, ServiceStopped
+
     if recovery is None:
         from faust.tables.recovery import Recovery as recovery
 
@@ -275,7 +278,9 @@ def _seek_again_after_recovery(recovery: Any = None) -> None:
             return  # rebalancing again: the next recovery seeks
         try:
             await self._wait(consumer.perform_seek(), timeout=app.conf.broker_request_timeout)
-        except Exception as exc:  # a new rebalance took the partitions: it seeks them
+        except (RebalanceAgain, IllegalStateError, ServiceStopped):
+            raise  # Faust's recovery loop handles these: the next rebalance seeks again
+        except Exception as exc:  # not worth crashing the recovery service for
             log.warning("seek after recovery failed", error=repr(exc))
 
     on_recovery_completed._nudge_seeks_again = True  # type: ignore[attr-defined]
