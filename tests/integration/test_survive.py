@@ -277,8 +277,8 @@ def hot_before_owner_known(a: Any, b: Any, twilio: FakeTwilio) -> None:
     agent then scores the visits on a state with no owner, the lead crosses the hot
     threshold there, ``hot-lead`` fires with no one to send to (worker log: "no
     recipient for nudge"), and the later, owned signals no longer cross: no nudge,
-    ever. Seen twice in 20 runs before micro-batching (a lead missing, no lag) and in
-    1 of 20 after; ``lead-13`` in one of them: the lead agent wrote its state at
+    ever. Seen in 2 of 20 runs before micro-batching (a lead missing, no lag) and in
+    4 of 40 after; ``lead-13`` in one of them: the lead agent wrote its state at
     ``lead.activity/2@2`` with 4 events and no owner, then ``lead.created`` came at
     ``@3``, and the crossing signal was keyed ``lead:lead-13`` (no rep). To be fixed in
     the ingest agent (the link must not be visible before the event that makes it is
