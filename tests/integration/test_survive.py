@@ -105,6 +105,10 @@ def group_lag(bootstrap: str, group: str) -> dict[str, int]:
     async def lag() -> dict[str, int]:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
+        from streams.broker import correct_batch_end_offsets
+
+        correct_batch_end_offsets()  # Tansu under-reports ends: the lag would hide
+
         consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
         )
@@ -148,6 +152,17 @@ def test_two_workers_one_killed_every_nudge_once_at_the_provider(
     provider's answer, be left in state ``sending`` (README: reported, never resent) and
     reach the fake at most once. The whole stream is then posted again (a producer's retry):
     nothing more may be sent.
+
+    What this test found in the takeover (Faust 0.15.3, aiokafka 0.14, Tansu 0.6.0), all
+    worked around in ``streams/app.py`` and ``streams/broker.py``: Faust seeks the stream
+    partitions to their committed offsets at the end of a table recovery and then clears
+    the stream queues, dropping what the fetcher delivered in between (~100 ms); a record
+    B had not handled before was then never handled (3 such drops in 12 runs, one a nudge
+    command: a lead without its text and no visible lag; with a later record on the same
+    partition, the commit stops at the gap, the "stall"). aiokafka skips that seek for a
+    partition with no committed offset; Tansu under-reports partition ends, so a table
+    recovery could stop short. With a second seek after the clear, 4 drops in 20 runs were
+    all read again.
     """
     env = twilio_env(twilio)
     a = start_worker(**env)
@@ -196,7 +211,7 @@ def test_two_workers_one_killed_every_nudge_once_at_the_provider(
     try:
         wait_for(settled, timeout=TAKEOVER_TIMEOUT, message=summary)
     except AssertionError:
-        stalled_on_known_bug(b, broker, twilio)
+        hot_before_owner_known(a, b, twilio)
         raise
     took_over_in = time.monotonic() - killed_at
 
@@ -205,27 +220,11 @@ def test_two_workers_one_killed_every_nudge_once_at_the_provider(
     before = settled_stats.get("events.duplicate", 0)
     for n in range(1, 21):
         b.post_events(lead_events(n, leads[n]))
-    try:
-        wait_for(
-            lambda: b.stats().get("events.duplicate", 0) >= before + 20 * 5,
-            timeout=30,
-            message=lambda: (settled_stats, b.stats()),
-        )
-    except AssertionError:
-        time.sleep(OUTBOX_SETTLE)
-        rescored = b.stats().get("leads.rescored", 0) - settled_stats.get("leads.rescored", 0)
-        counts = texts_about(twilio)
-        if (
-            rescored > 0
-            and all(n == 1 for n in counts.values())
-            and all(r["state"] in ("sent", "sending") for r in rows(b.db))
-        ):
-            pytest.xfail(
-                f"known takeover state loss: {rescored} of the 100 re-posted lead events were "
-                "scored again, i.e. the leads table B restored lacked their event ids "
-                "(no text went twice); see the report of the survive branch"
-            )
-        raise
+    wait_for(
+        lambda: b.stats().get("events.duplicate", 0) >= before + 20 * 5,
+        timeout=30,
+        message=lambda: (settled_stats, b.stats()),  # leads.rescored up: B's table lost state
+    )
     time.sleep(OUTBOX_SETTLE)
 
     final = {r["lead_id"]: r for r in rows(b.db)}
@@ -266,24 +265,36 @@ TAKEOVER_TIMEOUT = 45.0
 """Seconds for B to finish the stream after the kill; it takes 8-11 s when it works."""
 
 
-def stalled_on_known_bug(b: Any, broker: Any, twilio: FakeTwilio) -> None:
-    """xfail, only for the signature of the known takeover stall; otherwise return.
+def hot_before_owner_known(a: Any, b: Any, twilio: FakeTwilio) -> None:
+    """xfail, only for the signature of the known ingest race; otherwise return.
 
-    The stall (about 1 run in 3 on the 2-core dev VM): after A's partitions move to B,
-    B stops consuming some of them — the group's committed offset on e.g.
-    ``web.events/3`` stays 9 behind the end for minutes while B is alive, answers HTTP,
-    and handles its other partitions; the leads whose events sit there are never scored,
-    so their nudges are missing (never duplicated). Cause: A was killed before its first
-    commit, and Faust drops what it fetched between resuming those partitions and
-    seeking them, a seek aiokafka skips when there is no committed offset. Fixed by
-    ``streams.app._seek_uncommitted_to_beginning``; not seen in 22 runs since, so this
-    guard stays only until more runs confirm it. Everything else this test checks is
-    still a hard failure: a text sent twice, a row in any state but sent/sending, a text
-    for a lead not in the outbox.
+    Not a takeover problem: it needs only two workers ingesting. A lead's
+    ``lead.created`` (key ``lead-N``, on ``crm.events``) and its page views (key its
+    email, on ``web.events``) are usually ingested by different workers. The one
+    ingesting ``lead.created`` links the email to the lead in SQLite while it handles
+    its batch, and produces the event when the batch is flushed; in between, the other
+    worker resolves the page views through that link and forwards them first. The lead
+    agent then scores the visits on a state with no owner, the lead crosses the hot
+    threshold there, ``hot-lead`` fires with no one to send to (worker log: "no
+    recipient for nudge"), and the later, owned signals no longer cross: no nudge,
+    ever. Seen in 2 of 20 runs before micro-batching (a lead missing, no lag) and in
+    4 of 40 after; ``lead-13`` in one of them: the lead agent wrote its state at
+    ``lead.activity/2@2`` with 4 events and no owner, then ``lead.created`` came at
+    ``@3``, and the crossing signal was keyed ``lead:lead-13`` (no rep). To be fixed in
+    the ingest agent (the link must not be visible before the event that makes it is
+    in ``lead.activity``). Everything else this test checks still fails it.
     """
-    lag = group_lag(broker.bootstrap, b.env["NUDGE_APP_ID"])
-    stuck = {tp: n for tp, n in lag.items() if "changelog" not in tp and n > 0}
+    ownerless = set()
+    for line in (a.output() + b.output()).splitlines():
+        if "no recipient for nudge" not in line or "{" not in line:
+            continue
+        try:
+            record = json.loads(line[line.index("{") :])
+        except ValueError:
+            continue
+        ownerless.add(record.get("lead_id"))
     current = rows(b.db)
+    missing = {f"lead-{n}" for n in range(1, 21)} - {r["lead_id"] for r in current}
     counts = texts_about(twilio)
     clean = (
         all(r["state"] in ("sent", "sending") for r in current)
@@ -292,10 +303,10 @@ def stalled_on_known_bug(b: Any, broker: Any, twilio: FakeTwilio) -> None:
         and b.process is not None
         and b.process.poll() is None
     )
-    if stuck and clean:
+    if missing and missing <= ownerless and clean:
         pytest.xfail(
-            f"known takeover stall: survivor B stopped consuming {stuck} "
-            f"({len(current)}/20 nudges, none twice); see stalled_on_known_bug"
+            f"known ingest race: {sorted(missing)} turned hot before their lead.created "
+            "(the owner) was applied, so hot-lead had no recipient; see hot_before_owner_known"
         )
 
 
