@@ -201,8 +201,8 @@ def _seek_uncommitted_to_beginning() -> None:
     to their committed offsets, and clears every stream queue when it finally
     resumes flow (``Recovery.on_recovery_completed``). Whatever the fetcher
     delivered in between is thrown away unacked; Faust counts on the seek to
-    read it again (it does not for records delivered after the seek:
-    :func:`_seek_again_after_recovery`). But aiokafka's ``seek_to_committed`` does not seek a
+    read it again (it cannot for records delivered after the seek: a known gap,
+    see README "Tests"). But aiokafka's ``seek_to_committed`` does not seek a
     partition whose committed offset is missing (or 0), and such a partition
     was reset to its beginning and prefetched while the tables recovered, so
     its first records are delivered in that window, dropped, and never read
@@ -214,8 +214,7 @@ def _seek_uncommitted_to_beginning() -> None:
 
     So here every such partition (changelogs excepted: recovery positions
     those itself) is sought to its beginning, which is where
-    ``consumer_auto_offset_reset="earliest"`` puts it anyway. The second seek
-    that :func:`_seek_again_after_recovery` adds needs this as much as the first.
+    ``consumer_auto_offset_reset="earliest"`` puts it anyway.
     """
     from aiokafka import AIOKafkaConsumer
     from faust.transport.drivers import aiokafka as driver
@@ -243,62 +242,11 @@ def _seek_uncommitted_to_beginning() -> None:
     thread_cls.seek_to_committed = seek_to_committed
 
 
-def _seek_again_after_recovery(recovery: Any = None) -> None:
-    """Seek the stream partitions to their committed offsets once more, after Faust
-    has cleared the stream queues at the end of a table recovery.
-
-    ``Recovery.on_recovery_completed`` (Faust 0.15.3) resumes the stream
-    partitions, seeks them to their committed offsets, and only then resumes flow
-    control, which clears every stream queue. Flow is already running at that
-    point (the recovery turned it on to read the changelogs), so whatever the
-    fetcher delivers between the seek and the clear is queued and then dropped,
-    unacked, while the fetch position has moved past it: those records are not
-    read again until the next rebalance. In the survive test the window was ~100 ms
-    (the seek asks the group coordinator once per partition), and the survivor
-    lost the ``nudges`` record of one lead it had just taken over: the rule fired,
-    the command was produced, the delivery agent never saw it. Any stream can lose
-    a record that way (an inbound event, a lead's activity, a signal), and with
-    it, whatever followed from it.
-
-    Seeking again after the clear makes the fetcher re-deliver everything from the
-    committed offsets, the dropped records included. Records handled in between
-    come twice; every agent is idempotent (at-least-once), so that costs a few
-    duplicate look-ups. :func:`_seek_uncommitted_to_beginning` applies to this
-    seek too. (``recovery``: the class to patch, Faust's ``Recovery`` by default.)
-    """
-    from aiokafka.errors import IllegalStateError
-    from faust.tables.recovery import RebalanceAgain, ServiceStopped
-
-    if recovery is None:
-        from faust.tables.recovery import Recovery as recovery
-
-    if getattr(recovery.on_recovery_completed, "_nudge_seeks_again", False):
-        return
-    original = recovery.on_recovery_completed
-
-    async def on_recovery_completed(self: Any, generation_id: int = 0) -> None:
-        await original(self, generation_id)
-        app = self.app
-        consumer = app.consumer
-        if app.consumer_generation_id != generation_id or not consumer.assignment():
-            return  # rebalancing again: the next recovery seeks
-        try:
-            await self._wait(consumer.perform_seek(), timeout=app.conf.broker_request_timeout)
-        except (RebalanceAgain, IllegalStateError, ServiceStopped):
-            raise  # Faust's recovery loop handles these: the next rebalance seeks again
-        except Exception as exc:  # not worth crashing the recovery service for
-            log.warning("seek after recovery failed", error=repr(exc))
-
-    on_recovery_completed._nudge_seeks_again = True  # type: ignore[attr-defined]
-    recovery.on_recovery_completed = on_recovery_completed
-
-
 def make_app(settings: Settings, broker_url: str) -> faust.App:
     """A Faust app configured for fast start-up and at-least-once processing."""
     datadir = Path(settings.data_dir) / "faust"
     _limit_fetch_wait(settings.fetch_max_wait_ms)
     _seek_uncommitted_to_beginning()
-    _seek_again_after_recovery()
     correct_batch_end_offsets()
     return faust.App(
         settings.app_id,

@@ -5,17 +5,18 @@ identities the cache does not know, one commit for the links events make (with
 the unmatched activities each link claims), one commit for what stays unmatched
 — so SQLite costs a few round trips per batch, not one or more per event.
 
-Order is what the lead agent needs: an event that names its lead is forwarded
-first, then the events that waited for it — the unmatched ones claimed from the
-store and those earlier in this batch that only its link resolves — so the
-lead's profile (its owner) comes before them.
+Order is what the lead agent needs: the events that name their lead are
+forwarded first and are on the broker before the links they make are written,
+then the unmatched events those links claim, then the events that name their
+lead only by email, phone or visitor id — so a lead's profile (its owner) comes
+before them, in this worker and in any other that resolves through the link.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from faust.types import EventT
@@ -63,12 +64,7 @@ def dead_letter(reason: str, raw: bytes | None, event: EventT[Any] | None) -> by
 class Accepted:
     message: EventT[Any]
     event: LeadEvent
-    position: int = 0
     lead_id: str | None = None
-    deferred: bool = False
-    """Resolved by a link a later event of the batch makes: forwarded after that one."""
-    waiting: list[LeadEvent] = field(default_factory=list)
-    """Events forwarded right after this one: those its links resolve."""
 
 
 async def ingest_batch(
@@ -82,58 +78,46 @@ async def ingest_batch(
     accepted = [a for m in messages if (a := await _validate(p, m)) is not None]
     if not accepted:
         return []
-    for i, a in enumerate(accepted):
-        a.position = i
     store = await p.store()
     cache = p.identities
     if len(cache) > IDENTITY_CACHE_MAX:
         cache.clear()
 
-    # links made by events that name their lead; the first to make a link gets its claims
+    # 1. events that name their lead go first, and are on the broker before the links
+    #    they make are written: another worker that resolves through a link then finds
+    #    the lead's record (its owner) already ahead of what it forwards
     links: dict[Ident, str] = {}
-    linked_by: dict[Ident, Accepted] = {}
     for a in accepted:
         if a.event.lead_id:
             a.lead_id = a.event.lead_id
+            await _forward(p, a, out)
             for ident in identities(a.event):
-                if cache.get(ident) != a.lead_id and ident not in linked_by:
-                    links[ident], linked_by[ident] = a.lead_id, a
+                if cache.get(ident) != a.lead_id and ident not in links:
+                    links[ident] = a.lead_id
     claims: list[tuple[str, str]] = []
     if links:
-        claimed = await store.link_identities(links)
+        await out.flush()
+        found = await store.link_identities(links)
         cache.update(links)
-        for ident, found in claimed.items():
-            owner = linked_by[ident]
-            owner.waiting += [_claimed(detail, links[ident]) for _, detail in found]
-            claims += [(links[ident], activity_id) for activity_id, _ in found]
+        for ident, waited in found.items():
+            for activity_id, detail in waited:
+                p.stats["events.late_matched"] += 1
+                out.add(
+                    p.activity, links[ident].encode(), event_to_json(_claimed(detail, links[ident]))
+                )
+                claims.append((links[ident], activity_id))
 
-    # events that do not name their lead: the cache, then one query for the rest
-    unknown = {
-        ident
-        for a in accepted
-        if a.lead_id is None
-        for ident in identities(a.event)
-        if ident not in cache
-    }
+    # 2. events that do not name their lead: the cache, then one query for the rest
+    rest = [a for a in accepted if a.lead_id is None]
+    unknown = {ident for a in rest for ident in identities(a.event) if ident not in cache}
     if unknown:
         cache.update(await store.resolve_many(sorted(unknown)))
     unmatched: list[Accepted] = []
-    for a in accepted:
-        if a.lead_id is not None:
-            continue
-        for ident in identities(a.event):
-            if ident in cache:
-                a.lead_id = cache[ident]
-                linker = linked_by.get(ident)
-                if linker is not None and linker.position > a.position:
-                    linker.waiting.append(a.event)
-                    a.deferred = True
-                break
-        else:
+    for a in rest:
+        a.lead_id = next((cache[i] for i in identities(a.event) if i in cache), None)
+        if a.lead_id is None:
             unmatched.append(a)
-
-    for a in accepted:
-        if a.lead_id and not a.deferred:
+        else:
             await _forward(p, a, out)
     if unmatched:
         await _keep_unmatched(p, unmatched, out)
@@ -181,11 +165,6 @@ async def _forward(p: Pipeline, a: Accepted, out: Envelopes) -> None:
     p.stats["events.accepted"] += 1
     p.metrics.events.labels(a.message.message.topic, "accepted").inc()
     out.add(p.activity, lead_id.encode(), event_to_json(event))
-    for waiting in a.waiting:
-        p.stats["events.late_matched"] += 1
-        if waiting.lead_id != lead_id:
-            waiting = waiting.model_copy(update={"lead_id": lead_id})
-        out.add(p.activity, lead_id.encode(), event_to_json(waiting))
 
 
 async def _keep_unmatched(p: Pipeline, unmatched: list[Accepted], out: Envelopes) -> None:
