@@ -135,23 +135,6 @@ class Store:
         return dict(row) if row else None
 
     # -- identity -------------------------------------------------------------------
-    async def link_identity(self, kind: str, value: str, lead_id: str) -> None:
-        await self.db.execute(
-            """INSERT INTO contacts (kind, value, lead_id, seen_at) VALUES (?, ?, ?, ?)
-               ON CONFLICT (kind, value) DO UPDATE SET lead_id=excluded.lead_id,
-                 seen_at=excluded.seen_at""",
-            (kind, normalise_identity(kind, value), lead_id, _now()),
-        )
-        await self.db.commit()
-
-    async def resolve(self, kind: str, value: str) -> str | None:
-        row = await fetch_one(
-            self.db,
-            "SELECT lead_id FROM contacts WHERE kind = ? AND value = ?",
-            (kind, normalise_identity(kind, value)),
-        )
-        return str(row[0]) if row else None
-
     async def resolve_many(self, idents: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """``(kind, normalised value) → lead_id`` for those of ``idents`` that are linked."""
         found: dict[tuple[str, str], str] = {}
@@ -342,25 +325,6 @@ class Store:
         )
         await self.db.commit()
         return [json.loads(r["detail_json"]) for r in rows]
-
-    async def claim_if_linked(
-        self, identities: list[tuple[str, str]]
-    ) -> tuple[str | None, list[dict[str, Any]]]:
-        """Call right after recording an unmatched activity: the lead and the events to
-        forward if one of its identities was linked in the meantime.
-
-        Closes a race between workers: worker X resolves an email (not linked yet),
-        worker Y links it and claims what is unmatched (nothing yet), then X records the
-        activity as unmatched — and nobody would ever claim it. Checking again after the
-        insert is enough: Y's link commits before Y's claim reads, so either Y's claim
-        sees X's row or this check sees Y's link (both may: a duplicate forward, which
-        the lead state drops by event id).
-        """
-        for kind, value in identities:
-            lead_id = await self.resolve(kind, value)
-            if lead_id:
-                return lead_id, await self.claim_unmatched(kind, value, lead_id)
-        return None, []
 
     # -- outbox -------------------------------------------------------------------------
     async def outbox(self, state: str | None = None) -> list[dict[str, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from crm.store import Store
+from crm.store import Store, normalise_identity
 from nudge.signals import NudgeCommand
 
 NOW = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
@@ -37,11 +37,11 @@ async def test_migrations_are_idempotent(tmp_path: Path) -> None:
 async def test_identity_resolution_is_normalised(tmp_path: Path) -> None:
     """Emails match case-insensitively and phones by digits."""
     store = await Store.open(tmp_path / "db.sqlite")
-    await store.link_identity("email", "Jane@Acme.com", "L1")
-    await store.link_identity("phone", "+1 (415) 555-0101", "L1")
-    assert await store.resolve("email", "jane@acme.com") == "L1"
-    assert await store.resolve("phone", "+14155550101") == "L1"
-    assert await store.resolve("visitor", "v-9") is None
+    email = ("email", normalise_identity("email", "Jane@Acme.com"))
+    phone = ("phone", normalise_identity("phone", "+1 (415) 555-0101"))
+    await store.link_identities({email: "L1", phone: "L1"})
+    asked = [("email", "jane@acme.com"), ("phone", "+14155550101"), ("visitor", "v-9")]
+    assert await store.resolve_many(asked) == {asked[0]: "L1", asked[1]: "L1"}
     await store.close()
 
 
@@ -65,14 +65,14 @@ async def test_activity_recorded_unmatched_after_its_identity_was_linked_is_clai
     """
     x = await Store.open(tmp_path / "db.sqlite")
     y = await Store.open(tmp_path / "db.sqlite")
+    jane = ("email", "jane@acme.com")
     detail = {"event_id": "e1", "email": "jane@acme.com", "type": "page.viewed"}
-    assert await x.resolve("email", "jane@acme.com") is None  # X: not linked yet
-    await y.link_identity("email", "jane@acme.com", "L1")  # Y: link, claim (nothing)
-    assert await y.claim_unmatched("email", "jane@acme.com", "L1") == []
-    await x.log_activity("e1", None, "page.viewed", NOW, detail=detail)  # X: unmatched
-    assert await x.claim_if_linked([("email", "jane@acme.com")]) == ("L1", [detail])
-    assert await x.claim_if_linked([("email", "jane@acme.com")]) == ("L1", [])
-    assert await x.claim_if_linked([("visitor", "v-1")]) == (None, [])
+    assert await x.resolve_many([jane]) == {}  # X: not linked yet
+    assert await y.link_identities({jane: "L1"}) == {}  # Y: link, find nothing to claim
+    await x.log_unmatched([("e1", "page.viewed", NOW, detail)])  # X: unmatched
+    assert await x.resolve_many([jane]) == {jane: "L1"}  # X's re-check (streams.ingest)
+    assert await x.claim_unmatched(*jane, "L1") == [detail]
+    assert await x.claim_unmatched(*jane, "L1") == []
     await x.close()
     await y.close()
 
