@@ -17,7 +17,7 @@ from playbooks.loader import EXAMPLES, check_text
 from playbooks.model import Playbook
 from playbooks.templates import render
 
-from .helpers import NOW
+from .helpers import NOW, signal
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -211,30 +211,11 @@ def test_most_signals_of_a_plain_visit_are_not_worth_evaluating() -> None:
     """The filter does filter: a score that moves a little, on the bundled playbooks."""
     from playbooks.loader import DEFAULT_PLAYBOOKS, load_playbooks
 
-    quiet = signals_for(value=0.3, previous=0.28)
-    crossing = signals_for(value=0.75, previous=0.65)
+    quiet = signal(value=0.3, previous=0.28)
+    crossing = signal(value=0.75, previous=0.65)
     bundled = load_playbooks([DEFAULT_PLAYBOOKS])
     assert not worth_evaluating(quiet, bundled)
     assert worth_evaluating(crossing, bundled)
-
-
-def signals_for(value: float, previous: float) -> LeadSignal:
-    return LeadSignal(
-        lead=LeadView(lead_id="L", owner_rep_id="r", status="open"),
-        event={"type": "page.viewed", "path": "/blog"},
-        event_id="e",
-        event_type="page.viewed",
-        at=NOW,
-        score=Score(
-            value=value,
-            previous=previous,
-            reasons=["a"],
-            model_version="t",
-            rule_based=True,
-            scored_at=NOW,
-        ),
-        history=[],
-    )
 
 
 VALID = (EXAMPLES / "hot-lead.yaml").read_text()
