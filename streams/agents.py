@@ -32,7 +32,7 @@ from nudge.signals import LeadSignal, NudgeCommand, ScheduleStep
 from playbooks import GuardState, decide, resume, step_of, timer_signal, worth_evaluating
 from scoring.state import LeadState, apply_event, snapshot_row
 from streams.app import Pipeline
-from streams.batching import BATCH_MAX, BATCH_WITHIN, Envelopes, current, unpack
+from streams.batching import BATCH_MAX, BATCH_WITHIN, Envelopes, TableBatch, unpack
 from streams.commands import dispatch
 from streams.conversations import handle_conversation
 from streams.ingest import dead_letter, ingest_batch
@@ -41,37 +41,19 @@ from streams.scheduler import rep_view, signal_key
 log = get_logger(__name__)
 
 
-class LeadBatch:
-    """The lead states one batch touches: each read from the table once, written back once."""
+def lead_batch(p: Pipeline) -> TableBatch[LeadState]:
+    return TableBatch(p.leads, LeadState.from_dict, LeadState.to_dict)
 
-    def __init__(self, p: Pipeline) -> None:
-        self.p = p
-        self.states: dict[str, tuple[LeadState, EventT[Any]]] = {}
 
-    def get(self, lead_id: str) -> LeadState | None:
-        if lead_id in self.states:
-            return self.states[lead_id][0]
-        stored = self.p.leads.get(lead_id)
-        return LeadState.from_dict(stored) if stored else None
-
-    def put(self, state: LeadState, event: EventT[Any]) -> None:
-        self.states[state.lead_id] = (state, event)
-
-    def discard(self, lead_id: str) -> None:
-        """After a failure: the table keeps the lead as it was before this batch."""
-        self.states.pop(lead_id, None)
-
-    def write(self) -> None:
-        for lead_id, (state, event) in self.states.items():
-            with current(event):  # the changelog partition is the message's
-                self.p.leads[lead_id] = state.to_dict()
+def guard_batch(p: Pipeline) -> TableBatch[GuardState]:
+    return TableBatch(p.guards, GuardState.model_validate, lambda g: g.model_dump(mode="json"))
 
 
 async def handle_activity(
     p: Pipeline,
     lead_id: str,
     item: dict[str, Any],
-    leads: LeadBatch,
+    leads: TableBatch[LeadState],
     out: Envelopes,
     message: EventT[Any],
 ) -> None:
@@ -94,7 +76,7 @@ async def handle_activity(
     score = p.scorer.rescore(state, event, p.clock.now())
     p.metrics.rescore.observe(time.perf_counter() - started)
     state.record_score(score)
-    leads.put(state, message)
+    leads.put(lead_id, state, message)
     p.stats["leads.rescored"] += 1
     view = state.view()
     p.dirty_leads[lead_id] = (view.model_dump(mode="json"), state.score)
@@ -107,7 +89,7 @@ async def handle_activity(
 
 
 async def handle_lead_timer(
-    p: Pipeline, lead_id: str, item: dict[str, Any], leads: LeadBatch, out: Envelopes
+    p: Pipeline, lead_id: str, item: dict[str, Any], leads: TableBatch[LeadState], out: Envelopes
 ) -> None:
     step = ScheduleStep.model_validate(item["timer"])
     state = leads.get(lead_id)
@@ -126,35 +108,8 @@ async def handle_lead_timer(
     out.add(p.signals, signal_key(owner, lead_id), signal.model_dump_json().encode())
 
 
-class GuardBatch:
-    """The guard states one batch touches: read once, written back once if changed."""
-
-    def __init__(self, p: Pipeline) -> None:
-        self.p = p
-        self.states: dict[str, tuple[GuardState | None, EventT[Any]]] = {}
-        self.changed: set[str] = set()
-
-    def get(self, key: str) -> GuardState | None:
-        if key in self.states:
-            return self.states[key][0]
-        stored = self.p.guards.get(key)
-        return GuardState.model_validate(stored) if stored else None
-
-    def put(self, key: str, state: GuardState, event: EventT[Any], changed: bool) -> None:
-        self.states[key] = (state, event)
-        if changed:
-            self.changed.add(key)
-
-    def write(self) -> None:
-        for key in self.changed:
-            state, event = self.states[key]
-            assert state is not None
-            with current(event):
-                self.p.guards[key] = state.model_dump(mode="json")
-
-
 async def handle_signal(
-    p: Pipeline, key: str, item: dict[str, Any], guards: GuardBatch, event: EventT[Any]
+    p: Pipeline, key: str, item: dict[str, Any], guards: TableBatch[GuardState], event: EventT[Any]
 ) -> None:
     """Evaluate the playbooks against one signal (or resume a due step); carry out the result."""
     signal = LeadSignal.model_validate(item)
@@ -274,7 +229,7 @@ async def _ingest(p: Pipeline, events: list[EventT[Any]]) -> None:
 
 
 async def _lead(p: Pipeline, events: list[EventT[Any]]) -> None:
-    out, leads = p.envelopes(), LeadBatch(p)
+    out, leads = p.envelopes(), lead_batch(p)
     for event in events:
         for lead_id, item in _items(event):
             try:
@@ -287,7 +242,7 @@ async def _lead(p: Pipeline, events: list[EventT[Any]]) -> None:
 
 
 async def _playbook(p: Pipeline, events: list[EventT[Any]]) -> None:
-    guards = GuardBatch(p)
+    guards = guard_batch(p)
     for event in events:
         for key, item in _items(event):
             try:

@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 import weakref
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from aiokafka.partitioner import murmur2
 from faust.streams import _current_event
@@ -105,3 +105,40 @@ def current(event: EventT[Any]) -> Iterator[None]:
         yield
     finally:
         _current_event.reset(token)
+
+
+T = TypeVar("T")
+
+
+class TableBatch(Generic[T]):
+    """The table entries one batch touches: each read (and decoded) once, and written
+    back once, if changed, after the batch — in the changelog partition of the message
+    that last changed it."""
+
+    def __init__(self, table: Any, load: Callable[[Any], T], dump: Callable[[T], Any]) -> None:
+        self.table, self.load, self.dump = table, load, dump
+        self.values: dict[str, T | None] = {}
+        self.changed: dict[str, EventT[Any]] = {}
+
+    def get(self, key: str) -> T | None:
+        if key not in self.values:
+            stored = self.table.get(key)
+            self.values[key] = self.load(stored) if stored else None
+        return self.values[key]
+
+    def put(self, key: str, value: T, event: EventT[Any], changed: bool = True) -> None:
+        self.values[key] = value
+        if changed:
+            self.changed[key] = event
+
+    def discard(self, key: str) -> None:
+        """After a failure: the table keeps the entry as it was before this batch."""
+        self.values.pop(key, None)
+        self.changed.pop(key, None)
+
+    def write(self) -> None:
+        for key, event in self.changed.items():
+            value = self.values[key]
+            assert value is not None
+            with current(event):  # the changelog partition is the message's
+                self.table[key] = self.dump(value)
