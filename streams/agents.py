@@ -135,40 +135,29 @@ async def handle_signal(
         await dispatch(p, command)
 
 
-async def unexpected(p: Pipeline, agent: str, event: EventT[Any], exc: Exception) -> None:
-    """A bug or a poisoned message: log it, dead-letter the message, keep the agent alive."""
-    p.stats[f"{agent}.errors"] += 1
-    log.error(
-        "unexpected error; message dead-lettered",
-        agent=agent,
-        topic=event.message.topic,
-        partition=event.message.partition,
-        offset=event.message.offset,
-        error=repr(exc),
-        exc_info=exc,
-    )
-    reason = f"{agent} agent failed: {type(exc).__name__}: {exc}"
-    await p.dead.send(
-        force=True, key=event.message.topic.encode(), value=dead_letter(reason, event.value, event)
-    )
-
-
-async def unexpected_item(
-    p: Pipeline, agent: str, event: EventT[Any], key: str, item: Any, exc: Exception
+async def unexpected(
+    p: Pipeline,
+    agent: str,
+    event: EventT[Any],
+    exc: Exception,
+    item: tuple[str, Any] | None = None,
 ) -> None:
-    """One item of an envelope failed: dead-letter that item alone (as a keyed message)."""
+    """A bug or a poisoned message: log it, dead-letter the message — or only the
+    ``(key, item)`` of an envelope that failed — and keep the agent alive."""
     p.stats[f"{agent}.errors"] += 1
     log.error(
-        "unexpected error; item dead-lettered",
+        f"unexpected error; {'item' if item else 'message'} dead-lettered",
         agent=agent,
         topic=event.message.topic,
         partition=event.message.partition,
         offset=event.message.offset,
-        key=key,
+        key=item[0] if item else None,
         error=repr(exc),
         exc_info=exc,
     )
-    raw = item if isinstance(item, bytes) else json.dumps(item).encode()
+    raw: bytes = event.value
+    if item is not None:
+        raw = item[1] if isinstance(item[1], bytes) else json.dumps(item[1]).encode()
     reason = f"{agent} agent failed: {type(exc).__name__}: {exc}"
     await p.dead.send(
         force=True, key=event.message.topic.encode(), value=dead_letter(reason, raw, event)
@@ -236,7 +225,7 @@ async def _lead(p: Pipeline, events: list[EventT[Any]]) -> None:
                 await handle_activity(p, lead_id, item, leads, out, event)
             except Exception as exc:
                 leads.discard(lead_id)
-                await unexpected_item(p, "lead", event, lead_id, item, exc)
+                await unexpected(p, "lead", event, exc, (lead_id, item))
     await out.flush()  # first: if it fails, the batch is redone from the table as it was
     leads.write()
 
@@ -248,7 +237,7 @@ async def _playbook(p: Pipeline, events: list[EventT[Any]]) -> None:
             try:
                 await handle_signal(p, key, item, guards, event)
             except Exception as exc:
-                await unexpected_item(p, "playbook", event, key, item, exc)
+                await unexpected(p, "playbook", event, exc, (key, item))
     # the commands first: a cooldown saved for a nudge lost in a crash would block it
     await p.app.producer.flush()
     guards.write()
