@@ -1,7 +1,7 @@
 """A trivial Faust agent that counts messages: the framework's floor cost.
 
 Run by bench_pipeline.py as a subprocess: consumes ``TOPIC`` until ``N`` messages
-were seen, prints the elapsed seconds from first to last message, and exits.
+were seen, prints the elapsed wall and CPU seconds from first to last message, and exits.
 """
 
 from __future__ import annotations
@@ -24,17 +24,18 @@ app = faust.App(
     datadir=f"/tmp/bench-trivial-{os.getpid()}",
 )
 topic = app.topic(TOPIC, key_serializer="raw", value_serializer="raw")
-state = {"n": 0, "first": 0.0}
+state = {"n": 0, "first": 0.0, "cpu": 0.0}
 
 
 @app.agent(topic)
 async def count(stream):  # type: ignore[no-untyped-def]
     async for _ in stream:
         if state["n"] == 0:
-            state["first"] = time.perf_counter()
+            state["first"], state["cpu"] = time.perf_counter(), time.process_time()
         state["n"] += 1
         if state["n"] >= N:
-            os.write(1, f"ELAPSED {time.perf_counter() - state['first']:.4f}\n".encode())
+            elapsed, cpu = time.perf_counter() - state["first"], time.process_time() - state["cpu"]
+            os.write(1, f"ELAPSED {elapsed:.4f} CPU {cpu:.4f}\n".encode())
             os._exit(0)
 
 

@@ -145,7 +145,8 @@ async def raw_consume(bootstrap: str, n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-def trivial_agent(broker_url: str, n: int) -> float:
+def trivial_agent(broker_url: str, n: int) -> tuple[float, float]:
+    """Events/s and CPU seconds per event of a Faust agent that only counts."""
     env = {
         **os.environ,
         "BENCH_BROKER": broker_url,
@@ -163,7 +164,8 @@ def trivial_agent(broker_url: str, n: int) -> float:
     elapsed = [line for line in out.stdout.splitlines() if line.startswith("ELAPSED ")]
     if not elapsed:
         raise SystemExit(f"trivial agent failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
-    return n / float(elapsed[-1].split()[1])
+    _, wall, _, cpu = elapsed[-1].split()
+    return n / float(wall), float(cpu) / n
 
 
 def get(url: str) -> dict[str, Any]:
@@ -177,6 +179,12 @@ def rss_kb(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (steadier than wall time on a busy VM)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rescore_timing(events: list[dict[str, Any]], limit: int = 20000) -> tuple[float, float]:
@@ -250,7 +258,7 @@ def main() -> None:
                 if time.monotonic() > deadline:
                     raise SystemExit("worker did not become ready")
                 time.sleep(0.2)
-            rss_ready = rss_kb(worker.pid)
+            rss_ready, cpu_ready = rss_kb(worker.pid), cpu_seconds(worker.pid)
             start = time.perf_counter()
             asyncio.run(produce(broker.bootstrap, events))
             produced = time.perf_counter() - start
@@ -264,7 +272,7 @@ def main() -> None:
                     raise SystemExit(f"pipeline did not finish: {s}")
                 time.sleep(0.05)
             e2e_s = time.perf_counter() - start
-            rss_done = rss_kb(worker.pid)
+            rss_done, cpu_done = rss_kb(worker.pid), cpu_seconds(worker.pid)
             fired = s.get("playbook.fired", 0)
 
             # latency: hot bursts, paced, on an idle worker
@@ -297,7 +305,7 @@ def main() -> None:
             worker_log.close()
 
         raw_rate = asyncio.run(raw_consume(broker.bootstrap, len(events)))
-        trivial_rate = trivial_agent(broker.url, web_events)
+        trivial_rate, trivial_cpu = trivial_agent(broker.url, web_events)
 
     e2e_rate = lead_events / e2e_s
     p50, p99 = rescore_timing(events)
@@ -310,8 +318,14 @@ def main() -> None:
     print(f"raw aiokafka       {raw_rate:10.0f} events/s   (ceiling: consume + json decode)")
     print(f"trivial Faust      {trivial_rate:10.0f} events/s   (floor cost: count only)")
     print(f"nudge end to end   {e2e_rate:10.0f} events/s   ({fired} rules fired)")
+    cpu_per_event = (cpu_done - cpu_ready) / lead_events
+    print(
+        f"  CPU per event      {cpu_per_event * 1e6:10.0f} µs   "
+        f"(trivial agent: {trivial_cpu * 1e6:.0f} µs; all threads, steadier than rates)"
+    )
     print(f"  ratio to ceiling     {e2e_rate / raw_rate:6.1%}")
     print(f"  ratio to trivial     {e2e_rate / trivial_rate:6.1%}")
+    print(f"  CPU ratio to trivial {trivial_cpu / cpu_per_event:6.1%}")
     print(
         f"latency event→notifier (n={len(latencies)}): p50 {q(0.5):.0f} ms, "
         f"p95 {q(0.95):.0f} ms, p99 {q(0.99):.0f} ms"
