@@ -11,9 +11,10 @@ scorer is active, so a model promoted later finds every lead's features already 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from nudge.events import (
     DealLost,
@@ -164,7 +165,7 @@ def snapshot_row(state: LeadState, event: LeadEvent, score: Score) -> dict[str, 
         "model_version": score.model_version,
         "score": score.value,
         # serialised now: the state's dicts keep changing with the next event
-        "state_json": json.dumps(
+        "state_json": orjson.dumps(
             {"features": state.features, "profile": state.profile}, default=str
-        ),
+        ).decode(),
     }

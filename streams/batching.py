@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
+import orjson
 from aiokafka.partitioner import murmur2
 from faust.streams import _current_event
 from faust.types import EventT
@@ -86,7 +87,7 @@ def unpack(event: EventT[Any]) -> list[tuple[str, Any]]:
     """
     raw: bytes = event.value
     if raw[:1] == b"[":
-        return [(str(k), item) for k, item in json.loads(raw)]
+        return [(str(k), item) for k, item in orjson.loads(raw)]
     key = event.key.decode() if isinstance(event.key, bytes) else ""
     return [(key, raw)]
 
