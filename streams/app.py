@@ -39,6 +39,12 @@ from scoring.model_scorer import LiveScorer
 from scoring.points import PointsScorer, load_points_config
 from streams.batching import Envelopes
 from streams.broker import correct_batch_end_offsets
+from streams.faust_fixes import (
+    fetch_only_active_partitions,
+    limit_fetch_wait,
+    seek_before_resuming_streams,
+    seek_uncommitted_to_beginning,
+)
 from streams.metrics import Metrics
 from streams.topics import INBOUND
 
@@ -168,85 +174,13 @@ class Pipeline:
     leads: Any = None
 
 
-def _limit_fetch_wait(max_wait_ms: int) -> None:
-    """Make Faust's worker consumer wait at most ``max_wait_ms`` for an idle fetch.
-
-    Faust hard-codes ``fetch_max_wait_ms=1500``. Kafka answers a fetch as soon as
-    data arrives, so that costs nothing there, but Tansu holds every fetch for the
-    full wait: measured 552 ms per hop against 2 ms with 100 ms, i.e. over a
-    second from event to text across the pipeline's hops. The knob is private in
-    Faust, so this wraps its consumer factory once per process.
-    """
-    from faust.transport.drivers import aiokafka as driver
-
-    thread_cls: Any = driver.AIOKafkaConsumerThread
-    original = getattr(thread_cls, "_nudge_original_create", thread_cls._create_worker_consumer)
-
-    def create(self: Any, transport: Any) -> Any:
-        consumer = original(self, transport)
-        if hasattr(consumer, "_fetch_max_wait_ms"):
-            consumer._fetch_max_wait_ms = max_wait_ms
-        else:  # pragma: no cover - a future aiokafka renamed it
-            log.warning("cannot lower the consumer's fetch wait; expect ~1 s latency per hop")
-        return consumer
-
-    thread_cls._nudge_original_create = original
-    thread_cls._create_worker_consumer = create
-
-
-def _seek_uncommitted_to_beginning() -> None:
-    """Make Faust's seek to committed offsets also rewind partitions that have none.
-
-    After a rebalance Faust resumes the stream partitions *before* it seeks them
-    to their committed offsets, and clears every stream queue when it finally
-    resumes flow (``Recovery.on_recovery_completed``). Whatever the fetcher
-    delivered in between is thrown away unacked; Faust counts on the seek to
-    read it again (it cannot for records delivered after the seek: a known gap,
-    see README "Tests"). But aiokafka's ``seek_to_committed`` does not seek a
-    partition whose committed offset is missing (or 0), and such a partition
-    was reset to its beginning and prefetched while the tables recovered, so
-    its first records are delivered in that window, dropped, and never read
-    again: the commit stops at the gap and the events behind it are not
-    processed until a worker restarts. It happens on a takeover of any
-    partition the dead worker had not committed yet (killed before its first
-    commit, within a second or so of the assignment): in the survive test,
-    partitions 2 and 3 of every stream topic, 16-18 of 20 nudges sent.
-
-    So here every such partition (changelogs excepted: recovery positions
-    those itself) is sought to its beginning, which is where
-    ``consumer_auto_offset_reset="earliest"`` puts it anyway.
-    """
-    from aiokafka import AIOKafkaConsumer
-    from faust.transport.drivers import aiokafka as driver
-
-    thread_cls: Any = driver.AIOKafkaConsumerThread
-    if getattr(thread_cls.seek_to_committed, "_nudge_rewinds", False):
-        return
-
-    async def seek_to_committed(self: Any) -> Any:
-        consumer: AIOKafkaConsumer = self._ensure_consumer()
-        changelogs = self.app.tables.changelog_topics
-
-        async def seek() -> Any:
-            committed = await consumer.seek_to_committed()
-            missing = [tp for tp, offset in committed.items() if not offset]
-            missing = [tp for tp in missing if tp.topic not in changelogs]
-            if missing:
-                for tp, offset in (await consumer.beginning_offsets(missing)).items():
-                    consumer.seek(tp, offset)
-            return committed
-
-        return await self.call_thread(seek)
-
-    seek_to_committed._nudge_rewinds = True  # type: ignore[attr-defined]
-    thread_cls.seek_to_committed = seek_to_committed
-
-
 def make_app(settings: Settings, broker_url: str) -> faust.App:
     """A Faust app configured for fast start-up and at-least-once processing."""
     datadir = Path(settings.data_dir) / "faust"
-    _limit_fetch_wait(settings.fetch_max_wait_ms)
-    _seek_uncommitted_to_beginning()
+    limit_fetch_wait(settings.fetch_max_wait_ms)
+    fetch_only_active_partitions()
+    seek_before_resuming_streams()
+    seek_uncommitted_to_beginning()
     correct_batch_end_offsets()
     return faust.App(
         settings.app_id,

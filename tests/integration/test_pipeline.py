@@ -235,8 +235,9 @@ def test_events_before_their_lead_are_kept_and_scored_once_it_appears(
     rows = wait_for(lambda: len(sent(worker.db)) == 2 and sent(worker.db), message=worker.output)
     assert sorted(r["lead_id"] for r in rows) == ["lead-7", "lead-8"]
     stats = wait_for(lambda: worker.stats().get("leads.rescored") == 10 and worker.stats())
-    # lead-7's four waited in the store; lead-8's too unless ingest took the burst as one batch
-    assert stats["events.late_matched"] in (4, 8)
+    # lead-7's four waited in the store; each of lead-8's waited unless ingest took it in the
+    # batch that held created8 (a burst is usually one batch, but a fetch can split it)
+    assert 4 <= stats["events.late_matched"] <= 8
     assert stats.get("events.duplicate", 0) == 0
 
 

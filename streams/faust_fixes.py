@@ -1,0 +1,170 @@
+"""Fixes to Faust (faust-streaming 0.15.3, aiokafka 0.14) that the takeover tests need.
+
+Each wraps one method once per process and says what it fixes and how it was
+found; :func:`streams.app.make_app` applies them all. They are small on purpose:
+if a Faust upgrade changes a method patched here, the survive tests
+(``tests/integration/test_survive.py``) are the ones that will tell.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+from nudge.logs import get_logger
+
+log = get_logger(__name__)
+
+
+def fetch_only_active_partitions() -> None:
+    """Hand aiokafka a copy of Faust's active partitions for each fetch, not the live set.
+
+    Faust passes its own set of active (unpaused) partitions to aiokafka's
+    ``fetched_records`` and keeps changing it while the call waits for data.
+    When a rebalance's recovery pauses the changelog partitions, that set can
+    become empty mid-call, and aiokafka reads an empty set as "every
+    partition": it hands over records of paused stream partitions, Faust
+    discards them as not active, and aiokafka's position has moved past them,
+    so they are never read (seen with ``DBG`` prints in the survive test: records
+    of the taken-over partitions delivered during the post-recovery seek and
+    dropped, a survivor that then never consumed them). A copy taken when the
+    fetch starts keeps aiokafka's filter what Faust asked for.
+    """
+    from faust.transport.drivers import aiokafka as driver
+
+    thread_cls: Any = driver.AIOKafkaConsumerThread
+    if getattr(thread_cls.getmany, "_nudge_copies", False):
+        return
+    original = thread_cls.getmany
+
+    async def getmany(self: Any, active_partitions: Any, timeout: float) -> Any:
+        snapshot = None if active_partitions is None else set(active_partitions)
+        return await original(self, snapshot, timeout)
+
+    getmany._nudge_copies = True  # type: ignore[attr-defined]
+    thread_cls.getmany = getmany
+
+
+def seek_before_resuming_streams() -> None:
+    """Seek the stream partitions to their committed offsets *before* resuming them.
+
+    At the end of a table recovery Faust (``Recovery.on_recovery_completed``)
+    resumes the stream partitions, awaits the seek to their committed offsets,
+    and then resumes flow, which clears every stream queue. Records the
+    fetcher delivered after the seek but before the clear (~100 ms) were
+    thrown away, and not read again: the read offset had moved past them, so
+    a lead taken over lost its text (1 run in 12 of the two-worker survive
+    test). Here the same steps run in a safe order: seek while the stream
+    partitions are still paused, clear the queues, and only then resume the
+    partitions, so whatever is fetched afterwards comes from the committed
+    offset and stays queued. Nothing else in the method changes.
+    """
+    from faust.tables.recovery import Recovery
+
+    if getattr(Recovery.on_recovery_completed, "_nudge_fixed", False):
+        return
+
+    async def on_recovery_completed(self: Any, generation_id: int = 0) -> None:
+        app: Any = self.app
+        consumer = app.consumer
+        self.log.info("Restore complete!")
+        await app.on_rebalance_complete.send()
+        self._set_recovery_ended()
+        callbacks = [
+            asyncio.ensure_future(
+                table.on_recovery_completed(
+                    self.actives_for_table[table], self.standbys_for_table[table]
+                )
+            )
+            for table in self.tables.values()
+        ]
+        if callbacks:
+            await asyncio.wait(callbacks)
+        assignment = consumer.assignment()
+        if app.consumer_generation_id != generation_id:
+            self.log.warning("Recovery rebalancing again")
+            return
+        if assignment:
+            self.log.info("Seek stream partitions to committed offsets.")
+            await self._wait(consumer.perform_seek(), timeout=app.conf.broker_request_timeout)
+        self.completed.set()
+        app.flow_control.resume()  # clears the stream queues: nothing after the seek is in them
+        consumer.resume_partitions({tp for tp in assignment if not self._is_changelog_tp(tp)})
+        consumer.resume_flow()
+        await app._fetcher.maybe_start()
+        self.tables.on_actives_ready()
+        if not app.assignor.assigned_standbys():
+            self.tables.on_standbys_ready()
+        app.on_rebalance_end()
+        self.log.info("Worker ready")
+
+    on_recovery_completed._nudge_fixed = True  # type: ignore[attr-defined]
+    cast(Any, Recovery).on_recovery_completed = on_recovery_completed
+
+
+def limit_fetch_wait(max_wait_ms: int) -> None:
+    """Make Faust's worker consumer wait at most ``max_wait_ms`` for an idle fetch.
+
+    Faust hard-codes ``fetch_max_wait_ms=1500``. Kafka answers a fetch as soon as
+    data arrives, so that costs nothing there, but Tansu holds every fetch for the
+    full wait: measured 552 ms per hop against 2 ms with 100 ms, i.e. over a
+    second from event to text across the pipeline's hops. The knob is private in
+    Faust, so this wraps its consumer factory once per process.
+    """
+    from faust.transport.drivers import aiokafka as driver
+
+    thread_cls: Any = driver.AIOKafkaConsumerThread
+    original = getattr(thread_cls, "_nudge_original_create", thread_cls._create_worker_consumer)
+
+    def create(self: Any, transport: Any) -> Any:
+        consumer = original(self, transport)
+        if hasattr(consumer, "_fetch_max_wait_ms"):
+            consumer._fetch_max_wait_ms = max_wait_ms
+        else:  # pragma: no cover - a future aiokafka renamed it
+            log.warning("cannot lower the consumer's fetch wait; expect ~1 s latency per hop")
+        return consumer
+
+    thread_cls._nudge_original_create = original
+    thread_cls._create_worker_consumer = create
+
+
+def seek_uncommitted_to_beginning() -> None:
+    """Make Faust's seek to committed offsets also rewind partitions that have none.
+
+    After every rebalance Faust drops what its stream queues held and counts on
+    the seek to committed offsets to read it again. aiokafka's
+    ``seek_to_committed`` skips a partition whose committed offset is missing
+    (or 0), so records of such a partition that were fetched, not yet handled
+    and dropped — a partition consumed for less than a commit interval before
+    a rebalance, e.g. on a worker killed before its first commit — were never
+    read again, and the commit stopped at the gap ("the stall": partitions 2
+    and 3 of every stream topic in the survive test, 16-18 of 20 nudges).
+
+    So here every such partition (changelogs excepted: recovery positions
+    those itself) is sought to its beginning, which is where
+    ``consumer_auto_offset_reset="earliest"`` puts it anyway.
+    """
+    from aiokafka import AIOKafkaConsumer
+    from faust.transport.drivers import aiokafka as driver
+
+    thread_cls: Any = driver.AIOKafkaConsumerThread
+    if getattr(thread_cls.seek_to_committed, "_nudge_rewinds", False):
+        return
+
+    async def seek_to_committed(self: Any) -> Any:
+        consumer: AIOKafkaConsumer = self._ensure_consumer()
+        changelogs = self.app.tables.changelog_topics
+
+        async def seek() -> Any:
+            committed = await consumer.seek_to_committed()
+            missing = [tp for tp, offset in committed.items() if not offset]
+            missing = [tp for tp in missing if tp.topic not in changelogs]
+            if missing:
+                for tp, offset in (await consumer.beginning_offsets(missing)).items():
+                    consumer.seek(tp, offset)
+            return committed
+
+        return await self.call_thread(seek)
+
+    seek_to_committed._nudge_rewinds = True  # type: ignore[attr-defined]
+    thread_cls.seek_to_committed = seek_to_committed
