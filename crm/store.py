@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -149,13 +150,8 @@ class Store:
                 found.update({(kind, str(r[0])): str(r[1]) for r in rows})
         return found
 
-    async def link_identities(
-        self, links: dict[tuple[str, str], str]
-    ) -> dict[tuple[str, str], list[tuple[str, dict[str, Any]]]]:
-        """Link each ``(kind, normalised value) → lead_id``, in one commit, and find the
-        unmatched activities under each: ``(activity_id, event)`` per identity, oldest
-        first. They stay unmatched until :meth:`mark_claimed` (call it once they are
-        forwarded: a crash in between leaves them to be found again)."""
+    async def link_identities(self, links: dict[tuple[str, str], str]) -> None:
+        """Link each ``(kind, normalised value) → lead_id``, in one commit."""
         now = _now()
         await self.db.executemany(
             """INSERT INTO contacts (kind, value, lead_id, seen_at) VALUES (?, ?, ?, ?)
@@ -164,9 +160,22 @@ class Store:
             [(kind, value, lead_id, now) for (kind, value), lead_id in links.items()],
         )
         await self.db.commit()
+
+    async def waiting(
+        self, idents: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[tuple[str, dict[str, Any]]]]:
+        """The unmatched activities under each ``(kind, normalised value)``:
+        ``(activity_id, event)``, oldest first.
+
+        Events on different topics are not ordered against each other, so a web visit
+        can arrive before the CRM record that names its email; it is kept, not dropped,
+        and found here once the identity is linked. Finding does not take: an activity
+        stays unmatched until :meth:`mark_claimed` (call it once it is forwarded, so a
+        crash in between leaves it to be found again)."""
+        idents = list(idents)
         found: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
         for kind, column in IDENTITY_COLUMNS.items():
-            values = sorted({v for k, v in links if k == kind})
+            values = sorted({v for k, v in idents if k == kind})
             for chunk in _chunks(values):
                 rows = await self.db.execute_fetchall(
                     f"SELECT activity_id, {column}, detail_json FROM activities "
@@ -303,28 +312,6 @@ class Store:
         )
         await self.db.commit()
         return cur.rowcount == 1
-
-    async def claim_unmatched(self, kind: str, value: str, lead_id: str) -> list[dict[str, Any]]:
-        """Assign unmatched activities with this identity to ``lead_id``; return their events.
-
-        Events on different topics are not ordered against each other, so a web visit
-        can arrive before the CRM record that names its email. It is kept, not
-        dropped, and replayed here when the identity is linked.
-        """
-        column = IDENTITY_COLUMNS[kind]
-        rows = await self.db.execute_fetchall(
-            f"SELECT activity_id, detail_json FROM activities "
-            f"WHERE lead_id IS NULL AND {column} = ? ORDER BY occurred_at",
-            (normalise_identity(kind, value),),
-        )
-        if not rows:
-            return []
-        await self.db.executemany(
-            "UPDATE activities SET lead_id = ? WHERE activity_id = ? AND lead_id IS NULL",
-            [(lead_id, r["activity_id"]) for r in rows],
-        )
-        await self.db.commit()
-        return [json.loads(r["detail_json"]) for r in rows]
 
     # -- outbox -------------------------------------------------------------------------
     async def outbox(self, state: str | None = None) -> list[dict[str, Any]]:

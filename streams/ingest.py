@@ -97,15 +97,9 @@ async def ingest_batch(
     claims: list[tuple[str, str]] = []
     if links:
         await out.flush()
-        found = await store.link_identities(links)
+        await store.link_identities(links)
         cache.update(links)
-        for ident, waited in found.items():
-            for activity_id, detail in waited:
-                p.stats["events.late_matched"] += 1
-                out.add(
-                    p.activity, links[ident].encode(), event_to_json(_claimed(detail, links[ident]))
-                )
-                claims.append((links[ident], activity_id))
+        claims += _forward_waiting(p, await store.waiting(links), links, out)
 
     # 2. events that do not name their lead: the cache, then one query for the rest
     rest = [a for a in accepted if a.lead_id is None]
@@ -120,7 +114,24 @@ async def ingest_batch(
         else:
             await _forward(p, a, out)
     if unmatched:
-        await _keep_unmatched(p, unmatched, out)
+        claims += await _keep_unmatched(p, unmatched, out)
+    return claims
+
+
+def _forward_waiting(
+    p: Pipeline,
+    waiting: dict[Ident, list[tuple[str, dict[str, Any]]]],
+    lead_of: dict[Ident, str],
+    out: Envelopes,
+) -> list[tuple[str, str]]:
+    """Forward activities that waited for their identity; the claims to mark once sent."""
+    claims = []
+    for ident, found in waiting.items():
+        lead_id = lead_of[ident]
+        for activity_id, detail in found:
+            p.stats["events.late_matched"] += 1
+            out.add(p.activity, lead_id.encode(), event_to_json(_claimed(detail, lead_id)))
+            claims.append((lead_id, activity_id))
     return claims
 
 
@@ -167,12 +178,15 @@ async def _forward(p: Pipeline, a: Accepted, out: Envelopes) -> None:
     out.add(p.activity, lead_id.encode(), event_to_json(event))
 
 
-async def _keep_unmatched(p: Pipeline, unmatched: list[Accepted], out: Envelopes) -> None:
+async def _keep_unmatched(
+    p: Pipeline, unmatched: list[Accepted], out: Envelopes
+) -> list[tuple[str, str]]:
     """Store events no lead is known for, to be claimed when one is linked.
 
     Then check once more whether one of their identities was linked meanwhile by
-    another worker — between our look-up and our insert, that worker's claim saw
-    nothing — and claim those (a duplicate forward is dropped by event id).
+    another worker — between our look-up and our insert, that worker's search for
+    waiting events saw nothing — and forward those (a duplicate forward is dropped
+    by event id); returns their claims, to be marked once they are sent.
     """
     store = await p.store()
     for a in unmatched:
@@ -186,13 +200,9 @@ async def _keep_unmatched(p: Pipeline, unmatched: list[Accepted], out: Envelopes
     )
     idents = sorted({ident for a in unmatched for ident in identities(a.event)})
     linked = await store.resolve_many(idents)
-    for kind, value in idents:
-        lead_id = linked.get((kind, value))
-        if lead_id is None:
-            continue
-        for detail in await store.claim_unmatched(kind, value, lead_id):
-            p.stats["events.late_matched"] += 1
-            out.add(p.activity, lead_id.encode(), event_to_json(_claimed(detail, lead_id)))
+    if not linked:
+        return []
+    return _forward_waiting(p, await store.waiting(linked), linked, out)
 
 
 def _claimed(detail: dict[str, Any], lead_id: str) -> LeadEvent:

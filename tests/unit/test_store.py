@@ -50,8 +50,10 @@ async def test_unmatched_activity_is_kept_and_claimed_later(tmp_path: Path) -> N
     store = await Store.open(tmp_path / "db.sqlite")
     detail = {"event_id": "e1", "email": "JANE@acme.com", "type": "page.viewed"}
     await store.log_activity("e1", None, "page.viewed", NOW, detail=detail)
-    assert await store.claim_unmatched("email", "jane@acme.com", "L1") == [detail]
-    assert await store.claim_unmatched("email", "jane@acme.com", "L1") == []
+    jane = ("email", "jane@acme.com")
+    assert await store.waiting([jane]) == {jane: [("e1", detail)]}
+    await store.mark_claimed([("L1", "e1")])
+    assert await store.waiting([jane]) == {}
     await store.close()
 
 
@@ -68,31 +70,34 @@ async def test_activity_recorded_unmatched_after_its_identity_was_linked_is_clai
     jane = ("email", "jane@acme.com")
     detail = {"event_id": "e1", "email": "jane@acme.com", "type": "page.viewed"}
     assert await x.resolve_many([jane]) == {}  # X: not linked yet
-    assert await y.link_identities({jane: "L1"}) == {}  # Y: link, find nothing to claim
+    await y.link_identities({jane: "L1"})  # Y: link
+    assert await y.waiting([jane]) == {}  # Y: nothing waits yet
     await x.log_unmatched([("e1", "page.viewed", NOW, detail)])  # X: unmatched
     assert await x.resolve_many([jane]) == {jane: "L1"}  # X's re-check (streams.ingest)
-    assert await x.claim_unmatched(*jane, "L1") == [detail]
-    assert await x.claim_unmatched(*jane, "L1") == []
+    assert await x.waiting([jane]) == {jane: [("e1", detail)]}
+    await x.mark_claimed([("L1", "e1")])  # once forwarded
+    assert await y.waiting([jane]) == {}
     await x.close()
     await y.close()
 
 
 async def test_a_batch_links_finds_and_then_claims_what_waited(tmp_path: Path) -> None:
-    """link_identities finds unmatched activities without taking them: until mark_claimed
-    (after they are forwarded) a second look finds them again, afterwards nothing does."""
+    """waiting finds unmatched activities without taking them: until mark_claimed (after
+    they are forwarded) a second look finds them again, afterwards nothing does."""
     store = await Store.open(tmp_path / "db.sqlite")
     at = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
     e1 = {"event_id": "e1", "email": "Jane@Acme.com", "type": "page.viewed"}
     e2 = {"event_id": "e2", "phone": "+1 415 555 0101", "type": "call.ended"}
     await store.log_unmatched([("e1", "page.viewed", at, e1), ("e2", "call.ended", NOW, e2)])
     links = {("email", "jane@acme.com"): "L1", ("phone", "+14155550101"): "L2"}
-    found = await store.link_identities(links)
+    await store.link_identities(links)
+    found = await store.waiting(links)
     assert found == {
         ("email", "jane@acme.com"): [("e1", e1)],
         ("phone", "+14155550101"): [("e2", e2)],
     }
     assert await store.resolve_many(sorted(links)) == links
-    assert await store.link_identities(links) == found  # not claimed yet: found again
+    assert await store.waiting(links) == found  # not claimed yet: found again
     await store.mark_claimed([("L1", "e1"), ("L2", "e2")])
-    assert await store.link_identities(links) == {}
+    assert await store.waiting(links) == {}
     await store.close()
