@@ -93,6 +93,13 @@ class Settings(BaseSettings):
     heartbeat_interval: float = Field(
         default=1.0, gt=0, description="Kafka consumer heartbeat interval (s)."
     )
+    batch_wait_ms: int = Field(
+        default=50,
+        ge=1,
+        le=1000,
+        description="Longest an agent waits to fill a micro-batch (ms): latency added per "
+        "hop against throughput (fuller batches share each batch's broker round trip).",
+    )
     fetch_max_wait_ms: int = Field(
         default=100,
         ge=1,

@@ -32,7 +32,7 @@ from nudge.signals import LeadSignal, NudgeCommand, ScheduleStep
 from playbooks import GuardState, decide, resume, step_of, timer_signal, worth_evaluating
 from scoring.state import LeadState, apply_event, snapshot_row
 from streams.app import Pipeline
-from streams.batching import BATCH_MAX, BATCH_WITHIN, Envelopes, TableBatch, unpack
+from streams.batching import BATCH_MAX, Envelopes, TableBatch, unpack
 from streams.commands import dispatch
 from streams.conversations import handle_conversation
 from streams.ingest import dead_letter, ingest_batch
@@ -185,8 +185,10 @@ def _batch_agent(p: Pipeline, name: str, topic: Any, handle: BatchHandler) -> No
     """A micro-batching agent; if a batch fails as a whole, its messages go one by one,
     so a failure dead-letters only the message that causes it."""
 
+    within = p.settings.batch_wait_ms / 1000
+
     async def run(stream: Any) -> None:
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+        async for events in stream.take_events(BATCH_MAX, within=within):
             try:
                 await handle(p, events)
             except Exception as exc:

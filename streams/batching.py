@@ -26,8 +26,6 @@ from faust.types import EventT
 
 BATCH_MAX = 500
 """Most messages an agent takes at once."""
-BATCH_WITHIN = 0.01
-"""Seconds an agent waits to fill a batch before it handles what it has (latency per hop)."""
 ENVELOPE_MAX_BYTES = 256 * 1024
 """An envelope is closed at this size (Kafka refuses messages over ~1 MB by default)."""
 
