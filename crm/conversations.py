@@ -30,6 +30,7 @@ from typing import Any
 import aiosqlite
 from pydantic import BaseModel, ConfigDict
 
+from crm.store import fetch_one
 from nudge.events import LeadFields, LeadUpdated
 from playbooks.conversation import (
     ApplyAnswers,
@@ -116,26 +117,24 @@ async def _upsert_session(db: aiosqlite.Connection, session: Session, now: dt.da
 
 async def load_state(db: aiosqlite.Connection, rep_id: str) -> RepConversations:
     """A rep's open sessions (active and queued, oldest first) and handled ids."""
-    async with db.execute(
+    rows = await db.execute_fetchall(
         """SELECT session_json FROM conversation_sessions
            WHERE rep_id = ? AND status IN ('active', 'queued')
            ORDER BY requested_at, rowid""",
         (rep_id,),
-    ) as cur:
-        sessions = [Session.model_validate_json(row[0]) for row in await cur.fetchall()]
-    async with db.execute(
-        "SELECT recent_ids_json FROM conversation_reps WHERE rep_id = ?", (rep_id,)
-    ) as cur:
-        row = await cur.fetchone()
+    )
+    sessions = [Session.model_validate_json(r[0]) for r in rows]
+    row = await fetch_one(
+        db, "SELECT recent_ids_json FROM conversation_reps WHERE rep_id = ?", (rep_id,)
+    )
     recent = json.loads(row[0]) if row else []
     return RepConversations(rep_id=rep_id, sessions=sessions, recent_ids=recent)
 
 
 async def get_session(db: aiosqlite.Connection, session_id: str) -> Session | None:
-    async with db.execute(
-        "SELECT session_json FROM conversation_sessions WHERE session_id = ?", (session_id,)
-    ) as cur:
-        row = await cur.fetchone()
+    row = await fetch_one(
+        db, "SELECT session_json FROM conversation_sessions WHERE session_id = ?", (session_id,)
+    )
     return Session.model_validate_json(row[0]) if row else None
 
 
@@ -186,10 +185,7 @@ async def _apply(
             fresh.append(answer)
     if not fresh or apply.lead_id is None:
         return []
-    async with db.execute(
-        "SELECT profile_json FROM leads WHERE lead_id = ?", (apply.lead_id,)
-    ) as cur:
-        row = await cur.fetchone()
+    row = await fetch_one(db, "SELECT profile_json FROM leads WHERE lead_id = ?", (apply.lead_id,))
     profile: dict[str, Any] = json.loads(row[0]) if row else {"lead_id": apply.lead_id}
     changes = []
     for answer in fresh:
@@ -263,13 +259,12 @@ async def _write_profile(
 
 async def field_changes(db: aiosqlite.Connection, lead_id: str) -> list[FieldChange]:
     """The audit trail of one lead, oldest first."""
-    async with db.execute(
+    rows = await db.execute_fetchall(
         """SELECT lead_id, field, old_value_json, new_value_json, source, source_questionnaire,
                   session_id, question_id, rep_id, answered_at
            FROM field_changes WHERE lead_id = ? ORDER BY answered_at, change_id""",
         (lead_id,),
-    ) as cur:
-        rows = await cur.fetchall()
+    )
     return [
         FieldChange(
             lead_id=r[0],
@@ -330,13 +325,13 @@ async def attach_note(
     db: aiosqlite.Connection, note: AttachNote, now: dt.datetime
 ) -> tuple[str | None, str | None]:
     """Attach a stray text to the rep's latest activity; return (activity_id, lead_id)."""
-    async with db.execute(
+    row = await fetch_one(
+        db,
         # occurred_at is ISO text; ordering it as text assumes one offset (UTC), as ingest writes
         """SELECT activity_id, lead_id FROM activities
            WHERE rep_id = ? ORDER BY occurred_at DESC LIMIT 1""",
         (note.rep_id,),
-    ) as cur:
-        row = await cur.fetchone()
+    )
     activity_id, lead_id = (row[0], row[1]) if row else (None, None)
     await db.execute(
         """INSERT OR IGNORE INTO activity_notes (note_id, rep_id, activity_id, lead_id, channel,
@@ -357,7 +352,7 @@ async def attach_note(
 
 
 async def notes_for(db: aiosqlite.Connection, activity_id: str) -> list[dict[str, Any]]:
-    async with db.execute(
+    rows = await db.execute_fetchall(
         "SELECT * FROM activity_notes WHERE activity_id = ? ORDER BY received_at", (activity_id,)
-    ) as cur:
-        return [dict(r) for r in await cur.fetchall()]
+    )
+    return [dict(r) for r in rows]

@@ -24,6 +24,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import aiosqlite
 
+from crm.store import fetch_one
 from nudge.signals import ScheduleStep
 
 DEFAULT_LEASE = dt.timedelta(minutes=5)
@@ -123,14 +124,15 @@ class Schedules:
             params += list(keys)
         await self.db.execute("BEGIN IMMEDIATE")
         try:
-            async with self.db.execute(
-                f"""SELECT schedule_id, step_json FROM schedules
-                    WHERE ((state = 'pending' AND due_at <= ?)
-                           OR (state = 'claimed' AND claimed_until <= ?)){key_sql}
-                    ORDER BY due_at, schedule_id LIMIT ?""",
-                (*params, limit),
-            ) as cur:
-                rows = list(await cur.fetchall())
+            rows = list(
+                await self.db.execute_fetchall(
+                    f"""SELECT schedule_id, step_json FROM schedules
+                        WHERE ((state = 'pending' AND due_at <= ?)
+                               OR (state = 'claimed' AND claimed_until <= ?)){key_sql}
+                        ORDER BY due_at, schedule_id LIMIT ?""",
+                    (*params, limit),
+                )
+            )
             until, at = stamp(now + lease), stamp(now)
             for row in rows:
                 await self.db.execute(
@@ -169,15 +171,12 @@ class Schedules:
     async def rows(self, key: str | None = None) -> list[dict[str, Any]]:
         """Every row (of one partition), soonest first; for tools and tests."""
         sql = "SELECT * FROM schedules" + (" WHERE partition_key = ?" if key else "")
-        async with self.db.execute(sql + " ORDER BY due_at", (key,) if key else ()) as cur:
-            return [dict(r) for r in await cur.fetchall()]
+        rows = await self.db.execute_fetchall(sql + " ORDER BY due_at", (key,) if key else ())
+        return [dict(r) for r in rows]
 
     async def next_due_at(self) -> dt.datetime | None:
         """When the next pending row is due (lets the worker sleep until then)."""
-        async with self.db.execute(
-            "SELECT MIN(due_at) FROM schedules WHERE state = 'pending'"
-        ) as cur:
-            row = await cur.fetchone()
+        row = await fetch_one(self.db, "SELECT MIN(due_at) FROM schedules WHERE state = 'pending'")
         if not row or row[0] is None:
             return None
         return dt.datetime.strptime(str(row[0]), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)

@@ -75,8 +75,9 @@ class Store:
         await self.db.execute(
             "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT)"
         )
-        async with self.db.execute("SELECT version FROM schema_version") as cur:
-            applied = {int(r[0]) for r in await cur.fetchall()}
+        applied = {
+            int(r[0]) for r in await self.db.execute_fetchall("SELECT version FROM schema_version")
+        }
         current = max(applied, default=0)
         files = sorted(MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.sql"))
         latest = int(files[-1].name[:4]) if files else 0
@@ -90,12 +91,11 @@ class Store:
                 continue
             await self.db.execute("BEGIN IMMEDIATE")
             try:
-                async with self.db.execute(
-                    "SELECT 1 FROM schema_version WHERE version = ?", (version,)
-                ) as cur:
-                    if await cur.fetchone():  # another worker got there first
-                        await self.db.execute("ROLLBACK")
-                        continue
+                if await fetch_one(  # another worker got there first
+                    self.db, "SELECT 1 FROM schema_version WHERE version = ?", (version,)
+                ):
+                    await self.db.execute("ROLLBACK")
+                    continue
                 for statement in file.read_text().split(";\n"):
                     if statement.strip():
                         await self.db.execute(statement)
