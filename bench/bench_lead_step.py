@@ -60,8 +60,7 @@ def replay(
         state.record_score(score)
         states[lead_id] = state
         t3 = clock()
-        view = state.view()
-        view.model_dump(mode="json")
+        view = state.view()  # dumped for SQLite at the next flush, once per lead
         t4 = clock()
         snapshot_row(state, event, score)
         t5 = clock()

@@ -79,7 +79,7 @@ async def handle_activity(
     leads.put(lead_id, state, message)
     p.stats["leads.rescored"] += 1
     view = state.view()
-    p.dirty_leads[lead_id] = (view.model_dump(mode="json"), state.score)
+    p.dirty_leads[lead_id] = (view, state.score)
     p.snapshots.append(snapshot_row(state, event, score))
     signal = state.signal(event, score, await rep_view(p, view.owner_rep_id), view)
     if not worth_evaluating(signal, p.playbooks):
@@ -155,9 +155,7 @@ async def unexpected(
         error=repr(exc),
         exc_info=exc,
     )
-    raw: bytes = event.value
-    if item is not None:
-        raw = item[1] if isinstance(item[1], bytes) else json.dumps(item[1]).encode()
+    raw: bytes = event.value if item is None else json.dumps(item[1]).encode()
     reason = f"{agent} agent failed: {type(exc).__name__}: {exc}"
     await p.dead.send(
         force=True, key=event.message.topic.encode(), value=dead_letter(reason, raw, event)
@@ -207,10 +205,6 @@ def _batch_agent(p: Pipeline, name: str, topic: Any, handle: BatchHandler) -> No
     p.app.agent(topic, name=name)(run)
 
 
-def _items(event: EventT[Any]) -> list[tuple[str, dict[str, Any]]]:
-    return [(k, json.loads(v) if isinstance(v, bytes) else v) for k, v in unpack(event)]
-
-
 async def _ingest(p: Pipeline, events: list[EventT[Any]]) -> None:
     out = p.envelopes()
     claimed = await ingest_batch(p, events, out)
@@ -222,7 +216,7 @@ async def _ingest(p: Pipeline, events: list[EventT[Any]]) -> None:
 async def _lead(p: Pipeline, events: list[EventT[Any]]) -> None:
     out, leads = p.envelopes(), lead_batch(p)
     for event in events:
-        for lead_id, item in _items(event):
+        for lead_id, item in unpack(event):
             try:
                 await handle_activity(p, lead_id, item, leads, out, event)
             except Exception as exc:
@@ -235,7 +229,7 @@ async def _lead(p: Pipeline, events: list[EventT[Any]]) -> None:
 async def _playbook(p: Pipeline, events: list[EventT[Any]]) -> None:
     guards = guard_batch(p)
     for event in events:
-        for key, item in _items(event):
+        for key, item in unpack(event):
             try:
                 await handle_signal(p, key, item, guards, event)
             except Exception as exc:

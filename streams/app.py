@@ -30,7 +30,7 @@ from notifiers import Notifier, build_notifiers
 from nudge.clock import Clock, SystemClock
 from nudge.logs import get_logger
 from nudge.settings import Settings
-from nudge.signals import RepView
+from nudge.signals import LeadView, RepView
 from playbooks import PlaybookSet
 from playbooks.model import Playbook
 from playbooks.questionnaire import Questionnaire, load_questionnaires
@@ -78,10 +78,9 @@ class Pipeline:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     identities: dict[tuple[str, str], str] = field(default_factory=dict)
     """(kind, value) → lead_id, a read-through cache of the contacts table."""
-    dirty_leads: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = field(
-        default_factory=dict
-    )
-    """Lead snapshots waiting for the next batched write to SQLite."""
+    dirty_leads: dict[str, tuple[LeadView, dict[str, Any] | None]] = field(default_factory=dict)
+    """Lead views (and scores) waiting for the next batched write to SQLite; dumped then,
+    once per lead however often it changed in between."""
     snapshots: list[dict[str, Any]] = field(default_factory=list)
     """Score snapshots (feature state per scored event) waiting for the same write."""
     rep_cache: dict[str, tuple[dt.datetime, RepView | None]] = field(default_factory=dict)
@@ -133,7 +132,8 @@ class Pipeline:
         """Write the lead snapshots changed since the last flush, in one transaction."""
         if not self.dirty_leads and not self.snapshots:
             return 0
-        batch, self.dirty_leads = list(self.dirty_leads.values()), {}
+        batch = [(view.model_dump(mode="json"), score) for view, score in self.dirty_leads.values()]
+        self.dirty_leads = {}
         snaps, self.snapshots = self.snapshots, []
         if self._snapshot_db is None:
             # its own connection: a second's worth of snapshots takes a while to write,

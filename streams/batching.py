@@ -12,7 +12,6 @@ JSON array) and a single keyed message (the scheduler sends those).
 
 from __future__ import annotations
 
-import json
 import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -42,15 +41,19 @@ class Envelopes:
     def __init__(self, app: Any, partitions: int) -> None:
         self.app = app
         self.default_partitions = partitions
+        self.partitions: dict[Any, int] = {}
         self.items: dict[tuple[Any, int], list[bytes]] = defaultdict(list)
         self.sizes: dict[tuple[Any, int], int] = defaultdict(int)
         self.full: list[tuple[Any, int, list[bytes]]] = []
 
     def add(self, topic: Any, key: bytes, value: bytes) -> None:
         """Queue ``value`` (JSON bytes) for ``topic``, routed as a send keyed ``key`` would be."""
-        n = self.app.consumer.topic_partitions(topic.get_topic_name())
-        dest = (topic, partition_for(key, n or self.default_partitions))
-        pair = b"[" + json.dumps(key.decode()).encode() + b"," + value + b"]"
+        n = self.partitions.get(topic)
+        if n is None:  # once per topic and batch
+            found = self.app.consumer.topic_partitions(topic.get_topic_name())
+            n = self.partitions[topic] = found or self.default_partitions
+        dest = (topic, partition_for(key, n))
+        pair = b"[" + orjson.dumps(key.decode()) + b"," + value + b"]"
         if self.items[dest] and self.sizes[dest] + len(pair) > ENVELOPE_MAX_BYTES:
             self.full.append((*dest, self.items.pop(dest)))
             self.sizes[dest] = 0
@@ -79,15 +82,12 @@ class Envelopes:
 
 
 def unpack(event: EventT[Any]) -> list[tuple[str, Any]]:
-    """``(key, item)`` pairs of a message: an envelope's items, or the message itself.
-
-    An envelope's items are decoded JSON; a single message's item is its raw bytes.
-    """
+    """``(key, item)`` pairs of a message, items decoded: an envelope's, or the message's own."""
     raw: bytes = event.value
     if raw[:1] == b"[":
         return [(str(k), item) for k, item in orjson.loads(raw)]
     key = event.key.decode() if isinstance(event.key, bytes) else ""
-    return [(key, raw)]
+    return [(key, orjson.loads(raw))]
 
 
 @contextmanager

@@ -393,8 +393,9 @@ def correct_end_offsets(store: ObjectStore) -> None:
     objects, whose ``LastModified`` has one-second resolution: when several batches
     land in the same second it reports the end of the first of them. (Fetch
     responses carry the right high watermark. The in-memory engine has a related
-    under-report, see :func:`correct_batch_end_offsets`.) Faust reads a table's changelog up to that offset when it recovers,
-    so it would stop early and lose state. ``end_offsets`` is corrected here with
+    under-report, see :func:`correct_batch_end_offsets`.) Faust reads a table's
+    changelog up to that offset when it recovers, so it would stop early and lose
+    state. ``end_offsets`` is corrected here with
     the watermark object Tansu keeps per partition in the bucket, never lowered.
     """
     from aiokafka import AIOKafkaConsumer

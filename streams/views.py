@@ -47,7 +47,7 @@ def split_body(body: bytes) -> list[tuple[int, bytes | dict[str, Any]]]:
 def json_response(view: web.View, value: Any, status: int = 200) -> web.Response:
     """A JSON response through the stdlib encoder, which escapes what orjson (Faust's
     encoder when installed) refuses: a rejection echoes the client's event id, and a
-    lone surrogate in it made /events answer 500 (found by test_survive's hypothesis)."""
+    lone surrogate in it made /events answer 500 (test_survive's list of hostile bodies)."""
     return view.bytes(json.dumps(value).encode(), content_type="application/json", status=status)
 
 
