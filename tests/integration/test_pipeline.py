@@ -221,8 +221,8 @@ def test_events_before_their_lead_are_kept_and_scored_once_it_appears(
     start_worker: Any, broker: Any
 ) -> None:
     """Web visits that name only an email, arriving before the CRM record of that email, are
-    kept and forwarded after it — arriving apart, and in one burst on one partition (which
-    ingest takes as one batch): both leads turn hot, every visit scored once."""
+    kept and forwarded after it — arriving apart, and in one burst on one partition (usually
+    one ingest batch): both leads turn hot, every visit scored once."""
     worker = start_worker()
     rep, created, *visits = hot_lead_events(7, "Elmstead Foods")
     status, body = worker.post_events(visits)
