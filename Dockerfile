@@ -3,6 +3,8 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY nudge nudge
 COPY streams streams
+COPY broker broker
+COPY cli cli
 COPY scoring scoring
 COPY playbooks playbooks
 COPY notifiers notifiers

@@ -30,7 +30,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from streams.broker import EmbeddedBroker  # noqa: E402
+from broker import EmbeddedBroker  # noqa: E402
 
 TOPIC = "bench.storage"
 PARTITIONS = 4

@@ -33,10 +33,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from broker import EmbeddedBroker, free_port  # noqa: E402
 from nudge.events import parse_event  # noqa: E402
 from scoring.points import PointsScorer  # noqa: E402
 from scoring.state import LeadState, apply_event  # noqa: E402
-from streams.broker import EmbeddedBroker, free_port  # noqa: E402
 
 T0 = dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.UTC)
 PATHS = ["/", "/blog/a", "/product", "/customers", "/about", "/careers"]
@@ -241,7 +241,7 @@ def main() -> None:
         worker_log = open(log_path, "wb")  # noqa: SIM115 - closed with the worker
         print(f"worker log: {log_path}")
         worker = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"],
+            [sys.executable, "-m", "cli", "worker"],
             env=env,
             stdout=subprocess.DEVNULL,  # the console notifier's boxes
             stderr=worker_log,

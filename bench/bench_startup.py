@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from streams.broker import free_port  # noqa: E402
+from broker import free_port  # noqa: E402
 
 
 def once() -> float:
@@ -31,7 +31,7 @@ def once() -> float:
         env.update(NUDGE_DATA_DIR=tmp, NUDGE_WEB_PORT=str(port), PYTHONPATH=str(ROOT))
         started = time.monotonic()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"],
+            [sys.executable, "-m", "cli", "worker"],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

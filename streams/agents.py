@@ -31,11 +31,11 @@ from nudge.logs import get_logger
 from nudge.signals import LeadSignal, NudgeCommand, ScheduleStep
 from playbooks import GuardState, decide, resume, step_of, timer_signal, worth_evaluating
 from scoring.state import LeadState, apply_event, snapshot_row
-from streams.app import Pipeline
 from streams.batching import BATCH_MAX, Envelopes, TableBatch, unpack
 from streams.commands import dispatch
 from streams.conversations import handle_conversation
 from streams.ingest import dead_letter, ingest_batch
+from streams.pipeline import Pipeline
 from streams.scheduler import rep_view, signal_key
 
 log = get_logger(__name__)

@@ -23,7 +23,7 @@ from nudge.signals import (
     UpdateCrmField,
     fan_out,
 )
-from streams.app import Pipeline
+from streams.pipeline import Pipeline
 
 log = get_logger(__name__)
 

@@ -33,8 +33,8 @@ from playbooks.conversation import (
     on_timer,
     start,
 )
-from streams.app import Pipeline
 from streams.commands import send_nudge
+from streams.pipeline import Pipeline
 
 log = get_logger(__name__)
 

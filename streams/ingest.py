@@ -25,10 +25,13 @@ from crm.store import normalise_identity
 from nudge.errors import EventRejected
 from nudge.events import LeadEvent, RepUpserted, event_to_json, parse_event
 from nudge.logs import get_logger
-from streams.app import IDENTITY_CACHE_MAX, Pipeline
 from streams.batching import Envelopes
+from streams.pipeline import Pipeline
 
 log = get_logger(__name__)
+
+IDENTITY_CACHE_MAX = 200_000
+"""Identities kept in the worker's read-through cache of the contacts table."""
 
 IDENTITY_KINDS = (("email", "email"), ("phone", "phone"), ("visitor_id", "visitor"))
 """(event attribute, identity kind)."""

@@ -17,7 +17,7 @@ import json
 from nudge.logs import get_logger
 from nudge.signals import RepView
 from playbooks import timer_signal
-from streams.app import Pipeline
+from streams.pipeline import Pipeline
 
 log = get_logger(__name__)
 

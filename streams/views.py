@@ -21,7 +21,7 @@ from nudge.errors import EventRejected
 from nudge.events import STREAM_OF, RepUpserted, event_to_json, parse_event
 from nudge.signals import Reply
 from streams import webhooks
-from streams.app import Pipeline
+from streams.pipeline import Pipeline
 from streams.topics import TOPIC_FOR_STREAM
 
 MAX_BATCH = 10_000

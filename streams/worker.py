@@ -10,10 +10,11 @@ from collections.abc import Awaitable, Callable
 
 import faust
 
+from broker import broker_for
 from nudge.logs import configure_logging, get_logger
 from nudge.settings import Settings
-from streams.app import Pipeline, build
-from streams.broker import broker_for
+from streams.app import build
+from streams.pipeline import Pipeline
 
 log = get_logger(__name__)
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from streams.broker import EmbeddedBroker, free_port
+from broker import EmbeddedBroker, free_port
 
 pytest_plugins = ["tests.fakes.fixtures"]  # twilio_fake, slack_fake, store: for every test
 
@@ -63,7 +63,7 @@ class WorkerProcess:
         self.runs.append(run)
         with open(run, "wb") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "worker"],
+                [sys.executable, "-m", "cli", "worker"],
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -30,7 +30,7 @@ VALID = {
 def nudge(broker: Any, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KAFKA_URL": broker.url, "NUDGE_APP_ID": "ops-test"}
     return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         env=env,
         capture_output=True,
         text=True,

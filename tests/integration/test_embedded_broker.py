@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import free_port
+from broker import free_port
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.slow
@@ -46,7 +46,7 @@ def start(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int, float]:
     env.update(NUDGE_DATA_DIR=str(tmp_path), NUDGE_WEB_PORT=str(port))
     started = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "worker"],
+        [sys.executable, "-m", "cli", "worker"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

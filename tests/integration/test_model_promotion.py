@@ -33,7 +33,7 @@ def model_version(db: Path, lead_id: str) -> str | None:
 
 def nudge(worker: Any, *args: str) -> str:
     out = subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         env=worker.env,
         capture_output=True,
         text=True,

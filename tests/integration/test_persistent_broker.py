@@ -16,8 +16,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from broker import EmbeddedBroker, free_port
+from broker.objectstore import find_weed
 from nudge.errors import BrokerError
-from streams.broker import EmbeddedBroker, find_weed, free_port
 from tests.conftest import WorkerProcess, wait_for
 from tests.integration.test_pipeline import hot_lead_events, sent
 
@@ -146,7 +147,7 @@ def test_acknowledged_messages_survive_sigkill_of_everything(tmp_path: Path) -> 
 def test_second_broker_on_the_same_directory_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("streams.broker.LOCK_WAIT", 0.5)
+    monkeypatch.setattr("broker.objectstore.LOCK_WAIT", 0.5)
     with persistent(tmp_path), pytest.raises(BrokerError, match="another Nudge broker"):
         persistent(tmp_path).start()
 

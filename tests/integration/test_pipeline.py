@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from streams.demo import drained
+from cli.demo import drained
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.slow

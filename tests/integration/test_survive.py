@@ -105,7 +105,7 @@ def group_lag(bootstrap: str, group: str) -> dict[str, int]:
     async def lag() -> dict[str, int]:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
-        from streams.broker import correct_batch_end_offsets
+        from broker import correct_batch_end_offsets
 
         correct_batch_end_offsets()  # Tansu under-reports ends: the lag would hide
 
@@ -154,7 +154,7 @@ def test_two_workers_one_killed_every_nudge_once_at_the_provider(
     nothing more may be sent.
 
     What this test found in the takeover (Faust 0.15.3, aiokafka 0.14, Tansu 0.6.0), all
-    fixed in ``streams/faust_fixes.py`` and ``streams/broker.py``: Faust sought the stream
+    fixed in ``streams/faust_fixes.py`` and ``broker/offsets.py``: Faust sought the stream
     partitions to their committed offsets after resuming them and cleared the stream queues
     after that, dropping what the fetcher delivered in between (1 run in 12: a lead without
     its text); while it waited, aiokafka took Faust's emptied set of active partitions for

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.cli import main
+from cli import main
 
 
 def test_evaluate_prints_json_and_list_is_empty(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from cli.sample import SAMPLE_FILE, generate, to_ndjson
 from nudge.logs import mask_pii
 from nudge.settings import Settings
-from streams.sample import SAMPLE_FILE, generate, to_ndjson
 from streams.views import split_body
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +31,7 @@ def test_readme_lists_every_setting() -> None:
 
 
 def test_bundled_sample_matches_its_generator() -> None:
-    """streams/sample_day.ndjson is exactly what the seeded generator produces."""
+    """cli/sample_day.ndjson is exactly what the seeded generator produces."""
     assert SAMPLE_FILE.read_text() == to_ndjson(generate())
 
 

@@ -10,14 +10,14 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from cli import build_parser
+from cli.phone import run_phone
 from crm.outbox import Outbox
 from crm.store import Store
 from delivery import deliver
 from notifiers import ConsoleNotifier
 from nudge.settings import Settings
 from nudge.signals import NudgeCommand, Reply
-from streams.cli import build_parser
-from streams.cli_phone import run_phone
 from streams.webhooks import routes
 from tests.fakes.fixtures import add_rep
 

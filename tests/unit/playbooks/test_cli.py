@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from cli import main
 from playbooks.loader import DEFAULT_PLAYBOOKS, EXAMPLES
-from streams.cli import main
 
-SAMPLE_DAY = Path(__file__).parents[3] / "streams" / "sample_day.ndjson"
+SAMPLE_DAY = Path(__file__).parents[3] / "cli" / "sample_day.ndjson"
 
 
 def test_check_examples_and_default_pass(capsys: pytest.CaptureFixture[str]) -> None:

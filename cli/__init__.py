@@ -1,6 +1,6 @@
 """The ``nudge`` command.
 
-Each command group lives in its own module ``streams/cli_<group>.py`` exposing
+Each command group lives in its own module ``cli/<group>.py`` exposing
 ``register(subparsers)``; this file only assembles them. Exit codes: 0 success,
 1 the input had problems (bad events, bad playbooks), 2 usage or configuration
 errors.
@@ -15,16 +15,8 @@ from collections.abc import Sequence
 
 from nudge.errors import ConfigError, NudgeError
 
-GROUPS = (
-    "cli_run",
-    "cli_events",
-    "cli_playbooks",
-    "cli_dead",
-    "cli_topics",
-    "cli_phone",
-    "cli_model",
-)
-"""Modules under ``streams`` that add subcommands, in help order."""
+GROUPS = ("run", "events", "playbooks", "dead", "topics", "phone", "model")
+"""Modules of this package that add subcommands, in help order."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in GROUPS:
-        module = importlib.import_module(f"streams.{name}")
+        module = importlib.import_module(f"cli.{name}")
         module.register(sub)
     return parser
 
@@ -52,7 +44,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

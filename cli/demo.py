@@ -18,11 +18,11 @@ import sys
 import time
 from pathlib import Path
 
+from broker import free_port
+from cli.sample import SAMPLE_FILE
 from nudge.events import STREAM_OF
 from nudge.settings import Settings
-from streams.app import Pipeline
-from streams.broker import free_port
-from streams.sample import SAMPLE_FILE
+from streams.pipeline import Pipeline
 from streams.topics import TOPIC_FOR_STREAM
 from streams.worker import run_worker
 

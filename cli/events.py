@@ -124,7 +124,7 @@ def _post(url: str, events: list[Any]) -> None:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from streams.sample import generate, to_ndjson
+    from cli.sample import generate, to_ndjson
 
     text = to_ndjson(generate(args.seed))
     if args.out == "-":

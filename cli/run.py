@@ -36,6 +36,6 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from streams.demo import run_demo
+    from cli.demo import run_demo
 
     return run_demo(speed=args.speed, events_file=args.events)

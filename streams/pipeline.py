@@ -1,0 +1,145 @@
+"""What one worker's agents share: the Faust app, store, scorer, playbooks, notifiers, clock.
+
+:class:`Pipeline` is built by :func:`streams.app.build` and handed to every agent,
+timer and web view; it imports none of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+
+from crm.schedules import Schedules
+from crm.store import Store
+from delivery import Policy
+from notifiers import Notifier
+from nudge.clock import Clock
+from nudge.logs import get_logger
+from nudge.settings import Settings
+from nudge.signals import LeadView, RepView
+from playbooks import PlaybookSet
+from playbooks.model import Playbook
+from playbooks.questionnaire import Questionnaire
+from scoring import Scorer
+from streams.batching import Envelopes
+from streams.metrics import Metrics
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Pipeline:
+    """One worker's Faust app and the services its agents share."""
+
+    settings: Settings
+    app: faust.App
+    scorer: Scorer
+    playbook_set: PlaybookSet
+    questionnaires: dict[str, Questionnaire]
+    notifiers: dict[str, Notifier]
+    policy: Policy
+    clock: Clock
+    metrics: Metrics
+    stats: Counter[str] = field(default_factory=Counter)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    identities: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(kind, value) → lead_id, a read-through cache of the contacts table."""
+    dirty_leads: dict[str, tuple[LeadView, dict[str, Any] | None]] = field(default_factory=dict)
+    """Lead views (and scores) waiting for the next batched write to SQLite; dumped then,
+    once per lead however often it changed in between."""
+    snapshots: list[dict[str, Any]] = field(default_factory=list)
+    """Score snapshots (feature state per scored event) waiting for the same write."""
+    rep_cache: dict[str, tuple[dt.datetime, RepView | None]] = field(default_factory=dict)
+    _store: Store | None = None
+    _schedules: Schedules | None = None
+    _conversation_db: Store | None = None
+    _snapshot_db: Store | None = None
+    _store_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def store(self) -> Store:
+        """The CRM store, opened (and migrated) on first use."""
+        if self._store is None:
+            async with self._store_lock:
+                if self._store is None:
+                    self._store = await Store.open(self.settings.database)
+                    stuck = await self._store.in_flight()
+                    if stuck:
+                        log.warning(
+                            "nudges were being sent when a worker stopped; not resending",
+                            count=len(stuck),
+                            nudge_ids=[r["nudge_id"] for r in stuck][:10],
+                        )
+        return self._store
+
+    async def schedules(self) -> Schedules:
+        """The durable scheduler, on its own connection (it runs its own transactions)."""
+        if self._schedules is None:
+            await self.store()  # migrations first
+            self._schedules = await Schedules.open(self.settings.database)
+        return self._schedules
+
+    async def conversation_db(self) -> Any:
+        """A connection for the conversation agent alone (it runs its own transactions)."""
+        if self._conversation_db is None:
+            await self.store()
+            self._conversation_db = await Store.open(self.settings.database)
+        return self._conversation_db.db
+
+    def envelopes(self) -> Envelopes:
+        """A batch's outgoing items, routed like keyed sends (``streams.batching``)."""
+        return Envelopes(self.app, self.settings.partitions)
+
+    @property
+    def playbooks(self) -> list[Playbook]:
+        """The running playbooks (hot-reloaded; the last good version of each file)."""
+        return self.playbook_set.playbooks
+
+    async def flush_leads(self) -> int:
+        """Write the lead snapshots changed since the last flush, in one transaction."""
+        if not self.dirty_leads and not self.snapshots:
+            return 0
+        batch = [(view.model_dump(mode="json"), score) for view, score in self.dirty_leads.values()]
+        self.dirty_leads = {}
+        snaps, self.snapshots = self.snapshots, []
+        if self._snapshot_db is None:
+            # its own connection: a second's worth of snapshots takes a while to write,
+            # and the agents' quick look-ups must not queue behind it on one thread
+            await self.store()  # migrations first
+            self._snapshot_db = await Store.open(self.settings.database)
+        store = self._snapshot_db
+        if batch:
+            await store.save_leads(batch)
+        if snaps:
+            await store.save_snapshots(snaps)
+        return len(batch)
+
+    async def close(self) -> None:
+        await self.flush_leads()
+        for extra in (self._schedules, self._conversation_db, self._snapshot_db):
+            if extra is not None:
+                await extra.close()
+        self._schedules = self._conversation_db = self._snapshot_db = None
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+        for notifier in self.notifiers.values():
+            await notifier.close()
+
+    # topics, set by build()
+    inbound: Any = None
+    dead: Any = None
+    activity: Any = None
+    signals: Any = None
+    nudges: Any = None
+    replies: Any = None
+    conversations: Any = None
+    crm_events: Any = None
+    call_events: Any = None
+    crm_updates: Any = None
+    guards: Any = None
+    leads: Any = None
