@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: help demo worker test test-fast test-slow lint bench clean
+.PHONY: help demo worker test test-fast test-slow test-kafka kafka lint bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,6 +29,12 @@ test-fast: $(STAMP)  ## unit tests only (no broker)
 
 test-slow: $(STAMP)  ## the end-to-end tests alone (real broker, real workers)
 	$(BIN)/python -m pytest -m slow
+
+test-kafka: $(STAMP)  ## the end-to-end tests on a local 3-node Apache Kafka cluster (needs Java 17, Maven)
+	$(BIN)/python -m pytest -m kafka
+
+kafka: $(STAMP)  ## run a local 3-node Apache Kafka cluster until Ctrl-C (prints its KAFKA_URL)
+	$(BIN)/python deploy/kafka/cluster.py up
 
 lint: $(STAMP)  ## ruff and mypy, as the project configures them
 	$(BIN)/ruff check .

@@ -52,7 +52,10 @@ class Settings(BaseSettings):
         default=4, ge=1, le=256, description="Partitions of every topic Nudge creates."
     )
     replication: int = Field(
-        default=1, ge=1, le=16, description="Replicas of each topic `nudge topics create` makes."
+        default=1,
+        ge=1,
+        le=16,
+        description="Replicas of each topic Nudge creates (`nudge topics create`, and the worker's own: table changelogs).",
     )
     web_host: str = Field(default="127.0.0.1", description="Address the worker's web server binds.")
     web_port: int = Field(

@@ -64,7 +64,7 @@ def make_app(settings: Settings, broker_url: str) -> faust.App:
         store="memory://",
         datadir=str(datadir),
         topic_partitions=settings.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.replication,
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=settings.heartbeat_interval,
         broker_commit_interval=1.0,

