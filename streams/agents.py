@@ -37,6 +37,7 @@ from streams.conversations import handle_conversation
 from streams.ingest import dead_letter, ingest_batch
 from streams.pipeline import Pipeline
 from streams.scheduler import rep_view, signal_key
+from streams.topics import ACTIVITY, CONVERSATIONS, REPLIES
 
 log = get_logger(__name__)
 
@@ -71,7 +72,7 @@ async def handle_activity(
     started = time.perf_counter()
     if not apply_event(state, event):
         p.stats["events.duplicate"] += 1
-        p.metrics.events.labels("lead.activity", "duplicate").inc()
+        p.metrics.events.labels(ACTIVITY, "duplicate").inc()
         return
     score = p.scorer.rescore(state, event, p.clock.now())
     p.metrics.rescore.observe(time.perf_counter() - started)
@@ -259,7 +260,7 @@ def register(p: Pipeline) -> None:
     _agent(
         p,
         "conversation",
-        p.app.topic("replies", "conversations", key_serializer="raw", value_serializer="raw"),
+        p.app.topic(REPLIES, CONVERSATIONS, key_serializer="raw", value_serializer="raw"),
         _conversation,
     )
     _agent(p, "delivery", p.nudges, _delivery)

@@ -36,7 +36,7 @@ from streams.faust_fixes import (
 )
 from streams.metrics import Metrics
 from streams.pipeline import Pipeline
-from streams.topics import INBOUND
+from streams.topics import INBOUND, TOPICS
 
 log = get_logger(__name__)
 
@@ -105,17 +105,9 @@ def build(
         metrics=Metrics(app),
     )
     pipeline.inbound = app.topic(*INBOUND, key_serializer="raw", value_serializer="raw")
-    pipeline.dead = app.topic("events.dead", key_serializer="raw", value_serializer="raw")
-    pipeline.activity = app.topic("lead.activity", key_serializer="raw", value_serializer="raw")
-    pipeline.signals = app.topic("lead.signals", key_serializer="raw", value_serializer="raw")
-    pipeline.nudges = app.topic("nudges", key_serializer="raw", value_serializer="raw")
-    pipeline.replies = app.topic("replies", key_serializer="raw", value_serializer="raw")
-    pipeline.conversations = app.topic(
-        "conversations", key_serializer="raw", value_serializer="raw"
-    )
-    pipeline.crm_events = app.topic("crm.events", key_serializer="raw", value_serializer="raw")
-    pipeline.call_events = app.topic("call.events", key_serializer="raw", value_serializer="raw")
-    pipeline.crm_updates = app.topic("crm.updates", key_serializer="raw", value_serializer="raw")
+    for spec in TOPICS:
+        topic = app.topic(spec.name, key_serializer="raw", value_serializer="raw")
+        setattr(pipeline, spec.attr, topic)
     pipeline.guards = app.Table("guards", default=None, partitions=settings.partitions)
     pipeline.leads = app.Table("leads", default=None, partitions=settings.partitions)
 

@@ -139,6 +139,7 @@ class Pipeline:
     replies: Any = None
     conversations: Any = None
     crm_events: Any = None
+    web_events: Any = None
     call_events: Any = None
     crm_updates: Any = None
     guards: Any = None
