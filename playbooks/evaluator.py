@@ -29,7 +29,7 @@ from playbooks.guards import SEP, DigestItem, GuardState
 from playbooks.model import Playbook, Rule
 from playbooks.schedule import schedule_id
 from playbooks.steps import Run, StepFailed, run_steps
-from playbooks.triggers import fires, may_fire, plan
+from playbooks.triggers import fires
 from playbooks.types import zone_for
 
 log = get_logger(__name__)
@@ -110,9 +110,7 @@ def worth_evaluating(signal: LeadSignal, playbooks: list[Playbook]) -> bool:
     nothing and fire nothing, so the signal need not be evaluated (or sent to be)."""
     if signal.event_type == f.TIMER_EVENT:
         return True
-    return any(
-        may_fire(rule.trigger, signal) for pb in playbooks if pb.enabled for rule in pb.rules
-    )
+    return any(rule.trigger.may_fire(signal) for pb in playbooks if pb.enabled for rule in pb.rules)
 
 
 def in_audience(
@@ -171,7 +169,7 @@ def plan_timed(
     state: GuardState,
 ) -> ScheduleStep | None:
     """A schedule row for a date / inactivity / schedule trigger, if the plan changed."""
-    planned = plan(rule.trigger, signal, data, now)
+    planned = rule.trigger.plan(signal, data, now)
     if planned is None:
         return None
     due, check = planned

@@ -22,17 +22,14 @@ from pydantic import BaseModel, ValidationError
 
 from nudge.errors import PlaybookError
 from playbooks import messages as msg
-from playbooks.actions import EscalateAction, NudgeAction
-from playbooks.conditions import All, AnyOf, Compare, Condition, Not
-from playbooks.expressions import check_expression
-from playbooks.fields import is_known, unknown_field_message
+from playbooks.conditions import KEYS, Condition
 from playbooks.model import Playbook
 from playbooks.templates import field_problems, render, sample_context, sms_segments
 
 DEFAULT_PLAYBOOKS = Path(__file__).with_name("default")
 EXAMPLES = Path(__file__).with_name("examples")
 Mark = tuple[int, int]
-_TAGS = {"compare", "all", "any", "not", "expr"}
+_TAGS = {"compare", *KEYS}
 MAX_BYTES = 256 * 1024
 """A playbook is a page or two of YAML; anything this large is a mistake."""
 
@@ -184,36 +181,39 @@ def _template_problems(
     now = dt.datetime(2026, 6, 1, 9, 0, tzinfo=dt.UTC)
     for r, rule in enumerate(pb.rules):
         for a, action in enumerate(rule.actions):
-            if not isinstance(action, NudgeAction | EscalateAction):
-                continue
-            path = ("rules", str(r), "actions", str(a), "template")
-            line, col = values.get(path, (1, 1))
-            where = ".".join(path)
-            try:
-                names = field_problems(action.template, rule.event_type)
-            except TemplateError as exc:
-                out.append(
-                    Problem(source, line, col, where, msg.TEMPLATE_SYNTAX.format(problem=exc))
-                )
-                continue
-            out += [Problem(source, line, col, where, p) for p in names]
-            if names:
-                continue
-            try:
-                text = render(action.template, sample_context(now), now)
-            except TemplateError as exc:
-                out.append(
-                    Problem(source, line, col, where, msg.TEMPLATE_RENDER.format(problem=exc))
-                )
-                continue
-            segments, encoding, odd = sms_segments(text)
-            if action.channel in ("sms", "best") and segments > 2:
-                hint = msg.SMS_UCS2_HINT.format(chars="".join(odd[:5])) if odd else ""
-                text = msg.SMS_TOO_LONG.format(
-                    chars=len(text), segments=segments, encoding=encoding, emoji=hint
-                )
-                out.append(Problem(source, line, col, where, text, "warning"))
+            for template, channel in action.texts():
+                path = ("rules", str(r), "actions", str(a), "template")
+                line, col = values.get(path, (1, 1))
+                where = ".".join(path)
+                out += [
+                    Problem(source, line, col, where, text, severity)
+                    for text, severity in template_problems(template, channel, rule.event_type, now)
+                ]
     return out
+
+
+def template_problems(
+    template: str, channel: str, event_type: str | None, now: dt.datetime
+) -> list[tuple[str, str]]:
+    """(message, severity) for one template: syntax, unknown names, a sample render, length."""
+    try:
+        names = field_problems(template, event_type)
+    except TemplateError as exc:
+        return [(msg.TEMPLATE_SYNTAX.format(problem=exc), "error")]
+    if names:
+        return [(p, "error") for p in names]
+    try:
+        text = render(template, sample_context(now), now)
+    except TemplateError as exc:
+        return [(msg.TEMPLATE_RENDER.format(problem=exc), "error")]
+    segments, encoding, odd = sms_segments(text)
+    if channel in ("sms", "best") and segments > 2:
+        hint = msg.SMS_UCS2_HINT.format(chars="".join(odd[:5])) if odd else ""
+        text = msg.SMS_TOO_LONG.format(
+            chars=len(text), segments=segments, encoding=encoding, emoji=hint
+        )
+        return [(text, "warning")]
+    return []
 
 
 def _event_field_problems(
@@ -241,16 +241,7 @@ def _event_field_problems(
 
 def event_fields_of(cond: Condition, event_type: str) -> list[str]:
     """Problems with the `event.*` names ``cond`` reads, for a rule on ``event_type``."""
-    if isinstance(cond, Compare):
-        if cond.field.startswith("event.") and not is_known(cond.field, event_type):
-            return [unknown_field_message(cond.field, event_type)]
-        return []
-    if isinstance(cond, All | AnyOf):
-        inner = cond.all if isinstance(cond, All) else cond.any
-        return [p for c in inner for p in event_fields_of(c, event_type)]
-    if isinstance(cond, Not):
-        return event_fields_of(cond.not_, event_type)
-    return check_expression(cond.expr, event_type)
+    return cond.event_field_problems(event_type)
 
 
 def check_text(text: str, source: str = "<string>") -> Checked:

@@ -5,7 +5,7 @@ trigger (:mod:`playbooks.triggers`), optional conditions
 (:mod:`playbooks.conditions`) and a chain of actions (:mod:`playbooks.actions`).
 Every model forbids unknown keys, so a misspelt key is a located load-time
 error, never a silently ignored line. Adding a kind = one model in one module,
-joined into its discriminated union.
+registered in :mod:`playbooks.kinds`.
 """
 
 from __future__ import annotations
@@ -16,16 +16,9 @@ from pydantic import Field, model_validator
 
 from nudge.signals import QuietHours
 from playbooks import messages as msg
-from playbooks.actions import Action, EscalateAction, NudgeAction, WaitAction
+from playbooks.actions import Action
 from playbooks.conditions import Condition
-from playbooks.triggers import (
-    DateTrigger,
-    EventTrigger,
-    ScoreCrossedAbove,
-    ScoreCrossedBelow,
-    ScoreJumped,
-    Trigger,
-)
+from playbooks.triggers import DateTrigger, ScoreCrossedAbove, Trigger
 from playbooks.types import Duration, Ident, Model, Share, TimeOfDay
 
 __all__ = ["Audience", "Guards", "Playbook", "Rule", "ScoreCrossedAbove", "Trigger"]
@@ -79,27 +72,25 @@ class Rule(Model):
     def _chain_makes_sense(self) -> Rule:
         seen_nudge = False
         for action in self.actions:
-            if isinstance(action, EscalateAction) and not seen_nudge:
+            if action.needs_nudge_before and not seen_nudge:
                 raise ValueError(msg.ESCALATE_WITHOUT_NUDGE)
-            seen_nudge = seen_nudge or isinstance(action, NudgeAction)
-        if isinstance(self.actions[-1], WaitAction):
+            seen_nudge = seen_nudge or action.sends_nudge
+        if not self.actions[-1].may_end_chain:
             raise ValueError(msg.WAIT_LAST)
         return self
 
     @property
     def event_type(self) -> str | None:
         """The event type the trigger pins, if any (narrows ``event.*`` field checks)."""
-        return self.trigger.event if isinstance(self.trigger, EventTrigger) else None
+        return self.trigger.event_type
 
     @property
     def score_based(self) -> bool:
-        return isinstance(self.trigger, ScoreCrossedAbove | ScoreCrossedBelow | ScoreJumped)
+        return self.trigger.score_based
 
     @property
     def timed(self) -> bool:
-        from playbooks.triggers import TIMED
-
-        return isinstance(self.trigger, TIMED)
+        return self.trigger.timed
 
     @property
     def date_trigger(self) -> DateTrigger | None:

@@ -25,15 +25,14 @@ from nudge.signals import (
     nudge_id_for,
 )
 from playbooks import messages as msg
-from playbooks.actions import EscalateAction
 from playbooks.conditions import holds
 from playbooks.evaluator import Decision, plan_timed, start
 from playbooks.expressions import ExpressionFailed
 from playbooks.fields import TIMER_EVENT, views
 from playbooks.guards import GuardState, digest_text
 from playbooks.model import Playbook
-from playbooks.steps import Run, StepFailed, issue, run_steps
-from playbooks.triggers import ScheduleTrigger, still_valid
+from playbooks.steps import Run, StepFailed, run_steps
+from playbooks.triggers import ScheduleTrigger
 
 log = get_logger(__name__)
 
@@ -102,8 +101,8 @@ def resume(
             run_steps(run, step.step)
         elif step.purpose == "escalate":
             action = rule.actions[step.step] if step.step < len(rule.actions) else None
-            if isinstance(action, EscalateAction) and not acted:
-                issue(run, step.step, action)
+            if action is not None and action.resume_as == "escalate" and not acted:
+                action.issue(run, step.step)
             run_steps(run, step.step + 1)
         fired = [(playbook.name, rule.id, {"resumed": step.purpose, "step": step.step})]
         return Decision(run.commands, new, fired if run.commands else [])
@@ -133,7 +132,7 @@ def _timed(
         following = plan_timed(playbook, rule, signal, data, now + dt.timedelta(seconds=1), state)
         if following is not None:
             commands.append(following)
-    if not still_valid(rule.trigger, step.check, signal, data):
+    if not rule.trigger.still_valid(step.check, signal, data):
         return Decision(commands, state, [])
     match = {"trigger": rule.trigger.type} | {k: v for k, v in step.check.items()}
     run = start(playbook, rule, signal, data, now, step.schedule_id, match, state)

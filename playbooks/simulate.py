@@ -24,7 +24,6 @@ from playbooks.evaluator import Decision, decide
 from playbooks.guards import GuardState
 from playbooks.model import Playbook
 from playbooks.resume import resume, timer_signal
-from playbooks.triggers import describe
 from scoring import LeadState, Scorer, apply_event
 from scoring.points import PointsScorer
 
@@ -173,7 +172,7 @@ class Simulation:
             rule = getattr(command, "rule", "")
             playbook = getattr(command, "playbook", "")
             found = next((p.rule(rule) for p in self.playbooks if p.name == playbook), None)
-            trigger = describe(found.trigger) if found else rule
+            trigger = found.trigger.describe() if found else rule
             why_fired = why.get((playbook, rule), {})
             self.report.outcomes.append(Outcome(at, command, playbook, rule, why_fired, trigger))
 

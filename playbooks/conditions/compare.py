@@ -1,0 +1,136 @@
+"""``{field: lead.employees, gte: 50}``: one field, one operator, one value."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from playbooks import fields as f
+from playbooks import messages as msg
+from playbooks.conditions.base import ConditionKind
+from playbooks.kinds import register
+
+OPS = (
+    "eq",
+    "ne",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "in",
+    "not_in",
+    "contains",
+    "starts_with",
+    "ends_with",
+    "exists",
+)
+Scalar = str | int | float | bool | None
+
+
+@register(
+    "condition",
+    "compare",
+    """
+    conditions:
+      - {field: lead.employees, gte: 50}
+    """,
+)
+class Compare(ConditionKind):
+    """Compares one field with one operator: ``eq``, ``ne``, ``gt``, ``gte``, ``lt``,
+    ``lte``, ``in``, ``not_in``, ``contains``, ``starts_with``, ``ends_with``, ``exists``.
+    """
+
+    type: Literal["compare"] = "compare"
+    field: str
+    eq: Scalar | list[Scalar] = None
+    ne: Scalar = None
+    gt: float | str | None = None
+    gte: float | str | None = None
+    lt: float | str | None = None
+    lte: float | str | None = None
+    in_: list[Scalar] | None = Field(default=None, alias="in")
+    not_in: list[Scalar] | None = None
+    contains: str | None = None
+    starts_with: str | None = None
+    ends_with: str | None = None
+    exists: bool | None = None
+
+    @field_validator("field")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if not f.is_known(value):
+            raise ValueError(f.unknown_field_message(value))
+        return value
+
+    @model_validator(mode="after")
+    def _one_operator(self) -> Compare:
+        given = [
+            op
+            for op in OPS
+            if op in self.model_fields_set or (op == "in" and "in_" in self.model_fields_set)
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                msg.ONE_OPERATOR.format(field=self.field, ops=", ".join(OPS), count=len(given))
+            )
+        return self
+
+    @property
+    def op(self) -> str:
+        return next(
+            op
+            for op in OPS
+            if op in self.model_fields_set or (op == "in" and "in_" in self.model_fields_set)
+        )
+
+    def operand(self) -> Any:
+        return self.in_ if self.op == "in" else getattr(self, self.op)
+
+    def holds(self, data: dict[str, Any], now: dt.datetime) -> bool:
+        return compare(self.op, f.lookup(data, self.field), self.operand())
+
+    def reads(self, data: dict[str, Any]) -> dict[str, Any]:
+        return {self.field: f.lookup(data, self.field)}
+
+    def event_field_problems(self, event_type: str) -> list[str]:
+        if self.field.startswith("event.") and not f.is_known(self.field, event_type):
+            return [f.unknown_field_message(self.field, event_type)]
+        return []
+
+
+def compare(op: str, actual: Any, expected: Any) -> bool:
+    """``actual <op> expected``; ordering a missing or mismatched value is false."""
+    if op == "exists":
+        return (actual is not None) == bool(expected)
+    if op == "eq":
+        return bool(actual in expected if isinstance(expected, list) else actual == expected)
+    if op == "ne":
+        return bool(actual != expected)
+    if op == "in":
+        return actual in (expected or [])
+    if op == "not_in":
+        return actual not in (expected or [])
+    if actual is None:
+        return False
+    if op == "contains":
+        return (
+            (str(expected).lower() in [str(a).lower() for a in actual])
+            if isinstance(actual, list)
+            else str(expected).lower() in str(actual).lower()
+        )
+    if op == "starts_with":
+        return str(actual).startswith(str(expected))
+    if op == "ends_with":
+        return str(actual).endswith(str(expected))
+    try:
+        if op == "gt":
+            return bool(actual > expected)
+        if op == "gte":
+            return bool(actual >= expected)
+        if op == "lt":
+            return bool(actual < expected)
+        return bool(actual <= expected)
+    except TypeError:
+        return False
