@@ -10,6 +10,7 @@ COPY playbooks playbooks
 COPY notifiers notifiers
 COPY crm crm
 COPY delivery delivery
+COPY connectors connectors
 RUN pip install --no-cache-dir .
 EXPOSE 6066
 CMD ["nudge", "worker"]

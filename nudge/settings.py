@@ -158,6 +158,43 @@ class Settings(BaseSettings):
         description="Slack signing secret (secret).",
     )
 
+    segment_shared_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("SEGMENT_SHARED_SECRET", "SEGMENT_SHARED_SECRET"),
+        description="Shared secret of Segment's webhook destination: `/webhooks/segment` then "
+        "refuses bodies without a matching `X-Signature` (secret).",
+    )
+    segment_track_map: Path | None = Field(
+        default=None,
+        description="YAML map of Segment track names to Nudge event types. Unset: the bundled "
+        "`connectors/segment_tracks.yaml`.",
+    )
+    zoom_webhook_secret_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("ZOOM_WEBHOOK_SECRET_TOKEN", "ZOOM_WEBHOOK_SECRET_TOKEN"),
+        description="Secret token of the Zoom app's event subscription; `/webhooks/zoom` "
+        "refuses every request while it is unset (secret).",
+    )
+    hubspot_access_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("HUBSPOT_ACCESS_TOKEN", "HUBSPOT_ACCESS_TOKEN"),
+        description="HubSpot private app access token: enables reading and writing HubSpot "
+        "(secret).",
+    )
+    hubspot_client_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("HUBSPOT_CLIENT_SECRET", "HUBSPOT_CLIENT_SECRET"),
+        description="HubSpot app client secret, which signs its webhooks (secret).",
+    )
+    hubspot_api_url: str | None = Field(
+        default=None,
+        description="Base URL of the HubSpot API. Unset: `https://api.hubapi.com`.",
+    )
+    hubspot_field_map: Path | None = Field(
+        default=None,
+        description="YAML map of Nudge fields to HubSpot properties. Unset: the bundled "
+        "`connectors/hubspot_fields.yaml`.",
+    )
     twilio_api_url: str | None = Field(
         default=None,
         description="Base URL of the Twilio REST API. Unset: `https://api.twilio.com`. "

@@ -20,7 +20,7 @@ from crm.store import fetch_one
 from nudge.errors import EventRejected
 from nudge.events import STREAM_OF, RepUpserted, event_to_json, parse_event
 from nudge.signals import Reply
-from streams import webhooks
+from streams import sources, webhooks
 from streams.pipeline import Pipeline
 from streams.topics import TOPIC_FOR_STREAM
 
@@ -89,8 +89,13 @@ def register(p: Pipeline) -> None:
             key=(reply.rep_id or reply.sender).encode(), value=reply.model_dump_json().encode()
         )
 
+    async def publish_event(event: Any) -> None:
+        topic = topics[TOPIC_FOR_STREAM[STREAM_OF[event.type]]]
+        await topic.send(key=event_key(event), value=event_to_json(event))
+
     app.web.web_app.router.add_routes(  # type: ignore[attr-defined]
         webhooks.routes(publish_reply, p.store, p.settings, clock=p.clock)
+        + sources.routes(publish_event, p.store, p.settings, clock=p.clock)
     )
 
     @app.page("/events")
