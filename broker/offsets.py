@@ -7,6 +7,14 @@ from typing import Any
 
 from broker.objectstore import ObjectStore
 
+UPSTREAM: dict[tuple[str, str], str] = {
+    # (module, Class.method): sha256 prefix of the method's source in aiokafka 0.14.0,
+    # checked by tests/unit/test_faust_fixes.py (see streams.faust_fixes.UPSTREAM)
+    ("aiokafka.consumer.fetcher", "Fetcher.end_offsets"): "e2656f2a604f9ef4",
+    ("aiokafka.consumer.consumer", "AIOKafkaConsumer.end_offsets"): "3a97928eb8fe7723",
+}
+"""The aiokafka methods wrapped here, as they were when the corrections were written."""
+
 
 def correct_end_offsets(store: ObjectStore) -> None:
     """Make this process's aiokafka consumers see the true end of each partition.

@@ -56,6 +56,8 @@ class EmbeddedBroker:
     module docstring); ``"memory"`` keeps nothing.
     """
 
+    engine = "tansu"
+
     def __init__(
         self,
         port: int | None = None,

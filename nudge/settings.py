@@ -37,6 +37,12 @@ class Settings(BaseSettings):
         "lost when it stops. `persistent`: Tansu on a local S3 store (SeaweedFS, "
         "`<data_dir>/s3`), kept across restarts and reboots. Ignored when `KAFKA_URL` is set.",
     )
+    broker_engine: Literal["auto", "tansu", "kafka"] = Field(
+        default="auto",
+        description="Which broker `KAFKA_URL` points at, for the corrections only Tansu needs "
+        "(it under-reports partition ends). `auto`: Tansu when the broker is the embedded one "
+        "or reports the embedded broker's cluster id `tansu_cluster`, else Apache Kafka.",
+    )
     data_dir: Path = Field(
         default=Path("var"),
         description="Where SQLite, the model registry and worker state live.",

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import faust
 
-from broker import correct_batch_end_offsets
+from broker import correct_batch_end_offsets, detect_engine
 from delivery import Policy, drain_due
 from notifiers import Notifier, build_notifiers
 from nudge.clock import Clock, SystemClock
@@ -57,7 +57,12 @@ def make_app(settings: Settings, broker_url: str) -> faust.App:
     fetch_only_active_partitions()
     seek_before_resuming_streams()
     seek_uncommitted_to_beginning()
-    correct_batch_end_offsets()
+    engine = settings.broker_engine
+    if engine == "auto":
+        engine = "tansu" if settings.embedded_broker else detect_engine(broker_url)
+    if engine == "tansu":  # Kafka's partition ends are right: no extra fetch per end there
+        correct_batch_end_offsets()
+    log.info("broker engine", engine=engine)
     return faust.App(
         settings.app_id,
         broker=broker_url,

@@ -1,9 +1,13 @@
 """Fixes to Faust (faust-streaming 0.15.3, aiokafka 0.14) that the takeover tests need.
 
 Each wraps one method once per process and says what it fixes and how it was
-found; :func:`streams.app.make_app` applies them all. They are small on purpose:
-if a Faust upgrade changes a method patched here, the survive tests
-(``tests/integration/test_survive.py``) are the ones that will tell.
+found; :func:`streams.app.make_app` applies them all, on Tansu and on Apache Kafka
+alike: they are about Faust and aiokafka, not the broker (the survive tests pass on
+both with them; the Tansu-only correction of partition ends is in :mod:`broker.offsets`
+and applied only there). They are small on purpose. :data:`UPSTREAM` records a hash of
+the source of every method patched or replaced here, as it was when the fix was
+written; ``tests/unit/test_faust_fixes.py`` fails as soon as an upgrade changes one, so
+the fix is re-read (and the survive tests re-run) before it is trusted again.
 """
 
 from __future__ import annotations
@@ -14,6 +18,49 @@ from typing import Any, cast
 from nudge.logs import get_logger
 
 log = get_logger(__name__)
+
+UPSTREAM: dict[tuple[str, str], str] = {
+    # (module, Class.method): sha256 of the method's source (decorators excluded), as in
+    # faust-streaming 0.15.3 and aiokafka 0.14.0
+    ("faust.transport.drivers.aiokafka", "AIOKafkaConsumerThread.getmany"): "689c79c162d4c198",
+    (
+        "faust.transport.drivers.aiokafka",
+        "AIOKafkaConsumerThread._create_worker_consumer",
+    ): "684c167041ff0044",
+    (
+        "faust.transport.drivers.aiokafka",
+        "AIOKafkaConsumerThread.seek_to_committed",
+    ): "cfaf5d02cabe8bfc",
+    ("faust.tables.recovery", "Recovery.on_recovery_completed"): "2720e26cb703b2fa",
+    # what seek_uncommitted_to_beginning relies on: it skips partitions with no offset
+    ("aiokafka.consumer.consumer", "AIOKafkaConsumer.seek_to_committed"): "2e1afb490c831751",
+}
+"""The upstream source each fix here was written against; see :func:`upstream_source`."""
+
+
+def upstream_source(module: str, qualname: str) -> str:
+    """The source of ``Class.method`` as its module's file has it: patching in this
+    process (``inspect.getsource`` of the attribute would show our wrapper) cannot hide
+    an upstream change."""
+    import ast
+    import importlib
+    import inspect
+
+    source = inspect.getsource(importlib.import_module(module))
+    class_name, method = qualname.split(".")
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.ClassDef) and node.name == class_name:
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) and item.name == method:
+                    return ast.get_source_segment(source, item) or ""
+    raise LookupError(f"{module}.{qualname} not found")
+
+
+def source_hash(module: str, qualname: str) -> str:
+    """First 16 hex digits of the sha256 of :func:`upstream_source`."""
+    import hashlib
+
+    return hashlib.sha256(upstream_source(module, qualname).encode()).hexdigest()[:16]
 
 
 def fetch_only_active_partitions() -> None:

@@ -165,6 +165,16 @@ def start_worker(
             "NUDGE_REPLICATION": "3" if getattr(broker, "engine", "tansu") == "kafka" else "1",
             **env,
         }
+        if getattr(broker, "engine", "tansu") == "kafka" and not workers:
+            # as docker-compose's `topics` service does: a Faust worker subscribes before
+            # it has declared its topics, and Kafka (unlike Tansu) does not make them then
+            subprocess.run(
+                [sys.executable, "-m", "cli", "topics", "create"],
+                env=full_env,
+                check=True,
+                capture_output=True,
+                timeout=60,
+            )
         worker = WorkerProcess(
             data_dir=data_dir,
             web_port=port,

@@ -188,8 +188,12 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
 
 
 def random_cluster_id() -> str:
-    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding, never starting
+    with ``-`` (Kafka's own ``Uuid.randomUuid`` avoids those too: tools read them as options)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 class Node:
@@ -299,10 +303,8 @@ class KafkaCluster:
                     "kafka.tools.StorageTool",
                     "format",
                     "--ignore-formatted",
-                    "-t",
-                    self.cluster_id,
-                    "-c",
-                    str(node.config),
+                    f"--cluster-id={self.cluster_id}",
+                    f"--config={node.config}",
                 ),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,

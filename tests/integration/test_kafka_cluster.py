@@ -84,3 +84,13 @@ def test_topics_are_replicated_three_times_and_survive_a_dead_node(kafka_cluster
     )
     _, _, brokers = asyncio.run(_describe(bootstrap, "cluster.check"))
     assert brokers == 3
+
+
+def test_engine_is_told_apart_by_the_broker(kafka_cluster: Any, broker: Any) -> None:
+    """A worker pointed at the Kafka cluster skips the Tansu-only corrections; pointed at a
+    Tansu broker through KAFKA_URL (as in the tests), it applies them."""
+    from broker.engine import detect_engine
+
+    assert detect_engine(kafka_cluster.url) == "kafka"
+    assert broker.engine == "tansu"
+    assert detect_engine(broker.url) == "tansu"

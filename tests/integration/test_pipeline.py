@@ -15,9 +15,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from cli.demo import drained
-from tests.conftest import wait_for
+from tests.conftest import ENGINES, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, ENGINES]  # each test on Tansu and on the Kafka cluster
 
 T0 = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
 
