@@ -25,7 +25,7 @@ from playbooks import messages as msg
 from playbooks.conditions import holds, matched_values
 from playbooks.expressions import ExpressionFailed
 from playbooks.fields import views
-from playbooks.guards import SEP, DigestItem, GuardState
+from playbooks.guards import SEP, DigestItem, GuardState, Plan
 from playbooks.model import Playbook, Rule
 from playbooks.schedule import schedule_id
 from playbooks.steps import Run, StepFailed, run_steps
@@ -177,9 +177,10 @@ def plan_timed(
     purpose = {"date": "date", "inactivity": "inactivity"}.get(rule.trigger.type, "tick")
     sid = schedule_id(purpose, playbook.name, rule.id, lead_id, repr(sorted(check.items())))
     key = SEP.join((playbook.name, rule.id, lead_id))
-    if state.planned.get(key) == sid:
+    last = state.planned.get(key)
+    if last is not None and last.schedule_id == sid:
         return None
-    state.planned[key] = sid
+    state.planned[key] = Plan(schedule_id=sid, due_at=due)
     return ScheduleStep(
         schedule_id=sid,
         due_at=due,

@@ -18,11 +18,23 @@ import datetime as dt
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator
 
 KEEP_COOLDOWNS = dt.timedelta(days=120)
 KEEP_COUNTS = dt.timedelta(days=3)
+KEEP_PLANS = dt.timedelta(days=1)
+"""A plan is remembered this long after it came due. Forgetting it is safe: planning the
+same step again gives the same schedule id, which the scheduler ignores."""
 SEP = "|"
+_LONG_AGO = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+class Plan(BaseModel):
+    """The schedule row last planned for one (playbook, rule, lead), and when it is due."""
+
+    model_config = ConfigDict(extra="forbid")
+    schedule_id: str
+    due_at: AwareDatetime
 
 
 class DigestItem(BaseModel):
@@ -40,7 +52,18 @@ class GuardState(BaseModel):
     cooldowns: dict[str, AwareDatetime] = {}
     sent: dict[str, int] = {}
     digests: dict[str, list[DigestItem]] = {}
-    planned: dict[str, str] = {}
+    planned: dict[str, Plan] = {}
+
+    @field_validator("planned", mode="before")
+    @classmethod
+    def _plans_without_due_time(cls, value: Any) -> Any:
+        """A state written before plans carried their due time: keep the ids, due long ago."""
+        if isinstance(value, dict):
+            return {
+                k: {"schedule_id": v, "due_at": _LONG_AGO} if isinstance(v, str) else v
+                for k, v in value.items()
+            }
+        return value
 
     def cooling(
         self,
@@ -63,8 +86,10 @@ class GuardState(BaseModel):
         return SEP.join((playbook, rep_id, now.astimezone(zone).date().isoformat()))
 
     def prune(self, now: dt.datetime) -> None:
-        """Forget cooldowns and counts too old to matter (keeps the table entry small)."""
+        """Forget cooldowns, counts and plans too old to matter: the entry stays small
+        however long the worker runs."""
         self.cooldowns = {k: v for k, v in self.cooldowns.items() if now - v < KEEP_COOLDOWNS}
+        self.planned = {k: v for k, v in self.planned.items() if now - v.due_at < KEEP_PLANS}
         oldest = (now - KEEP_COUNTS).date().isoformat()
         self.sent = {k: v for k, v in self.sent.items() if k.rsplit(SEP, 1)[-1] >= oldest}
 
