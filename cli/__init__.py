@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from nudge.errors import ConfigError, NudgeError
 
-GROUPS = ("run", "events", "playbooks", "dead", "topics", "phone", "model")
+GROUPS = ("run", "events", "playbooks", "dead", "topics", "phone", "model", "connect")
 """Modules of this package that add subcommands, in help order."""
 
 

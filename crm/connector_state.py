@@ -98,6 +98,23 @@ class ConnectorState:
         )
         return [{**dict(r), "payload": json.loads(r["payload"])} for r in rows]
 
+    async def claim_write(
+        self, system: str, update_id: str, now: dt.datetime, lease: dt.timedelta
+    ) -> bool:
+        """Take a due write for ``lease`` (one conditional UPDATE: one worker wins).
+
+        A worker that dies mid-write leaves the row pending; it is due again when the
+        lease ends, with ``attempts`` already counted, so the next writer knows to look
+        for what the first may have created.
+        """
+        cur = await self.db.execute(
+            """UPDATE crm_writes SET not_before = ?, attempts = attempts + 1, updated_at = ?
+               WHERE system = ? AND update_id = ? AND state = 'pending' AND not_before <= ?""",
+            (_iso(now + lease), _iso(now), system, update_id, _iso(now)),
+        )
+        await self.db.commit()
+        return cur.rowcount == 1
+
     async def finish_write(
         self,
         system: str,
@@ -110,7 +127,7 @@ class ConnectorState:
     ) -> None:
         await self.db.execute(
             """UPDATE crm_writes SET state = ?, remote_id = COALESCE(?, remote_id),
-                   last_error = ?, attempts = attempts + 1, updated_at = ?
+                   last_error = ?, updated_at = ?
                WHERE system = ? AND update_id = ?""",
             (state, remote_id, error, _iso(now), system, update_id),
         )
@@ -120,8 +137,8 @@ class ConnectorState:
         self, system: str, update_id: str, not_before: dt.datetime, error: str, now: dt.datetime
     ) -> None:
         await self.db.execute(
-            """UPDATE crm_writes SET not_before = ?, last_error = ?, attempts = attempts + 1,
-                   updated_at = ? WHERE system = ? AND update_id = ? AND state = 'pending'""",
+            """UPDATE crm_writes SET not_before = ?, last_error = ?, updated_at = ?
+               WHERE system = ? AND update_id = ? AND state = 'pending'""",
             (_iso(not_before), error[:500], _iso(now), system, update_id),
         )
         await self.db.commit()

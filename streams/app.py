@@ -27,7 +27,7 @@ from playbooks import PlaybookSet
 from playbooks.questionnaire import load_questionnaires
 from scoring.model_scorer import LiveScorer
 from scoring.points import PointsScorer, load_points_config
-from streams import agents, scheduler, views
+from streams import agents, crm_connectors, scheduler, views
 from streams.faust_fixes import (
     fetch_only_active_partitions,
     limit_fetch_wait,
@@ -141,5 +141,6 @@ def build(
     app.timer(PLAYBOOK_REFRESH_INTERVAL)(refresh_playbooks)
 
     agents.register(pipeline)
+    crm_connectors.register(pipeline)
     views.register(pipeline)
     return pipeline

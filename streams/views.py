@@ -20,7 +20,7 @@ from crm.store import fetch_one
 from nudge.errors import EventRejected
 from nudge.events import STREAM_OF, RepUpserted, event_to_json, parse_event
 from nudge.signals import Reply
-from streams import sources, webhooks
+from streams import crm_connectors, sources, webhooks
 from streams.pipeline import Pipeline
 from streams.topics import TOPIC_FOR_STREAM
 
@@ -96,6 +96,7 @@ def register(p: Pipeline) -> None:
     app.web.web_app.router.add_routes(  # type: ignore[attr-defined]
         webhooks.routes(publish_reply, p.store, p.settings, clock=p.clock)
         + sources.routes(publish_event, p.store, p.settings, clock=p.clock)
+        + crm_connectors.routes(publish_event, p.store, p.settings, p.clock)
     )
 
     @app.page("/events")

@@ -1,0 +1,195 @@
+"""HubSpot on the worker: the webhook route in, the ``crm.updates`` writer out.
+
+    POST /webhooks/hubspot   signed notification batches → objects read in batches
+                             → lead.* / deal.* events on crm.events
+    hubspot-writer agent     crm.updates → a crm_writes row per update (then acked)
+    timer (2 s)              due rows → HubSpot (connectors.writer.drain)
+
+The route answers 200 once the events are on the broker, 401 for a bad or stale
+signature, 400 for a body that is not HubSpot's, and 503 when HubSpot's API could
+not be read — HubSpot then retries the batch (with the same event ids, so the
+retry is harmless). Everything is off until ``HUBSPOT_ACCESS_TOKEN`` is set; the
+route refuses every request while ``HUBSPOT_CLIENT_SECRET`` is unset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from faust.types import EventT
+
+from connectors import hubspot, writer
+from connectors.fieldmap import FieldMap
+from crm.connector_state import ConnectorState
+from crm.store import Store
+from notifiers.inbound import public_url
+from nudge.clock import Clock
+from nudge.errors import EventRejected
+from nudge.events import parse_event
+from nudge.logs import get_logger
+from nudge.settings import Settings
+from streams.agents import _agent
+from streams.pipeline import Pipeline
+
+log = get_logger(__name__)
+
+DRAIN_INTERVAL = 2.0
+DEFAULT_FIELD_MAP = Path(hubspot.__file__).with_name("hubspot_fields.yaml")
+
+Publish = Callable[[Any], Awaitable[Any]]
+StoreSource = Callable[[], Awaitable[Store]]
+
+
+def field_map(settings: Settings) -> FieldMap:
+    return FieldMap.load(settings.hubspot_field_map or DEFAULT_FIELD_MAP)
+
+
+def client(settings: Settings) -> hubspot.HubSpot | None:
+    token = settings.hubspot_access_token
+    return hubspot.HubSpot(token.get_secret_value(), settings.hubspot_api_url) if token else None
+
+
+class HubSpotHook:
+    def __init__(
+        self, publish: Publish, store: StoreSource, settings: Settings, clock: Clock
+    ) -> None:
+        self.publish, self.store, self.settings, self.clock = publish, store, settings, clock
+        secret = settings.hubspot_client_secret
+        self.secret = secret.get_secret_value() if secret else ""
+        self.hs = client(settings)
+        self.fmap = field_map(settings)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        uri = public_url(
+            request.path_qs,
+            configured=self.settings.public_url,
+            scheme=request.scheme,
+            host=request.host,
+            headers=request.headers,
+        )
+        try:
+            text = body.decode()
+        except UnicodeDecodeError:
+            text = ""
+        if (
+            not hubspot.signature_ok(
+                self.secret,
+                request.method,
+                uri,
+                text,
+                request.headers.get("X-HubSpot-Request-Timestamp"),
+                request.headers.get("X-HubSpot-Signature-v3"),
+                self.clock.now(),
+            )
+            or not text
+        ):
+            log.warning("hubspot webhook refused: bad signature", path=request.path)
+            return web.Response(status=401, text="invalid signature")
+        try:
+            notes = hubspot.notifications(body)
+        except EventRejected as exc:
+            return web.json_response({"error": exc.reason}, status=400)
+        if self.hs is None:
+            return web.json_response({"error": "HUBSPOT_ACCESS_TOKEN is not set"}, status=503)
+        try:
+            events, skipped = await self._events(notes)
+        except hubspot.CrmError as exc:
+            log.warning("hubspot webhook: API read failed; HubSpot will retry", error=str(exc))
+            return web.json_response({"error": "HubSpot API unavailable, retry"}, status=503)
+        for event in events:
+            await self.publish(event)
+        return web.json_response({"accepted": len(events), "skipped": skipped})
+
+    async def _events(self, notes: list[hubspot.Notification]) -> tuple[list[Any], int]:
+        assert self.hs is not None
+        contacts = sorted(
+            {
+                n.object_id
+                for n in notes
+                if n.object_type == "contact"
+                and n.action in ("creation", "propertyChange", "restore")
+            }
+        )
+        deals = sorted(
+            {
+                n.object_id
+                for n in notes
+                if n.object_type == "deal" and n.action in ("creation", "propertyChange")
+            }
+        )
+        contact_props = (
+            await asyncio.to_thread(
+                self.hs.read, "contacts", contacts, hubspot.contact_properties(self.fmap)
+            )
+            if contacts
+            else {}
+        )
+        deal_props = (
+            await asyncio.to_thread(
+                self.hs.read, "deals", deals, ["dealstage", "amount", "dealname"]
+            )
+            if deals
+            else {}
+        )
+        deal_contacts = (
+            await asyncio.to_thread(self.hs.associated, "deals", "contacts", deals) if deals else {}
+        )
+        state = ConnectorState(await self.store())
+        now = self.clock.now()
+        raw: list[dict[str, Any]] = []
+        skipped = 0
+        for n in notes:
+            if n.object_type == "contact" and n.object_id in contact_props:
+                raw.append(hubspot.contact_event(n, contact_props[n.object_id], self.fmap))
+            elif n.object_type == "deal" and n.object_id in deal_props:
+                for cid in deal_contacts.get(n.object_id, []):
+                    await state.link(hubspot.SYSTEM, hubspot.lead_id(cid), "deal", n.object_id, now)
+                raw += hubspot.deal_events(
+                    n, deal_props[n.object_id], deal_contacts.get(n.object_id, [])
+                )
+            else:
+                skipped += 1
+        events = []
+        for item in raw:
+            try:
+                events.append(parse_event(item))
+            except EventRejected as exc:
+                skipped += 1
+                log.warning(
+                    "hubspot object not usable", event_id=item.get("event_id"), reason=exc.reason
+                )
+        return events, skipped
+
+
+def routes(
+    publish: Publish, store: StoreSource, settings: Settings, clock: Clock
+) -> list[web.RouteDef]:
+    return [web.post("/webhooks/hubspot", HubSpotHook(publish, store, settings, clock).handle)]
+
+
+def register(p: Pipeline) -> None:
+    """The writer agent and its drain timer, when HubSpot is configured."""
+    hs = client(p.settings)
+    if hs is None:
+        return
+    fmap = field_map(p.settings)
+
+    async def record(pipeline: Pipeline, event: EventT[Any]) -> None:
+        state = ConnectorState(await pipeline.store())
+        update = await writer.record(state, hubspot.SYSTEM, event.value, pipeline.clock.now())
+        pipeline.stats[f"crm_writes.recorded.{update.kind}"] += 1
+
+    _agent(p, "hubspot-writer", p.crm_updates, record)
+
+    async def drain() -> None:
+        state = ConnectorState(await p.store())
+        written = await writer.drain(state, hs, fmap, p.clock.now)
+        if written:
+            p.stats["crm_writes.written"] += written
+
+    p.app.timer(DRAIN_INTERVAL)(drain)

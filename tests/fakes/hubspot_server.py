@@ -1,0 +1,416 @@
+"""A local stand-in for HubSpot's CRM v3 API, spoken to by the real ``hubspot-api-client``.
+
+It behaves like HubSpot where Nudge depends on it
+(https://developers.hubspot.com/docs/api/crm/understanding-the-crm):
+
+- Bearer auth with a private app token (401 ``INVALID_AUTHENTICATION`` otherwise);
+- ``POST /crm/v3/objects/{type}/batch/read`` (contacts, deals): ``{"inputs": [{"id"}],
+  "properties": [...]}`` → ``{"status": "COMPLETE", "results": [...]}``, unknown ids left
+  out (HubSpot answers 207 with errors; the results are what matters);
+- ``PATCH /crm/v3/objects/{type}/{id}`` sets properties; an unknown property is 400
+  ``PROPERTY_DOESNT_EXIST`` (``VALIDATION_ERROR``), an unknown id 404;
+- ``POST /crm/v3/objects/{calls,notes}`` creates an engagement with ``associations``
+  (``associationTypeId`` 194 call→contact, 206 call→deal, 202 note→contact, 214 note→deal);
+- ``POST /crm/v3/objects/{type}/search`` with ``filterGroups`` of ``EQ`` filters;
+- ``POST /crm/v4/associations/{from}/{to}/batch/read``;
+- ``GET /crm/v3/properties/{type}``: the portal's property definitions;
+- errors in HubSpot's JSON shape ``{"status": "error", "message", "correlationId", "category"}``;
+  429 ``RATE_LIMITS`` with ``Retry-After`` on command (:meth:`FakeHubSpot.fail_next`),
+  a whole outage (:attr:`FakeHubSpot.outage`).
+
+:meth:`FakeHubSpot.webhook` sends signed webhook batches the way HubSpot does
+(``X-HubSpot-Signature-v3``: base64 HMAC-SHA256 of method + URI + body + timestamp,
+``X-HubSpot-Request-Timestamp`` in milliseconds), written from HubSpot's docs.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import itertools
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+ACCESS_TOKEN = "pat-na1-fake-hubspot-token"
+CLIENT_SECRET = "fake-hubspot-client-secret"
+PORTAL_ID = 62515
+
+ASSOCIATION_TYPES = {
+    ("calls", "contacts"): 194,
+    ("calls", "deals"): 206,
+    ("notes", "contacts"): 202,
+    ("notes", "deals"): 214,
+    ("deals", "contacts"): 3,
+    ("contacts", "deals"): 4,
+}
+
+DEFAULT_PROPERTIES: dict[str, dict[str, str]] = {
+    "contacts": {
+        "email": "string",
+        "firstname": "string",
+        "lastname": "string",
+        "company": "string",
+        "jobtitle": "string",
+        "industry": "string",
+        "phone": "string",
+        "hubspot_owner_id": "enumeration",
+        "lifecyclestage": "enumeration",
+        "hs_lead_status": "enumeration",
+        "lastmodifieddate": "datetime",
+        "createdate": "datetime",
+        "nudge_budget": "string",
+        "nudge_timeline": "string",
+        "nudge_no_next_step_reason": "string",
+        "nudge_score": "number",
+    },
+    "deals": {
+        "dealname": "string",
+        "dealstage": "enumeration",
+        "amount": "number",
+        "pipeline": "enumeration",
+        "closedate": "datetime",
+        "hubspot_owner_id": "enumeration",
+        "hs_next_step": "string",
+        "nudge_meeting_rating": "string",
+    },
+    "calls": {
+        "hs_timestamp": "datetime",
+        "hs_call_body": "string",
+        "hs_call_duration": "number",
+        "hs_call_direction": "enumeration",
+        "hs_call_status": "enumeration",
+        "hs_call_title": "string",
+        "nudge_update_id": "string",
+    },
+    "notes": {"hs_timestamp": "datetime", "hs_note_body": "string", "nudge_update_id": "string"},
+}
+
+
+@dataclass
+class Failure:
+    status: int
+    retry_after: float | None = None
+
+
+def _iso(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class FakeHubSpot:
+    """A portal: objects by type and id, associations, and what it was asked."""
+
+    access_token: str = ACCESS_TOKEN
+    client_secret: str = CLIENT_SECRET
+    objects: dict[str, dict[str, dict[str, Any]]] = field(
+        default_factory=lambda: {t: {} for t in DEFAULT_PROPERTIES}
+    )
+    properties: dict[str, dict[str, str]] = field(
+        default_factory=lambda: {t: dict(p) for t, p in DEFAULT_PROPERTIES.items()}
+    )
+    associations: set[tuple[str, str, str, str]] = field(default_factory=set)
+    """(from type, from id, to type, to id), stored both ways."""
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    outage: int | None = None
+    _failures: list[Failure] = field(default_factory=list)
+    _ids: Any = field(default_factory=lambda: itertools.count(1001))
+    server: TestServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return str(self.server.make_url("")).rstrip("/")
+
+    def fail_next(self, status: int, *, retry_after: float | None = None, times: int = 1) -> None:
+        self._failures += [Failure(status, retry_after) for _ in range(times)]
+
+    # -- the portal, seen from the test -----------------------------------------------------------
+    def add(
+        self, object_type: str, properties: dict[str, Any], object_id: str | None = None
+    ) -> str:
+        object_id = object_id or str(next(self._ids))
+        now = _iso(dt.datetime.now(dt.UTC))
+        props = {k: None if v is None else str(v) for k, v in properties.items()}
+        self.objects[object_type][object_id] = {
+            "id": object_id,
+            "properties": {**props, "createdate": now, "lastmodifieddate": now},
+            "createdAt": now,
+            "updatedAt": now,
+            "archived": False,
+        }
+        return object_id
+
+    def associate(self, from_type: str, from_id: str, to_type: str, to_id: str) -> None:
+        self.associations.add((from_type, from_id, to_type, to_id))
+        self.associations.add((to_type, to_id, from_type, from_id))
+
+    def engagements(self, object_type: str, contact_id: str) -> list[dict[str, Any]]:
+        """The calls or notes associated to a contact."""
+        return [
+            obj
+            for oid, obj in self.objects[object_type].items()
+            if (object_type, oid, "contacts", contact_id) in self.associations
+        ]
+
+    # -- the API -----------------------------------------------------------------------------------
+    def _error(self, status: int, category: str, message: str, headers: Any = None) -> web.Response:
+        return web.json_response(
+            {
+                "status": "error",
+                "message": message,
+                "correlationId": str(uuid.uuid4()),
+                "category": category,
+            },
+            status=status,
+            headers=headers,
+        )
+
+    @web.middleware
+    async def _gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        self.requests.append((request.method, request.path))
+        if request.headers.get("Authorization") != f"Bearer {self.access_token}":
+            return self._error(
+                401, "INVALID_AUTHENTICATION", "Authentication credentials not found."
+            )
+        if self.outage:
+            return self._error(self.outage, "INTERNAL_ERROR", "Service unavailable")
+        if self._failures:
+            failure = self._failures.pop(0)
+            if failure.status == 429:
+                headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after else {}
+                return self._error(
+                    429,
+                    "RATE_LIMITS",
+                    "You have reached your secondly limit.",
+                    {**headers, "X-HubSpot-RateLimit-Secondly-Remaining": "0"},
+                )
+            return self._error(failure.status, "INTERNAL_ERROR", "Failure on request")
+        return await handler(request)
+
+    def _known(self, object_type: str) -> bool:
+        return object_type in self.objects
+
+    def _check_properties(self, object_type: str, props: dict[str, Any]) -> web.Response | None:
+        unknown = [p for p in props if p not in self.properties[object_type]]
+        if unknown:
+            return self._error(
+                400,
+                "VALIDATION_ERROR",
+                f'Property values were not valid: [{{"isValid":false,"message":"Property \\"{unknown[0]}\\" does not exist","error":"PROPERTY_DOESNT_EXIST","name":"{unknown[0]}"}}]',
+            )
+        return None
+
+    def _view(self, obj: dict[str, Any], props: list[str] | None) -> dict[str, Any]:
+        wanted = props or ["createdate", "lastmodifieddate", "email", "firstname", "lastname"]
+        return {
+            **obj,
+            "properties": {k: obj["properties"].get(k) for k in wanted}
+            | {"hs_object_id": obj["id"]},
+        }
+
+    async def batch_read(self, request: web.Request) -> web.Response:
+        object_type = request.match_info["type"]
+        if not self._known(object_type):
+            return self._error(404, "OBJECT_NOT_FOUND", f"Unknown object type {object_type}")
+        body = await request.json()
+        ids = [str(i["id"]) for i in body.get("inputs", [])]
+        if len(ids) > 100:
+            return self._error(400, "VALIDATION_ERROR", "Batch size must be at most 100")
+        found = [
+            self._view(self.objects[object_type][i], body.get("properties"))
+            for i in ids
+            if i in self.objects[object_type]
+        ]
+        now = _iso(dt.datetime.now(dt.UTC))
+        return web.json_response(
+            {"status": "COMPLETE", "results": found, "startedAt": now, "completedAt": now},
+            status=200 if len(found) == len(ids) else 207,
+        )
+
+    async def update(self, request: web.Request) -> web.Response:
+        object_type, object_id = request.match_info["type"], request.match_info["id"]
+        if object_id not in self.objects.get(object_type, {}):
+            return self._error(404, "OBJECT_NOT_FOUND", "resource not found")
+        props = (await request.json()).get("properties", {})
+        if (bad := self._check_properties(object_type, props)) is not None:
+            return bad
+        obj = self.objects[object_type][object_id]
+        obj["properties"].update({k: None if v is None else str(v) for k, v in props.items()})
+        obj["updatedAt"] = obj["properties"]["lastmodifieddate"] = _iso(dt.datetime.now(dt.UTC))
+        return web.json_response(self._view(obj, list(props)))
+
+    async def create(self, request: web.Request) -> web.Response:
+        object_type = request.match_info["type"]
+        if not self._known(object_type):
+            return self._error(404, "OBJECT_NOT_FOUND", f"Unknown object type {object_type}")
+        body = await request.json()
+        props = body.get("properties", {})
+        if (bad := self._check_properties(object_type, props)) is not None:
+            return bad
+        links = []
+        for assoc in body.get("associations", []):
+            to_id = str(assoc["to"]["id"])
+            type_id = assoc["types"][0]["associationTypeId"]
+            to_type = next(
+                (t for (f, t), n in ASSOCIATION_TYPES.items() if f == object_type and n == type_id),
+                None,
+            )
+            if to_type is None or to_id not in self.objects[to_type]:
+                return self._error(400, "VALIDATION_ERROR", f"invalid association to {to_id}")
+            links.append((to_type, to_id))
+        object_id = self.add(object_type, props)
+        for to_type, to_id in links:
+            self.associate(object_type, object_id, to_type, to_id)
+        return web.json_response(
+            self._view(self.objects[object_type][object_id], list(props)), status=201
+        )
+
+    async def search(self, request: web.Request) -> web.Response:
+        object_type = request.match_info["type"]
+        if not self._known(object_type):
+            return self._error(404, "OBJECT_NOT_FOUND", f"Unknown object type {object_type}")
+        body = await request.json()
+        groups = body.get("filterGroups") or [{"filters": []}]
+
+        def matches(obj: dict[str, Any], flt: dict[str, Any]) -> bool:
+            value = obj["properties"].get(flt["propertyName"])
+            if flt["operator"] == "EQ":
+                return value == str(flt["value"])
+            if flt["operator"] == "GTE":
+                return value is not None and value >= str(flt["value"])
+            return False
+
+        found = [
+            o
+            for o in self.objects[object_type].values()
+            if any(all(matches(o, f) for f in g.get("filters", [])) for g in groups)
+        ]
+        limit = int(body.get("limit") or 10)
+        after = int(body.get("after") or 0)
+        page = found[after : after + limit]
+        answer: dict[str, Any] = {
+            "total": len(found),
+            "results": [self._view(o, body.get("properties")) for o in page],
+        }
+        if after + limit < len(found):
+            answer["paging"] = {"next": {"after": str(after + limit)}}
+        return web.json_response(answer)
+
+    async def associations_read(self, request: web.Request) -> web.Response:
+        from_type, to_type = request.match_info["from"], request.match_info["to"]
+        body = await request.json()
+        results = []
+        for item in body.get("inputs", []):
+            from_id = str(item["id"])
+            to = [
+                {
+                    "toObjectId": int(t),
+                    "associationTypes": [
+                        {
+                            "category": "HUBSPOT_DEFINED",
+                            "typeId": ASSOCIATION_TYPES.get((from_type, to_type), 1),
+                            "label": None,
+                        }
+                    ],
+                }
+                for (f, fid, tt, t) in sorted(self.associations)
+                if f == from_type and fid == from_id and tt == to_type
+            ]
+            if to:
+                results.append({"from": {"id": from_id}, "to": to})
+        return web.json_response({"status": "COMPLETE", "results": results})
+
+    async def property_definitions(self, request: web.Request) -> web.Response:
+        object_type = request.match_info["type"]
+        if object_type not in self.properties:
+            return self._error(404, "OBJECT_NOT_FOUND", f"Unknown object type {object_type}")
+        field_types = {
+            "string": "text",
+            "number": "number",
+            "enumeration": "select",
+            "datetime": "date",
+            "date": "date",
+            "bool": "booleancheckbox",
+        }
+        return web.json_response(
+            {
+                "results": [
+                    {
+                        "name": name,
+                        "label": name.replace("_", " ").title(),
+                        "type": kind,
+                        "fieldType": field_types[kind],
+                        "groupName": "contactinformation",
+                        "description": "",
+                        "options": [],
+                        "displayOrder": -1,
+                        "hidden": False,
+                        "formField": True,
+                        "hubspotDefined": not name.startswith("nudge_"),
+                    }
+                    for name, kind in self.properties[object_type].items()
+                ]
+            }
+        )
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._gate])
+        app.router.add_post("/crm/v3/objects/{type}/batch/read", self.batch_read)
+        app.router.add_post("/crm/v3/objects/{type}/search", self.search)
+        app.router.add_patch("/crm/v3/objects/{type}/{id}", self.update)
+        app.router.add_post("/crm/v3/objects/{type}", self.create)
+        app.router.add_post("/crm/v4/associations/{from}/{to}/batch/read", self.associations_read)
+        app.router.add_get("/crm/v3/properties/{type}", self.property_definitions)
+        return app
+
+    # -- webhooks, signed as HubSpot signs them ---------------------------------------------------
+    def notification(self, subscription: str, object_id: str, **extra: Any) -> dict[str, Any]:
+        return {
+            "eventId": next(self._ids),
+            "subscriptionId": 4242,
+            "portalId": PORTAL_ID,
+            "appId": 1160452,
+            "occurredAt": int(time.time() * 1000),
+            "subscriptionType": subscription,
+            "attemptNumber": 0,
+            "objectId": int(object_id),
+            "changeSource": "CRM_UI",
+            **extra,
+        }
+
+    def sign(
+        self, method: str, uri: str, body: str, timestamp: str, secret: str | None = None
+    ) -> str:
+        source = f"{method}{uri}{body}{timestamp}".encode()
+        digest = hmac.new((secret or self.client_secret).encode(), source, hashlib.sha256).digest()
+        return base64.b64encode(digest).decode()
+
+    async def webhook(
+        self,
+        url: str,
+        notifications: list[dict[str, Any]],
+        *,
+        secret: str | None = None,
+        age_s: float = 0.0,
+    ) -> tuple[int, str]:
+        body = json.dumps(notifications)
+        timestamp = str(int((time.time() - age_s) * 1000))
+        headers = {
+            "Content-Type": "application/json",
+            "X-HubSpot-Request-Timestamp": timestamp,
+            "X-HubSpot-Signature-v3": self.sign("POST", url, body, timestamp, secret),
+        }
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(url, data=body, headers=headers) as response,
+        ):
+            return response.status, await response.text()

@@ -1,0 +1,320 @@
+"""HubSpot both ways: the real hubspot-api-client against FakeHubSpot, the real store, real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from connectors import hubspot, writer
+from connectors.fieldmap import FieldMap
+from crm.connector_state import ConnectorState
+from crm.store import Store
+from nudge.clock import SystemClock
+from nudge.errors import ConfigError
+from nudge.settings import Settings
+from streams.crm_connectors import DEFAULT_FIELD_MAP, routes
+from tests.fakes.hubspot_server import FakeHubSpot
+
+FMAP = FieldMap.load(DEFAULT_FIELD_MAP)
+
+
+@pytest.fixture
+async def portal() -> AsyncIterator[FakeHubSpot]:
+    fake = FakeHubSpot()
+    fake.server = TestServer(fake.app(), host="127.0.0.1")
+    await fake.server.start_server()
+    try:
+        yield fake
+    finally:
+        await fake.server.close()
+
+
+@pytest.fixture
+async def hook(
+    portal: FakeHubSpot, store: Store, tmp_path: Path
+) -> AsyncIterator[tuple[str, list[Any]]]:
+    """The /webhooks/hubspot route on a live server; the list collects what it published."""
+    published: list[Any] = []
+
+    async def publish(event: Any) -> None:
+        published.append(event)
+
+    async def get_store() -> Store:
+        return store
+
+    settings = Settings(
+        data_dir=tmp_path,
+        hubspot_access_token=portal.access_token,
+        hubspot_client_secret=portal.client_secret,
+        hubspot_api_url=portal.url,
+    )
+    app = web.Application()
+    app.router.add_routes(routes(publish, get_store, settings, SystemClock()))
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield str(server.make_url("/webhooks/hubspot")), published
+    finally:
+        await server.close()
+
+
+# -- signatures ------------------------------------------------------------------------------------
+def test_signature_v3_fixed_vector_and_window() -> None:
+    """HubSpot's v3 scheme: base64 HMAC-SHA256 of method+URI+body+timestamp, 5 minutes at most."""
+    now = dt.datetime(2026, 3, 2, 17, 0, tzinfo=dt.UTC)
+    ts = str(int(now.timestamp() * 1000))
+    uri = "https://nudge.example/webhooks/hubspot"
+    body = '[{"eventId":1}]'
+    # python3 -c "import hmac,hashlib,base64;print(base64.b64encode(hmac.new(b'secret',
+    #   b'POST'+uri+body+ts, hashlib.sha256).digest()))" with the values above
+    sig = FakeHubSpot(client_secret="secret").sign("POST", uri, body, ts)
+    assert hubspot.signature_ok("secret", "POST", uri, body, ts, sig, now)
+    assert not hubspot.signature_ok("secret", "POST", uri, body + " ", ts, sig, now)
+    assert not hubspot.signature_ok("other", "POST", uri, body, ts, sig, now)
+    assert not hubspot.signature_ok(
+        "secret", "POST", uri, body, ts, sig, now + dt.timedelta(minutes=6)
+    )
+    assert not hubspot.signature_ok("secret", "POST", uri, body, "soon", sig, now)
+
+
+# -- in --------------------------------------------------------------------------------------------
+async def test_contact_creation_is_read_in_batch_and_becomes_lead_created(
+    portal: FakeHubSpot, hook: tuple[str, list[Any]]
+) -> None:
+    """A signed contact.creation batch → one batch read → lead.created with mapped fields, stable id."""
+    url, published = hook
+    cid = portal.add(
+        "contacts",
+        {
+            "email": "ann@acme.example",
+            "firstname": "Ann",
+            "lastname": "Lee",
+            "company": "Acme",
+            "jobtitle": "CFO",
+            "phone": "+14155550177",
+        },
+    )
+    other = portal.add("contacts", {"email": "bo@globex.example", "company": "Globex"})
+    batch = [
+        portal.notification("contact.creation", cid),
+        portal.notification("contact.creation", other),
+    ]
+    status, answer = await portal.webhook(url, batch)
+    assert status == 200, answer
+    assert [r for r in portal.requests if "batch/read" in r[1]] == [
+        ("POST", "/crm/v3/objects/contacts/batch/read")
+    ]
+    first = published[0]
+    assert first.type == "lead.created" and first.lead_id == f"hubspot-{cid}"
+    assert first.event_id == f"hubspot:{batch[0]['eventId']}"
+    assert first.email == "ann@acme.example" and first.phone == "+14155550177"
+    assert (first.fields.company, first.fields.title, first.fields.contact_name) == (
+        "Acme",
+        "CFO",
+        "Ann Lee",
+    )
+    # HubSpot retries the same batch: the same event ids come out (ingest drops the repeats)
+    await portal.webhook(url, batch)
+    assert [e.event_id for e in published[2:]] == [e.event_id for e in published[:2]]
+
+
+async def test_deal_stage_change_names_each_associated_contact(
+    portal: FakeHubSpot, hook: tuple[str, list[Any]], store: Store
+) -> None:
+    """deal.propertyChange dealstage=closedwon → deal.won for the deal's contact, and the deal is linked."""
+    url, published = hook
+    cid = portal.add("contacts", {"email": "ann@acme.example"})
+    deal = portal.add("deals", {"dealname": "Acme", "dealstage": "closedwon", "amount": "12000"})
+    portal.associate("deals", deal, "contacts", cid)
+    note = portal.notification(
+        "deal.propertyChange", deal, propertyName="dealstage", propertyValue="closedwon"
+    )
+    assert (await portal.webhook(url, [note]))[0] == 200
+    (event,) = published
+    assert event.type == "deal.won" and event.lead_id == f"hubspot-{cid}" and event.amount == 12000
+    assert await ConnectorState(store).remote_id("hubspot", f"hubspot-{cid}", "deal") == deal
+
+
+async def test_forged_stale_and_malformed_webhooks(
+    portal: FakeHubSpot, hook: tuple[str, list[Any]]
+) -> None:
+    """Wrong secret or a 6-minute-old timestamp → 401 and no API read; a signed non-HubSpot body → 400."""
+    url, published = hook
+    cid = portal.add("contacts", {"email": "ann@acme.example"})
+    note = [portal.notification("contact.creation", cid)]
+    assert (await portal.webhook(url, note, secret="forged"))[0] == 401
+    assert (await portal.webhook(url, note, age_s=360))[0] == 401
+    assert portal.requests == [] and published == []
+    status, _ = await portal.webhook(url, {"not": "a list"})  # type: ignore[arg-type]
+    assert status == 400
+
+
+async def test_api_outage_answers_503_so_hubspot_retries(
+    portal: FakeHubSpot, hook: tuple[str, list[Any]]
+) -> None:
+    """When the objects cannot be read, the batch gets 503 (HubSpot retries it) and nothing is published."""
+    url, published = hook
+    cid = portal.add("contacts", {"email": "ann@acme.example"})
+    portal.outage = 503
+    assert (await portal.webhook(url, [portal.notification("contact.creation", cid)]))[0] == 503
+    assert published == []
+
+
+# -- out -------------------------------------------------------------------------------------------
+def answer_update(lead: str, field: str, value: Any, question: str = "q1") -> bytes:
+    return json.dumps(
+        {
+            "lead_id": lead,
+            "field": field,
+            "old_value": None,
+            "new_value": value,
+            "source": "answer",
+            "source_questionnaire": "post-meeting",
+            "session_id": "s1",
+            "question_id": question,
+            "rep_id": "rep-1",
+            "answered_at": "2026-03-02T17:00:00+00:00",
+        }
+    ).encode()
+
+
+def call_update(lead: str, event_id: str = "twilio-call:CA1") -> bytes:
+    return json.dumps(
+        {
+            "kind": "activity",
+            "lead_id": lead,
+            "activity": {
+                "type": "call.ended",
+                "event_id": event_id,
+                "occurred_at": "2026-03-02T17:05:00+00:00",
+                "source": "twilio-voice",
+                "phone": "+14155550177",
+                "duration_s": 312,
+                "direction": "outbound",
+                "outcome": "completed",
+            },
+        }
+    ).encode()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.at = dt.datetime(2026, 3, 2, 17, 0, tzinfo=dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.at
+
+
+async def test_answers_and_calls_written_once_despite_redelivery(
+    portal: FakeHubSpot, store: Store
+) -> None:
+    """An answer becomes a deal property, a call a call engagement on contact and deal; redelivery writes nothing twice."""
+    cid = portal.add("contacts", {"email": "ann@acme.example"})
+    deal = portal.add("deals", {"dealname": "Acme"})
+    lead = f"hubspot-{cid}"
+    state, clock = ConnectorState(store), Clock()
+    await state.link("hubspot", lead, "deal", deal, clock())
+    hs = hubspot.HubSpot(portal.access_token, portal.url)
+    for raw in (answer_update(lead, "deal.next_step", "send proposal"), call_update(lead)) * 2:
+        await writer.record(state, "hubspot", raw, clock())
+    assert await writer.drain(state, hs, FMAP, clock) == 2
+    assert await writer.drain(state, hs, FMAP, clock) == 0
+    assert portal.objects["deals"][deal]["properties"]["hs_next_step"] == "send proposal"
+    (call,) = portal.engagements("calls", cid)
+    assert call["properties"]["hs_call_duration"] == "312000"
+    assert ("calls", call["id"], "deals", deal) in portal.associations
+    rows = await state.writes("hubspot")
+    assert sorted(r["state"] for r in rows) == ["done", "done"]
+
+
+async def test_rate_limit_and_outage_back_off_and_lose_nothing(
+    portal: FakeHubSpot, store: Store
+) -> None:
+    """429 with Retry-After defers the write that long; an outage keeps it pending; it lands once after."""
+    cid = portal.add("contacts", {"email": "ann@acme.example"})
+    lead = f"hubspot-{cid}"
+    state, clock = ConnectorState(store), Clock()
+    hs = hubspot.HubSpot(portal.access_token, portal.url)
+    await writer.record(state, "hubspot", call_update(lead), clock())
+    await writer.record(state, "hubspot", answer_update(lead, "lead.company", "Acme Corp"), clock())
+    portal.fail_next(429, retry_after=7)
+    assert await writer.drain(state, hs, FMAP, clock) == 0  # the pass stops at the 429
+    (deferred,) = [r for r in await state.writes("hubspot") if r["last_error"]]
+    assert "429" in deferred["last_error"]
+    assert dt.datetime.fromisoformat(deferred["not_before"]) == clock() + dt.timedelta(seconds=7)
+    portal.outage = 503
+    clock.at += dt.timedelta(seconds=8)
+    assert await writer.drain(state, hs, FMAP, clock) == 0
+    assert {r["state"] for r in await state.writes("hubspot")} == {"pending"}
+    portal.outage = None
+    clock.at += dt.timedelta(minutes=20)
+    assert await writer.drain(state, hs, FMAP, clock) == 2
+    assert len(portal.engagements("calls", cid)) == 1
+    assert portal.objects["contacts"][cid]["properties"]["company"] == "Acme Corp"
+
+
+async def test_a_write_cut_off_after_the_create_is_not_repeated(
+    portal: FakeHubSpot, store: Store
+) -> None:
+    """A writer that died after HubSpot created the call (lease ran out) finds it instead of creating another."""
+    cid = portal.add("contacts", {"email": "ann@acme.example"})
+    lead = f"hubspot-{cid}"
+    state, clock = ConnectorState(store), Clock()
+    hs = hubspot.HubSpot(portal.access_token, portal.url)
+    update = await writer.record(state, "hubspot", call_update(lead), clock())
+    # the first writer: claims, creates at HubSpot, dies before marking the row done
+    assert await state.claim_write("hubspot", update.update_id, clock(), writer.LEASE)
+    write = hubspot.plan(update, FMAP)
+    await asyncio.to_thread(hubspot.execute, hs, write, cid, None, update.update_id, False)
+    clock.at += writer.LEASE + dt.timedelta(seconds=1)
+    assert await writer.drain(state, hs, FMAP, clock) == 1
+    assert len(portal.engagements("calls", cid)) == 1
+
+
+async def test_unmapped_and_foreign_updates_are_listed_not_written(
+    portal: FakeHubSpot, store: Store
+) -> None:
+    """Unmapped fields, leads with no contact and HubSpot's own activities end 'ignored' with the reason."""
+    state, clock = ConnectorState(store), Clock()
+    hs = hubspot.HubSpot(portal.access_token, portal.url)
+    await writer.record(
+        state, "hubspot", answer_update("hubspot-5", "lead.custom.shoe_size", 9), clock()
+    )
+    await writer.record(
+        state, "hubspot", answer_update("web-lead-1", "lead.company", "X", "q2"), clock()
+    )
+    await writer.record(
+        state, "hubspot", b'{"kind": "nudge_reply", "lead_id": "L", "action": "snooze"}', clock()
+    )
+    await writer.drain(state, hs, FMAP, clock)
+    reasons = {r["lead_id"]: (r["state"], r["last_error"]) for r in await state.writes("hubspot")}
+    assert reasons["hubspot-5"] == (
+        "ignored",
+        "lead.custom.shoe_size is not in the field map hubspot_fields.yaml",
+    )
+    assert reasons["web-lead-1"] == ("ignored", "the lead has no HubSpot contact")
+    assert reasons["L"][0] == "ignored"
+    assert portal.requests == []
+
+
+def test_field_map_errors_name_file_and_line(tmp_path: Path) -> None:
+    """A bad field name, type or object is reported with file:line, all at once."""
+    path = tmp_path / "fields.yaml"
+    path.write_text(
+        "fields:\n  lead.company: {property: company, type: text}\n  lead.shoe: {property: x}\n"
+        "  deal.stage: {property: dealstage, object: company}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        FieldMap.load(path)
+    lines = str(info.value).splitlines()
+    assert lines[0].startswith(f"{path}:2: lead.company: type 'text'")
+    assert lines[1].startswith(f"{path}:3: 'lead.shoe': not a lead field")
+    assert lines[2].startswith(f"{path}:4: deal.stage: object 'company'")
