@@ -21,6 +21,7 @@ from nudge.events import LeadEvent, RepUpserted, parse_event
 from nudge.signals import AskQuestionnaire, NudgeCommand, NudgeTeam, UpdateCrmField
 from playbooks import messages as msg
 from playbooks.loader import check_paths, load_playbooks
+from playbooks.reference import render_reference
 from playbooks.simulate import Outcome, Report, simulate
 from playbooks.types import parse_duration
 
@@ -47,6 +48,13 @@ def register(sub: Any) -> None:
     )
     sim.add_argument("--format", choices=("text", "json"), default="text")
     sim.set_defaults(func=_simulate)
+    ref = pb.add_parser("reference", help="print the playbook language reference (Markdown)")
+    ref.set_defaults(func=_reference)
+
+
+def _reference(args: argparse.Namespace) -> int:
+    print(render_reference(), end="")
+    return 0
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -76,6 +76,9 @@ class LeadSignal(_Model):
     at: AwareDatetime = Field(description="when the event occurred")
     score: Score
     history: list[ScorePoint] = Field(default=[], description="recent scores, oldest first")
+    first_scored_at: AwareDatetime | None = Field(
+        default=None, description="when the lead was first scored (None: not known)"
+    )
     rep: RepView | None = Field(
         default=None,
         description="the owner (for `to: manager`, team audiences, the rep's time zone)",

@@ -91,6 +91,22 @@ def is_known(field: str, event_type: str | None = None) -> bool:
     return field in KNOWN or field in ROOTS
 
 
+SYNONYMS = {
+    "url": ("path", "page"),
+    "page": ("path",),
+    "link": ("path", "url"),
+    "name": ("contact_name", "company"),
+    "value": ("deal_value",),
+    "amount": ("deal_value", "value"),
+    "owner": ("owner_rep_id",),
+    "rep": ("owner_rep_id", "rep_id"),
+    "score": ("value",),
+    "last_contact_at": ("last_contacted_at",),
+}
+"""Words people write for a field, tried before spelling similarity: `event.url` on a
+page view is its `path`, not the look-alike `source`."""
+
+
 def suggest(field: str, candidates: frozenset[str] | set[str] = KNOWN) -> str | None:
     """The closest known name, for "did you mean" hints."""
     close = difflib.get_close_matches(field, sorted(candidates), n=1, cutoff=0.6)
@@ -103,7 +119,10 @@ def unknown_field_message(field: str, event_type: str | None = None) -> str:
     pool: set[str] | frozenset[str] = KNOWN | set(ROOTS)
     if event_type is not None and field.startswith("event."):
         pool = {"event." + f for f in EVENT_FIELDS.get(event_type, set())}
-    hint = suggest(field, pool)
+    head, _, last = field.rpartition(".")
+    hint = next(
+        (f"{head}.{alt}" for alt in SYNONYMS.get(last, ()) if f"{head}.{alt}" in pool), None
+    ) or suggest(field, pool)
     if hint:
         return f"{text} — {msg.DID_YOU_MEAN.format(suggestion=hint)}"
     if field.split(".")[0] not in ROOTS:

@@ -23,13 +23,16 @@ from pydantic import BaseModel, ValidationError
 from nudge.errors import PlaybookError
 from playbooks import messages as msg
 from playbooks.conditions import KEYS, Condition
+from playbooks.fields import EVENT_TYPES
+from playbooks.kinds import kinds
 from playbooks.model import Playbook
 from playbooks.templates import field_problems, render, sample_context, sms_segments
 
 DEFAULT_PLAYBOOKS = Path(__file__).with_name("default")
 EXAMPLES = Path(__file__).with_name("examples")
 Mark = tuple[int, int]
-_TAGS = {"compare", *KEYS}
+_TAGS = {"compare", *KEYS} | {k.name for role in ("trigger", "action") for k in kinds(role)}
+"""pydantic's union tags, which a located path leaves out."""
 MAX_BYTES = 256 * 1024
 """A playbook is a page or two of YAML; anything this large is a mistake."""
 
@@ -192,6 +195,39 @@ def _template_problems(
     return out
 
 
+def _raw_template_problems(
+    data: dict[str, Any], source: str, values: dict[tuple[str, ...], Mark], reported: set[str]
+) -> list[Problem]:
+    """Template problems of a playbook whose shape did not validate, so one ``check``
+    shows them together with the structural errors (not one round after another)."""
+    out: list[Problem] = []
+    now = dt.datetime(2026, 6, 1, 9, 0, tzinfo=dt.UTC)
+    rules = data.get("rules")
+    for r, rule in enumerate(rules if isinstance(rules, list) else []):
+        if not isinstance(rule, dict) or not isinstance(rule.get("actions"), list):
+            continue
+        trigger = rule.get("trigger")
+        event_type = trigger.get("event") if isinstance(trigger, dict) else None
+        if trigger is None or not (
+            isinstance(trigger, dict)
+            and trigger.get("type") == "event"
+            and event_type in EVENT_TYPES
+        ):
+            event_type = None
+        for a, action in enumerate(rule["actions"]):
+            template = action.get("template") if isinstance(action, dict) else None
+            path = ("rules", str(r), "actions", str(a), "template")
+            if not isinstance(template, str) or not template or ".".join(path) in reported:
+                continue
+            line, col = values.get(path, (1, 1))
+            channel = str(action.get("channel", "best"))
+            out += [
+                Problem(source, line, col, ".".join(path), text, severity)
+                for text, severity in template_problems(template, channel, event_type, now)
+            ]
+    return out
+
+
 def template_problems(
     template: str, channel: str, event_type: str | None, now: dt.datetime
 ) -> list[tuple[str, str]]:
@@ -277,7 +313,9 @@ def check_text(text: str, source: str = "<string>") -> Checked:
     try:
         playbook = Playbook.model_validate(data)
     except ValidationError as exc:
-        return Checked(source, None, _validation_problems(exc, source, values, keys))
+        found = _validation_problems(exc, source, values, keys)
+        found += _raw_template_problems(data, source, values, {p.path for p in found})
+        return Checked(source, None, found)
     except (ValueError, TypeError, RecursionError) as exc:
         return Checked(source, None, [Problem(source, 1, 1, "playbook", str(exc))])
     problems = _event_field_problems(playbook, source, values)

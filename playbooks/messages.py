@@ -31,6 +31,7 @@ EXPR_FORBIDDEN = "expressions may not use {what}; use fields, comparisons, and/o
 EXPR_FUNCTION = "unknown function `{name}`; available: {functions}"
 TEMPLATE_SYNTAX = "template does not parse: {problem}"
 TEMPLATE_RENDER = "template fails on a sample lead: {problem}"
+UNKNOWN_FILTER = "unknown filter `{name}`"
 TEMPLATE_SANDBOX = "template tries to reach Python internals: {problem}"
 SMS_TOO_LONG = (
     "a sample SMS is {chars} characters = {segments} {encoding} segments (more than 2); "
@@ -38,6 +39,9 @@ SMS_TOO_LONG = (
 )
 SMS_UCS2_HINT = " or drop non-GSM characters such as {chars!r}, which halve the segment size"
 BAD_DURATION = "`{value}` is not a duration; write e.g. 15m, 4h, 3d or 2w"
+DURATION_UNIT = "`{value}` has no unit; write e.g. {value}d, {value}h, {value}m or {value}s"
+SCORE_UNIT = "`{value}` is not a score; scores are 0–1: write `{pct}` or `{frac}`"
+BAD_SCORE = "`{value}` is not a score; write a percent such as `70%` or a fraction such as `0.7`"
 BAD_TIME = "`{value}` is not a time of day; write HH:MM, e.g. 08:30"
 BAD_ZONE = "unknown time zone `{value}`; write `rep` or an IANA name such as Europe/Paris"
 BAD_EVENT_TYPE = "unknown event type `{value}`"

@@ -11,6 +11,7 @@ SMS segments is flagged before anyone receives it.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 from typing import Any
 
 from jinja2 import StrictUndefined, nodes
@@ -18,6 +19,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from playbooks import fields as f
+from playbooks import messages as msg
 
 GSM7 = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
@@ -74,6 +76,15 @@ def make_filters(now: dt.datetime) -> dict[str, Any]:
         return "today" if days == 0 else "tomorrow" if days == 1 else f"in {days} days"
 
     return {"pct": pct, "money": money, "ago": ago, "in_days": in_days}
+
+
+FILTERS: dict[str, str] = {
+    "pct": "a score as percent: `{{ score.value | pct }}` → 86%",
+    "money": "an amount in dollars: `{{ deal.value | money }}` → $48,500",
+    "ago": "a past date in days: `{{ lead.last_touch_at | ago }}` → 3 days ago",
+    "in_days": "a coming date in days: `{{ lead.custom.renewal_on | in_days }}` → in 12 days",
+}
+"""Nudge's own template filters (Jinja's built-ins such as `join` and `default` also work)."""
 
 
 def _finalize(value: Any) -> Any:
@@ -135,6 +146,14 @@ def field_problems(template: str, event_type: str | None = None) -> list[str]:
             name = ".".join([base.name, *reversed(parts)])
             if not f.is_known(name, event_type):
                 problems.append(f.unknown_field_message(name, event_type))
+    for filt in tree.find_all(nodes.Filter):
+        if filt.name not in _ENV.filters:
+            text = msg.UNKNOWN_FILTER.format(name=filt.name)
+            close = difflib.get_close_matches(filt.name, sorted(FILTERS), n=1, cutoff=0.5)
+            close = close or difflib.get_close_matches(filt.name, sorted(_ENV.filters), n=1)
+            problems.append(
+                f"{text} — {msg.DID_YOU_MEAN.format(suggestion=close[0])}" if close else text
+            )
     for name_node in tree.find_all(nodes.Name):
         if name_node.ctx == "load" and name_node.name not in (
             *f.ROOTS,

@@ -17,6 +17,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from playbooks import messages as msg
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+_NUMBER = re.compile(r"^\s*\d+(?:\.\d+)?\s*$")
+_PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 MAX_DURATION = dt.timedelta(days=3 * 366)
 
@@ -28,11 +30,15 @@ class Model(BaseModel):
 
 
 def parse_duration(value: Any) -> dt.timedelta:
-    """``15m`` → 15 minutes; also accepts a timedelta or a number of seconds."""
+    """``15m`` → 15 minutes (or a timedelta). A bare number is refused: ``digest_after: 3``
+    once meant three seconds where the writer meant hours or days."""
     if isinstance(value, dt.timedelta):
         seconds = value.total_seconds()
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
+    elif (isinstance(value, int | float) and not isinstance(value, bool)) or (
+        isinstance(value, str) and _NUMBER.match(value)
+    ):
+        number = str(value).strip()
+        raise ValueError(msg.DURATION_UNIT.format(value=number))
     elif isinstance(value, str) and (m := _DURATION.match(value)):
         seconds = float(m.group(1)) * _UNITS[m.group(2)]
     else:
@@ -40,6 +46,30 @@ def parse_duration(value: Any) -> dt.timedelta:
     if not 0 < seconds <= MAX_DURATION.total_seconds():
         raise ValueError(msg.BAD_DURATION.format(value=value))
     return dt.timedelta(seconds=seconds)
+
+
+def parse_score(value: Any) -> float:
+    """A score as people write it: ``70%`` or ``0.7`` (0–1). ``70`` is refused with both
+    spellings, since scores are shown as percent but computed as probabilities."""
+    if isinstance(value, str) and (m := _PERCENT.match(value)):
+        number = float(m.group(1))
+        if 0 <= number <= 100:
+            return number / 100
+    elif isinstance(value, str) and _NUMBER.match(value):
+        value = float(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if 0 <= value <= 1:
+            return float(value)
+        if 1 < value <= 100:
+            raise ValueError(
+                msg.SCORE_UNIT.format(value=value, pct=f"{value:g}%", frac=f"{value / 100:g}")
+            )
+    raise ValueError(msg.BAD_SCORE.format(value=value))
+
+
+def pct(value: float) -> str:
+    """0.7 → ``70%`` (how checks and texts show scores)."""
+    return f"{value * 100:g}%"
 
 
 def parse_time(value: Any) -> dt.time:
@@ -79,6 +109,8 @@ def human_duration(value: dt.timedelta) -> str:
 Duration = Annotated[dt.timedelta, BeforeValidator(parse_duration)]
 TimeOfDay = Annotated[dt.time, BeforeValidator(parse_time)]
 Zone = Annotated[str, BeforeValidator(parse_zone)]
+ScoreValue = Annotated[float, BeforeValidator(parse_score)]
+"""A score threshold or change: ``70%`` or ``0.7``."""
 Share = Annotated[float, Field(ge=0, le=1)]
 Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
 

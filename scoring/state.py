@@ -45,6 +45,7 @@ class LeadState:
     touches: dict[str, str] = field(default_factory=dict)
     score: dict[str, Any] | None = None
     history: list[tuple[str, float]] = field(default_factory=list)
+    first_scored_at: str | None = None
     seen: list[str] = field(default_factory=list)
     features: dict[str, Any] = field(default_factory=empty_state)
 
@@ -58,6 +59,7 @@ class LeadState:
             "touches": self.touches,
             "score": self.score,
             "history": [list(p) for p in self.history],
+            "first_scored_at": self.first_scored_at,
             "seen": self.seen,
             "features": self.features,
         }
@@ -72,6 +74,7 @@ class LeadState:
             touches=dict(data.get("touches") or {}),
             score=data.get("score"),
             history=[(str(a), float(v)) for a, v in data.get("history") or []],
+            first_scored_at=data.get("first_scored_at"),
             seen=list(data.get("seen") or []),
             features=data.get("features") or empty_state(),
         )
@@ -104,11 +107,16 @@ class LeadState:
             at=event.occurred_at,
             score=score,
             history=self.score_history(),
+            first_scored_at=(
+                dt.datetime.fromisoformat(self.first_scored_at) if self.first_scored_at else None
+            ),
             rep=rep,
         )
 
     # -- writing -----------------------------------------------------------------
     def record_score(self, score: Score) -> None:
+        if self.score is None:
+            self.first_scored_at = score.scored_at.isoformat()
         self.score = score.model_dump(mode="json")
         cutoff = score.scored_at - HISTORY_WINDOW
         self.history = [(a, v) for a, v in self.history if dt.datetime.fromisoformat(a) >= cutoff][

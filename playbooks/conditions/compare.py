@@ -11,6 +11,7 @@ from playbooks import fields as f
 from playbooks import messages as msg
 from playbooks.conditions.base import ConditionKind
 from playbooks.kinds import register
+from playbooks.types import parse_score
 
 OPS = (
     "eq",
@@ -27,6 +28,21 @@ OPS = (
     "exists",
 )
 Scalar = str | int | float | bool | None
+SCORE_FIELDS = ("score.value", "score.previous", "score.change")
+"""Fields holding scores (0–1): their operands may be written ``70%`` or ``0.7``."""
+ORDERING = ("eq", "ne", "gt", "gte", "lt", "lte")
+
+
+def _score_operand(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().startswith("-"):
+        return -parse_score(value.strip()[1:])
+    if isinstance(value, int | float | str) and not isinstance(value, bool) and value is not None:
+        return (
+            -parse_score(-value)
+            if isinstance(value, int | float) and value < 0
+            else parse_score(value)
+        )
+    return value
 
 
 @register(
@@ -56,6 +72,13 @@ class Compare(ConditionKind):
     starts_with: str | None = None
     ends_with: str | None = None
     exists: bool | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _score_units(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("field") in SCORE_FIELDS:
+            return {k: _score_operand(v) if k in ORDERING else v for k, v in data.items()}
+        return data
 
     @field_validator("field")
     @classmethod

@@ -12,7 +12,7 @@ import datetime as dt
 from typing import Any, ClassVar
 
 from nudge.signals import LeadSignal
-from playbooks.types import Model, human_duration
+from playbooks.types import Model, human_duration, pct
 
 Match = dict[str, Any]
 """Field → value that made a trigger fire (shown by ``simulate`` as "why")."""
@@ -25,6 +25,8 @@ class TriggerKind(Model):
     timed: ClassVar[bool] = False
     """Time-driven: planned on signals, run when the scheduler says it is due."""
     score_based: ClassVar[bool] = False
+    score_fields: ClassVar[tuple[str, ...]] = ()
+    """Fields that hold scores: shown as percent."""
 
     @property
     def event_type(self) -> str | None:
@@ -57,5 +59,6 @@ class TriggerKind(Model):
             if name == "type" or value == info.default or value in (None, [], {}):
                 continue
             shown = human_duration(value) if isinstance(value, dt.timedelta) else value
+            shown = pct(value) if name in self.score_fields else shown
             parts.append(f"{info.alias or name}={shown}")
         return self.type + (" " + ", ".join(parts) if parts else "")

@@ -59,7 +59,11 @@ def compare(draw: Any) -> dict[str, Any]:
         value = draw(st.sampled_from(["a", "/p", "won"]))
     elif op == "exists":
         value = draw(st.booleans())
-    return {"field": draw(st.sampled_from(FIELDS)), op: value}
+    field = draw(st.sampled_from(FIELDS))
+    if field.startswith("score.") and op in ("eq", "ne", "gt", "gte", "lt", "lte"):
+        # scores are 0–1 (or written as percent); 2.0 is refused at load time
+        value = draw(st.one_of(st.floats(-1, 1, allow_nan=False), st.sampled_from(["70%", None])))
+    return {"field": field, op: value}
 
 
 EXPRS = [
