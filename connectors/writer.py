@@ -33,7 +33,8 @@ from nudge.logs import get_logger
 log = get_logger(__name__)
 
 PER_PASS = 8
-LEASE = dt.timedelta(seconds=60)
+LEASE = dt.timedelta(seconds=30)
+"""How long a claimed write is left to its writer; a write cut off by a crash is retried after it."""
 MAX_BACKOFF = 15 * 60.0
 
 

@@ -25,6 +25,7 @@ It behaves like HubSpot where Nudge depends on it
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import hashlib
@@ -121,6 +122,9 @@ class FakeHubSpot:
     """(from type, from id, to type, to id), stored both ways."""
     requests: list[tuple[str, str]] = field(default_factory=list)
     outage: int | None = None
+    create_latency: float = 0.0
+    """Seconds a create waits before answering, after it is stored (as at HubSpot: a client
+    that dies meanwhile has created an object it never heard about)."""
     _failures: list[Failure] = field(default_factory=list)
     _ids: Any = field(default_factory=lambda: itertools.count(1001))
     server: TestServer | None = None
@@ -270,6 +274,8 @@ class FakeHubSpot:
         object_id = self.add(object_type, props)
         for to_type, to_id in links:
             self.associate(object_type, object_id, to_type, to_id)
+        if self.create_latency:
+            await asyncio.sleep(self.create_latency)
         return web.json_response(
             self._view(self.objects[object_type][object_id], list(props)), status=201
         )
