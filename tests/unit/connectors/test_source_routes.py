@@ -24,9 +24,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crm.store import Store
+from nudge.clock import SystemClock
 from nudge.events import LeadEvent, RepUpserted
 from nudge.settings import Settings
+from streams import crm_connectors
 from streams.sources import routes
+from tests.fakes.hubspot_server import FakeHubSpot
 from tests.fakes.senders import segment_headers, zoom_headers, zoom_meeting
 from tests.fakes.threaded import served
 from tests.fakes.twilio_server import FakeTwilio
@@ -69,6 +72,9 @@ class Sources:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_routes(routes(self.publish, self.store, self.settings))
+        app.router.add_routes(
+            crm_connectors.routes(self.publish, self.store, self.settings, SystemClock())
+        )
         app.on_cleanup.append(self._close)
         return app
 
@@ -94,12 +100,21 @@ class Sources:
 
 
 @pytest.fixture
-def sources(tmp_path: Path) -> Iterator[Sources]:
+def portal() -> Iterator[FakeHubSpot]:
+    with served(FakeHubSpot()) as fake:
+        yield fake
+
+
+@pytest.fixture
+def sources(tmp_path: Path, portal: FakeHubSpot) -> Iterator[Sources]:
     settings_ = Settings(
         data_dir=tmp_path,
         twilio_auth_token=FakeTwilio().auth_token,
         segment_shared_secret=SEGMENT_SECRET,
         zoom_webhook_secret_token=ZOOM_SECRET,
+        hubspot_access_token=portal.access_token,
+        hubspot_client_secret=portal.client_secret,
+        hubspot_api_url=portal.url,
     )
     with served(Sources(settings_)) as s:
         yield s
@@ -314,5 +329,53 @@ def test_hostile_signed_twilio_params_never_get_a_5xx(sources: Sources) -> None:
     def run(params: dict[str, str]) -> None:
         status, answer = twilio_post(sources, params)
         assert status < 500, (params, answer)
+
+    run()
+
+
+def test_hostile_signed_hubspot_batches_never_get_a_5xx(
+    sources: Sources, portal: FakeHubSpot
+) -> None:
+    """Junk and notification-shaped junk, correctly signed by HubSpot's scheme, gets 2xx or 4xx."""
+    cid = portal.add("contacts", {"email": "ann@acme.example", "company": "Acme"})
+    note_keys = st.sampled_from(
+        ["eventId", "objectId", "occurredAt", "subscriptionType", "propertyName", "propertyValue"]
+    )
+    subscription = st.sampled_from(
+        [
+            "contact.creation",
+            "contact.propertyChange",
+            "deal.propertyChange",
+            "contact.deletion",
+            "x",
+        ]
+    )
+    notification = st.fixed_dictionaries(
+        {
+            "eventId": st.integers(-5, 10**6),
+            "objectId": st.sampled_from([int(cid), 0, -1, 10**20]),
+            "occurredAt": st.integers(-(10**15), 10**15) | st.just(int(time.time() * 1000)),
+            "subscriptionType": subscription,
+        },
+        optional={"propertyName": json_values, "propertyValue": json_values},
+    ) | st.dictionaries(note_keys, json_values, max_size=6)
+    bodies = st.one_of(
+        st.binary(max_size=500).map(lambda b: b.decode("latin-1")),
+        json_values.map(json.dumps),
+        st.lists(notification, max_size=4).map(json.dumps),
+    )
+
+    @fuzz
+    @given(body=bodies)
+    def run(body: str) -> None:
+        url = sources.url + "/webhooks/hubspot"
+        ts = str(int(time.time() * 1000))
+        headers = {
+            "Content-Type": "application/json",
+            "X-HubSpot-Request-Timestamp": ts,
+            "X-HubSpot-Signature-v3": portal.sign("POST", url, body, ts),
+        }
+        status, answer = sources.post("/webhooks/hubspot", body.encode(), headers)
+        assert status < 500, (body[:200], answer)
 
     run()
