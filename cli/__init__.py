@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from nudge.errors import ConfigError, NudgeError
+from nudge.files import private_umask
 
 GROUPS = ("run", "events", "playbooks", "dead", "topics", "phone", "model", "connect")
 """Modules of this package that add subcommands, in help order."""
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    private_umask()  # the record, models and tokens Nudge writes are its owner's only
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:

@@ -82,7 +82,7 @@ def _send(args: argparse.Namespace) -> int:
             print(f"produced {len(good)} events to {settings.kafka_url}", file=sys.stderr)
         else:
             url = args.url or f"http://127.0.0.1:{settings.web_port}"
-            _post(url, [e for _, e in good])
+            _post(url, [e for _, e in good], settings)
             print(f"posted {len(good)} events to {url}/events", file=sys.stderr)
     return 1 if problems else 0
 
@@ -104,18 +104,40 @@ async def _produce(kafka_url: str, events: list[Any]) -> None:
         await producer.stop()
 
 
-def _post(url: str, events: list[Any]) -> None:
-    for i in range(0, len(events), BATCH):
-        body = b"\n".join(event_to_json(e) for e in events[i : i + BATCH])
+def chunks(lines: list[bytes], max_bytes: int, max_lines: int = BATCH) -> list[bytes]:
+    """NDJSON bodies of at most ``max_bytes`` (and ``max_lines`` lines) each, in order."""
+    bodies: list[bytes] = []
+    current: list[bytes] = []
+    size = 0
+    for line in lines:
+        if current and (size + len(line) + 1 > max_bytes or len(current) >= max_lines):
+            bodies.append(b"\n".join(current))
+            current, size = [], 0
+        current.append(line)
+        size += len(line) + 1
+    if current:
+        bodies.append(b"\n".join(current))
+    return bodies
+
+
+def _post(url: str, events: list[Any], settings: Settings) -> None:
+    """POST the events in bodies under the worker's size limit, with the API token if set."""
+    headers = {"Content-Type": "application/x-ndjson"}
+    if settings.api_token:
+        headers["Authorization"] = f"Bearer {settings.api_token[0].get_secret_value()}"
+    max_bytes = settings.web_max_body_bytes - 1024
+    for body in chunks([event_to_json(e) for e in events], max_bytes):
         request = urllib.request.Request(
-            url.rstrip("/") + "/events",
-            data=body,
-            method="POST",
-            headers={"Content-Type": "application/x-ndjson"},
+            url.rstrip("/") + "/events", data=body, method="POST", headers=headers
         )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 json.load(response)
+        except urllib.error.HTTPError as exc:
+            raise ConfigError(
+                f"the worker at {url} refused the events: HTTP {exc.code} "
+                f"{exc.read()[:300].decode(errors='replace')}"
+            ) from None
         except urllib.error.URLError as exc:
             raise ConfigError(
                 f"cannot reach a worker at {url} ({exc.reason}); start one with `nudge worker`, "

@@ -26,10 +26,15 @@ class ConfigError(NudgeError):
 class EventRejected(NudgeError):
     """An inbound event failed validation; ``reason`` names the field."""
 
-    def __init__(self, reason: str, *, event_id: str | None = None) -> None:
+    KINDS = ("json", "size", "schema", "body")
+    """Reason classes, the ``reason`` label of the rejection counter: not strict JSON,
+    over the size limit, not a valid event, or a request body that is unusable whole."""
+
+    def __init__(self, reason: str, *, event_id: str | None = None, kind: str = "schema") -> None:
         super().__init__(reason)
         self.reason = reason
         self.event_id = event_id
+        self.kind = kind
 
 
 class PlaybookError(NudgeError):

@@ -36,7 +36,9 @@ from pydantic import (
     validate_email,
 )
 
+from nudge import strict_json
 from nudge.errors import EventRejected
+from nudge.strict_json import StrictJSONError
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 """An event larger than this is refused whole: no CRM event is legitimately 64 KB."""
@@ -287,18 +289,20 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> LeadEvent | RepUpserted:
     if isinstance(raw, bytes | str):
         size = len(raw.encode() if isinstance(raw, str) else raw)
         if size > MAX_PAYLOAD_BYTES:
-            raise EventRejected(f"payload is {size} bytes; the limit is {MAX_PAYLOAD_BYTES}")
+            raise EventRejected(
+                f"payload is {size} bytes; the limit is {MAX_PAYLOAD_BYTES}", kind="size"
+            )
         try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise EventRejected(f"not valid JSON: {exc}") from None
-        except RecursionError:
-            raise EventRejected("not valid JSON: nested too deeply") from None
+            data = strict_json.loads(raw)
+        except StrictJSONError as exc:
+            raise EventRejected(f"not valid JSON: {exc}", kind="json") from None
     else:
         data = raw
         size = len(json.dumps(data, default=str))
         if size > MAX_PAYLOAD_BYTES:
-            raise EventRejected(f"payload is {size} bytes; the limit is {MAX_PAYLOAD_BYTES}")
+            raise EventRejected(
+                f"payload is {size} bytes; the limit is {MAX_PAYLOAD_BYTES}", kind="size"
+            )
     if not isinstance(data, dict):
         raise EventRejected(f"an event must be a JSON object, not {type(data).__name__}")
     if "type" not in data:

@@ -63,12 +63,53 @@ class Settings(BaseSettings):
         le=16,
         description="Replicas of each topic Nudge creates (`nudge topics create`, and the worker's own: table changelogs).",
     )
-    web_host: str = Field(default="127.0.0.1", description="Address the worker's web server binds.")
+    web_host: str = Field(
+        default="127.0.0.1",
+        description="Address the worker's web server binds. Anything but a loopback address "
+        "needs `NUDGE_API_TOKEN`.",
+    )
     web_port: int = Field(
         default=6066,
         ge=0,
         le=65535,
         description="Port of the worker's web server (ingest, webhooks).",
+    )
+    api_token: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=_env("API_TOKEN"),
+        description="Bearer token(s) that `POST /events` and the read APIs require "
+        "(comma-separated: several are accepted at once, to rotate without downtime). "
+        "Required when the web server binds a non-loopback address.",
+    )
+    web_max_connections: int = Field(
+        default=1000,
+        ge=8,
+        le=100_000,
+        description="Most connections the web server holds open; past it, the oldest idle one "
+        "is closed to make room.",
+    )
+    web_header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Seconds a connection may take to send a request's headers (and may idle "
+        "between requests) before it is closed.",
+    )
+    web_body_timeout: float = Field(
+        default=30.0, gt=0, le=600, description="Seconds a client may take to send a body."
+    )
+    web_max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=64 * 1024,
+        le=64 * 1024 * 1024,
+        description="Largest request body accepted, after gzip decoding (bytes); larger → 413. "
+        "`nudge events send` splits its posts to stay under it.",
+    )
+    web_rate_limit: float = Field(
+        default=50.0,
+        gt=0,
+        description="Requests per second one client address may make (bursts of twice that); "
+        "past it → 429. `/health` and `/ready` are not limited.",
     )
     public_url: str | None = Field(
         default=None,
@@ -230,6 +271,13 @@ class Settings(BaseSettings):
     def _split_paths(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [Path(p.strip()) for p in value.split(",") if p.strip()]
+        return value
+
+    @field_validator("api_token", mode="before")
+    @classmethod
+    def _split_tokens(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [t.strip() for t in value.split(",") if t.strip()]
         return value
 
     @property

@@ -34,8 +34,9 @@ from scoring.state import LeadState, apply_event, snapshot_row
 from streams.batching import BATCH_MAX, Envelopes, TableBatch, unpack
 from streams.commands import dispatch
 from streams.conversations import handle_conversation
-from streams.ingest import dead_letter, ingest_batch
+from streams.ingest import ingest_batch
 from streams.pipeline import Pipeline
+from streams.rejections import dead_letter
 from streams.scheduler import rep_view, signal_key
 from streams.topics import ACTIVITY, CONVERSATIONS, REPLIES
 
@@ -158,9 +159,17 @@ async def unexpected(
     )
     raw: bytes = event.value if item is None else json.dumps(item[1]).encode()
     reason = f"{agent} agent failed: {type(exc).__name__}: {exc}"
-    await p.dead.send(
-        force=True, key=event.message.topic.encode(), value=dead_letter(reason, raw, event)
+    msg = event.message
+    record = dead_letter(
+        reason,
+        raw,
+        kind="agent",
+        source="kafka",
+        topic=msg.topic,
+        partition=msg.partition,
+        offset=msg.offset,
     )
+    await p.dead.send(force=True, key=msg.topic.encode(), value=record)
 
 
 Handler = Callable[[Pipeline, EventT[Any]], Awaitable[None]]

@@ -1,4 +1,4 @@
-"""Building the Faust app: its topics, tables, timers, agents and web views.
+"""Building the Faust app: its topics, tables, timers, agents and web server.
 
 :func:`build` returns a :class:`streams.pipeline.Pipeline`, which owns the Faust app
 and what the agents need. The agents themselves live in :mod:`streams.agents` and
@@ -27,7 +27,7 @@ from playbooks import PlaybookSet
 from playbooks.questionnaire import load_questionnaires
 from scoring.model_scorer import LiveScorer
 from scoring.points import PointsScorer, load_points_config
-from streams import agents, crm_connectors, scheduler, views
+from streams import agents, crm_connectors, scheduler
 from streams.faust_fixes import (
     fetch_only_active_partitions,
     limit_fetch_wait,
@@ -36,6 +36,8 @@ from streams.faust_fixes import (
 )
 from streams.metrics import Metrics
 from streams.pipeline import Pipeline
+from streams.routes import routes
+from streams.server import HttpServer
 from streams.topics import INBOUND, TOPICS
 
 log = get_logger(__name__)
@@ -76,10 +78,18 @@ def make_app(settings: Settings, broker_url: str) -> faust.App:
         producer_acks=-1,
         producer_linger=settings.producer_linger_ms / 1000.0,
         consumer_auto_offset_reset="earliest",
+        # the web server is streams.server.HttpServer (registered in build), which
+        # replaces Faust's own: none of Faust's table, router or stats views is served
         web_enabled=True,
         web_host=settings.web_host,
+        web_bind=settings.web_host,
         web_port=settings.web_port,
         web_in_thread=False,
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_metrics_enabled=False,
         table_cleanup_interval=60.0,
         stream_wait_empty=False,
     )
@@ -142,5 +152,5 @@ def build(
 
     agents.register(pipeline)
     crm_connectors.register(pipeline)
-    views.register(pipeline)
+    app.web_server(HttpServer(routes(pipeline), settings, pipeline.metrics))
     return pipeline

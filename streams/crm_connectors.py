@@ -34,6 +34,7 @@ from nudge.logs import get_logger
 from nudge.settings import Settings
 from streams.agents import _agent
 from streams.pipeline import Pipeline
+from streams.views import error_response
 
 log = get_logger(__name__)
 
@@ -89,7 +90,7 @@ class HubSpotHook:
             or not text
         ):
             log.warning("hubspot webhook refused: bad signature", path=request.path)
-            return web.Response(status=401, text="invalid signature")
+            return error_response(401, "invalid signature")
         try:
             notes = hubspot.notifications(body)
         except EventRejected as exc:

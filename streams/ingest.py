@@ -14,7 +14,6 @@ before them, in this worker and in any other that resolves through the link.
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +26,7 @@ from nudge.events import LeadEvent, RepUpserted, event_to_json, parse_event
 from nudge.logs import get_logger
 from streams.batching import Envelopes
 from streams.pipeline import Pipeline
+from streams.rejections import reject
 
 log = get_logger(__name__)
 
@@ -47,20 +47,6 @@ def identities(event: LeadEvent) -> list[Ident]:
         for attr, kind in IDENTITY_KINDS
         if (value := getattr(event, attr))
     ]
-
-
-def dead_letter(reason: str, raw: bytes | None, event: EventT[Any] | None) -> bytes:
-    """The ``events.dead`` record: why, where from, and the payload exactly as received."""
-    record: dict[str, Any] = {"reason": reason}
-    if event is not None:
-        msg = event.message
-        record.update(topic=msg.topic, partition=msg.partition, offset=msg.offset)
-    if raw is not None:
-        try:
-            record["raw"] = raw.decode()
-        except UnicodeDecodeError:
-            record["raw_base64"] = base64.b64encode(raw).decode()
-    return json.dumps(record).encode()
 
 
 @dataclass
@@ -146,17 +132,10 @@ async def _validate(p: Pipeline, message: EventT[Any]) -> Accepted | None:
     try:
         parsed = parse_event(raw)
     except EventRejected as exc:
-        p.stats["events.rejected"] += 1
         p.metrics.events.labels(topic, "rejected").inc()
-        log.warning(
-            "event rejected",
-            reason=exc.reason,
-            event_id=exc.event_id,
-            topic=topic,
-            offset=message.message.offset,
-        )
-        await p.dead.send(
-            force=True, key=topic.encode(), value=dead_letter(exc.reason, raw, message)
+        msg = message.message
+        await reject(
+            p, exc, raw, source="kafka", topic=topic, partition=msg.partition, offset=msg.offset
         )
         return None
     if isinstance(parsed, RepUpserted):

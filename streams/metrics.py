@@ -1,13 +1,13 @@
 """Prometheus metrics of one worker, served at ``GET /metrics``.
 
 One registry per pipeline (not the global default), so several apps in one
-process — tests, the demo — never clash. Consumer lag is computed when scraped:
-for each assigned partition, the broker's high-water mark minus the offset this
-worker has committed.
+process — tests, the demo — never clash. Consumer lag is computed when scraped
+(:meth:`Metrics.refresh_lag`).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,32 +17,24 @@ from prometheus_client.registry import Collector
 
 
 class _LagCollector(Collector):
-    def __init__(self, app: Any) -> None:
-        self.app = app
+    def __init__(self) -> None:
+        self.lag: dict[tuple[str, int], int] = {}
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
             "nudge_consumer_lag",
-            "Messages not yet committed, per partition",
+            "Messages not yet committed, per consumed partition (at the last scrape)",
             labels=["topic", "partition"],
         )
-        consumer = getattr(self.app, "_consumer", None)
-        if consumer is not None:
-            try:
-                for tp in consumer.assignment():
-                    high = consumer.highwater(tp)
-                    committed = consumer._committed_offset.get(tp) or 0
-                    if high is not None:
-                        family.add_metric([tp.topic, str(tp.partition)], max(0, high - committed))
-            except Exception:
-                pass
+        for (topic, partition), lag in sorted(self.lag.items()):
+            family.add_metric([topic, str(partition)], lag)
         yield family
 
 
 class Metrics:
     """The worker's metrics; agents call these, ``/metrics`` renders them."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any = None) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.events = Counter(
@@ -66,7 +58,47 @@ class Metrics:
             ["provider", "code"],
             registry=r,
         )
-        r.register(_LagCollector(app))
+        self.rejected = Counter(
+            "nudge_events_rejected",
+            "Events rejected, by where they came from (http, kafka) and reason class "
+            "(json, size, schema, body)",
+            ["source", "reason"],
+            registry=r,
+        )
+        self.refused = Counter(
+            "nudge_http_refused",
+            "HTTP requests refused before their handler, by reason "
+            "(auth, rate, content_type, encoding, too_large, timeout, not_found, method)",
+            ["reason"],
+            registry=r,
+        )
+        self._lag = _LagCollector()
+        r.register(self._lag)
+
+    async def refresh_lag(self, app: Any, timeout: float = 2.0) -> None:
+        """Recompute the lag gauge: corrected partition ends minus committed offsets.
+
+        The ends come from the consumer's ``end_offsets``, which
+        :func:`broker.correct_batch_end_offsets` corrects (Tansu under-reports them).
+        Table changelogs are left out: the worker that owns a table writes its
+        changelog and reads it only to recover, so no offset is ever committed there and
+        their "lag" would stay at the changelog's length forever.
+        """
+        consumer = getattr(app, "_consumer", None)
+        if consumer is None:
+            return
+        try:
+            changelogs = set(app.tables.changelog_topics)
+            tps = [tp for tp in consumer.assignment() if tp.topic not in changelogs]
+            ends = await asyncio.wait_for(consumer.highwaters(*tps), timeout) if tps else {}
+        except Exception:  # not started, rebalancing, broker away: keep the last figures
+            return
+        committed = consumer._committed_offset
+        self._lag.lag = {
+            (tp.topic, tp.partition): max(0, end - (committed.get(tp) or 0))
+            for tp, end in ends.items()
+            if end is not None
+        }
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

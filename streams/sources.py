@@ -11,7 +11,8 @@ de-duplication by event id makes a provider's retries harmless. A body that is
 signed but cannot be read gets 400 with the reason; items of a batch that Nudge
 does not use are answered as skipped, with why.
 
-Mount: ``router.add_routes(routes(publish, store, settings, clock=clock))``.
+Served through :mod:`streams.routes` (``build(pipeline, publish)``); ``routes(...)``
+mounts the same handlers on any aiohttp application.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from nudge.errors import EventRejected
 from nudge.events import LeadEvent
 from nudge.logs import get_logger
 from nudge.settings import Settings
+from streams.pipeline import Pipeline
+from streams.views import error_response
 from streams.webhooks import twilio_token
 
 log = get_logger(__name__)
@@ -51,7 +54,7 @@ def _json(value: Any, status: int = 200) -> web.Response:
 
 def _refused(source: str, request: web.Request) -> web.Response:
     log.warning("webhook refused: bad signature", source=source, path=request.path)
-    return web.Response(status=401, text="invalid signature")
+    return error_response(401, "invalid signature")
 
 
 class Sources:
@@ -90,7 +93,7 @@ class Sources:
 
     async def twilio_voice(self, request: web.Request) -> web.StreamResponse:
         if (request.content_length or 0) > MAX_FORM_BYTES:
-            return web.Response(status=413, text="body too large")
+            return error_response(413, "body too large")
         params = {k: str(v) for k, v in (await request.post()).items()}
         url = public_url(
             request.path_qs,
@@ -113,7 +116,7 @@ class Sources:
             )
         except EventRejected as exc:
             log.warning("twilio voice callback not used", reason=exc.reason)
-            return web.Response(status=400, text=exc.reason)
+            return error_response(400, exc.reason)
         if event is not None:
             await self.publish(event)
         return web.Response(text=twiml(), content_type="text/xml")
@@ -150,6 +153,11 @@ class Sources:
         if not events:
             return _json({"accepted": 0, "skipped": "no attendee email known for this meeting"})
         return _json({"accepted": len(events)})
+
+
+def build(p: Pipeline, publish: Publish) -> Sources:
+    """The handlers for a worker; ``publish`` produces an event to its inbound topic."""
+    return Sources(publish, p.store, p.settings, p.clock)
 
 
 def routes(

@@ -1,11 +1,17 @@
-"""The worker's web server: HTTP ingest, health and a stats page.
+"""Handlers of Nudge's own HTTP API: ingest, health, readiness, metrics, stats, the API document.
+
+Which path each one serves, and with which auth, is listed in :mod:`streams.routes`;
+limits, auth and error bodies are applied around them by :mod:`streams.server`, which
+has read and size-checked the body before a handler runs.
 
 ``POST /events`` takes one JSON event, a JSON array of events, or NDJSON, and
 answers per event: ``{"accepted": n, "rejected": n, "results": [{"index", "line",
 "event_id", "status": "accepted"|"rejected", "reason"}]}`` — 200 when all were
-accepted, 207 when some were not, 400 when none were. Accepted events are
-produced to their inbound topic and go through the same ingest agent as events a
-CRM produces directly.
+accepted, 207 when some were not, 400 when none were (or the body is unusable
+whole: ``{"error": reason}``). Accepted events are produced to their inbound topic
+and go through the same ingest agent as events a CRM produces directly; rejected
+ones are counted, logged and dead-lettered like rejections from Kafka
+(:mod:`streams.rejections`).
 """
 
 from __future__ import annotations
@@ -14,14 +20,15 @@ import json
 import os
 from typing import Any
 
-from faust import web
+from aiohttp import web
 
 from crm.store import fetch_one
+from nudge import strict_json
 from nudge.errors import EventRejected
-from nudge.events import STREAM_OF, RepUpserted, event_to_json, parse_event
-from nudge.signals import Reply
-from streams import crm_connectors, sources, webhooks
+from nudge.events import STREAM_OF, LeadEvent, RepUpserted, event_to_json, parse_event
+from nudge.strict_json import StrictJSONError
 from streams.pipeline import Pipeline
+from streams.rejections import reject
 from streams.topics import TOPIC_FOR_STREAM
 
 MAX_BATCH = 10_000
@@ -30,25 +37,37 @@ MAX_BATCH = 10_000
 def split_body(body: bytes) -> list[tuple[int, bytes | dict[str, Any]]]:
     """(line number, event) pairs from a JSON object, JSON array or NDJSON body."""
     text = body.strip()
+    if not text:
+        raise EventRejected("the body is empty: send a JSON event, array or NDJSON", kind="body")
     if text.startswith(b"["):
         try:
-            items = json.loads(text)
-        except ValueError as exc:
-            raise EventRejected(f"body is not a valid JSON array: {exc}") from None
-        except RecursionError:
-            raise EventRejected("body is not a valid JSON array: nested too deeply") from None
+            items = strict_json.loads(text)
+        except StrictJSONError as exc:
+            raise EventRejected(f"body is not a valid JSON array: {exc}", kind="json") from None
         return [(i + 1, item) for i, item in enumerate(items)]
     lines = body.splitlines()
     if len(lines) > 1:
         return [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
-    return [(1, text)] if text else []
+    return [(1, text)]
 
 
-def json_response(view: web.View, value: Any, status: int = 200) -> web.Response:
-    """A JSON response through the stdlib encoder, which escapes what orjson (Faust's
-    encoder when installed) refuses: a rejection echoes the client's event id, and a
-    lone surrogate in it made /events answer 500 (test_survive's list of hostile bodies)."""
-    return view.bytes(json.dumps(value).encode(), content_type="application/json", status=status)
+def json_response(
+    value: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    """A JSON response through the stdlib encoder, which escapes what orjson refuses: a
+    rejection echoes the client's event id, and a lone surrogate in it made /events
+    answer 500 (test_survive's list of hostile bodies)."""
+    return web.Response(
+        body=json.dumps(value).encode(),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def error_response(status: int, reason: str, headers: dict[str, str] | None = None) -> web.Response:
+    """Every refusal has this shape: ``{"error": reason}``."""
+    return json_response({"error": reason}, status=status, headers=headers)
 
 
 def event_key(event: Any) -> bytes:
@@ -77,94 +96,75 @@ async def readiness(p: Pipeline) -> dict[str, Any]:
     }
 
 
-def register(p: Pipeline) -> None:
-    app = p.app
-    topics = {
-        name: app.topic(name, key_serializer="raw", value_serializer="raw")
-        for name in TOPIC_FOR_STREAM.values()
-    }
+def _raw(item: bytes | dict[str, Any] | Any) -> bytes:
+    return item if isinstance(item, bytes) else json.dumps(item).encode()
 
-    async def publish_reply(reply: Reply) -> None:
-        await p.replies.send(
-            key=(reply.rep_id or reply.sender).encode(), value=reply.model_dump_json().encode()
-        )
 
-    async def publish_event(event: Any) -> None:
-        topic = topics[TOPIC_FOR_STREAM[STREAM_OF[event.type]]]
+class Api:
+    """The handlers, sharing one pipeline."""
+
+    def __init__(self, p: Pipeline) -> None:
+        self.p = p
+        self.topics = {
+            name: p.app.topic(name, key_serializer="raw", value_serializer="raw")
+            for name in TOPIC_FOR_STREAM.values()
+        }
+
+    async def publish(self, event: LeadEvent | RepUpserted) -> None:
+        """Produce one valid event to its inbound topic."""
+        topic = self.topics[TOPIC_FOR_STREAM[STREAM_OF[event.type]]]
         await topic.send(key=event_key(event), value=event_to_json(event))
 
-    app.web.web_app.router.add_routes(  # type: ignore[attr-defined]
-        webhooks.routes(publish_reply, p.store, p.settings, clock=p.clock)
-        + sources.routes(publish_event, p.store, p.settings, clock=p.clock)
-        + crm_connectors.routes(publish_event, p.store, p.settings, p.clock)
-    )
-
-    @app.page("/events")
-    class Events(web.View):
-        async def post(self, request: web.Request) -> web.Response:
-            body = await request.read()
+    async def events(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        try:
+            items = split_body(body)
+        except EventRejected as exc:
+            await reject(self.p, exc, body, source="http", line=None)
+            return json_response({"accepted": 0, "rejected": 1, "error": exc.reason}, status=400)
+        if len(items) > MAX_BATCH:
+            return error_response(413, f"at most {MAX_BATCH} events per request")
+        results, accepted = [], 0
+        for index, (line, item) in enumerate(items):
             try:
-                items = split_body(body)
+                event = parse_event(item if isinstance(item, dict | bytes) else _raw(item))
             except EventRejected as exc:
-                return json_response(
-                    self, {"accepted": 0, "rejected": 1, "error": exc.reason}, status=400
-                )
-            if len(items) > MAX_BATCH:
-                return json_response(
-                    self, {"error": f"at most {MAX_BATCH} events per request"}, status=413
-                )
-            results, accepted = [], 0
-            for index, (line, item) in enumerate(items):
-                try:
-                    event = parse_event(
-                        item if isinstance(item, dict | bytes) else json.dumps(item).encode()
-                    )
-                except EventRejected as exc:
-                    results.append(
-                        {
-                            "index": index,
-                            "line": line,
-                            "event_id": exc.event_id,
-                            "status": "rejected",
-                            "reason": exc.reason,
-                        }
-                    )
-                    continue
-                topic = topics[TOPIC_FOR_STREAM[STREAM_OF[event.type]]]
-                await topic.send(key=event_key(event), value=event_to_json(event))
-                accepted += 1
+                await reject(self.p, exc, _raw(item), source="http", line=line)
                 results.append(
-                    {"index": index, "line": line, "event_id": event.event_id, "status": "accepted"}
+                    {
+                        "index": index,
+                        "line": line,
+                        "event_id": exc.event_id,
+                        "status": "rejected",
+                        "reason": exc.reason,
+                    }
                 )
-            rejected = len(results) - accepted
-            status = 200 if rejected == 0 else 207 if accepted else 400
-            return json_response(
-                self,
-                {"accepted": accepted, "rejected": rejected, "results": results},
-                status=status,
+                continue
+            await self.publish(event)
+            accepted += 1
+            results.append(
+                {"index": index, "line": line, "event_id": event.event_id, "status": "accepted"}
             )
+        rejected = len(results) - accepted
+        status = 200 if rejected == 0 else 207 if accepted else 400
+        return json_response(
+            {"accepted": accepted, "rejected": rejected, "results": results}, status=status
+        )
 
-    @app.page("/health")
-    class Health(web.View):
-        async def get(self, request: web.Request) -> web.Response:
-            return json_response(self, {"status": "ok"})
+    async def health(self, request: web.Request) -> web.Response:
+        return json_response({"status": "ok"})
 
-    @app.page("/ready")
-    class Ready(web.View):
-        async def get(self, request: web.Request) -> web.Response:
-            checks = await readiness(p)
-            ok = all(v is True for k, v in checks.items() if k != "model")
-            return json_response(self, {"ready": ok, **checks}, status=200 if ok else 503)
+    async def ready(self, request: web.Request) -> web.Response:
+        checks = await readiness(self.p)
+        ok = all(v is True for k, v in checks.items() if k != "model")
+        return json_response({"ready": ok, **checks}, status=200 if ok else 503)
 
-    @app.page("/metrics")
-    class Metrics(web.View):
-        async def get(self, request: web.Request) -> web.Response:
-            return self.bytes(
-                p.metrics.render(),
-                headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
-            )
+    async def metrics(self, request: web.Request) -> web.Response:
+        await self.p.metrics.refresh_lag(self.p.app)
+        return web.Response(
+            body=self.p.metrics.render(),
+            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+        )
 
-    @app.page("/stats")
-    class Stats(web.View):
-        async def get(self, request: web.Request) -> web.Response:
-            return json_response(self, dict(p.stats))
+    async def stats(self, request: web.Request) -> web.Response:
+        return json_response(dict(self.p.stats))

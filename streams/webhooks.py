@@ -19,7 +19,8 @@ Dev mode: with no ``TWILIO_AUTH_TOKEN`` the SMS webhooks check signatures with a
 random token kept in ``<data_dir>/dev_twilio_token`` (created on first use,
 mode 0600), which ``nudge phone`` reads to sign its messages the same way.
 
-Mount: ``app.web.web_app.router.add_routes(routes(publish_reply, pipeline.store, settings))``.
+Served through :mod:`streams.routes` (``build(pipeline)``); ``routes(...)`` mounts the
+same handlers on any aiohttp application (the unit tests do).
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ from nudge.clock import Clock, SystemClock
 from nudge.logs import get_logger
 from nudge.settings import Settings
 from nudge.signals import Reply
+from streams.pipeline import Pipeline
+from streams.views import error_response
 
 log = get_logger(__name__)
 
@@ -133,7 +136,7 @@ class Webhooks:
     async def twilio_sms(self, request: web.Request) -> web.StreamResponse:
         params = await self._twilio_params(request)
         if params is None:
-            return web.Response(status=403, text="invalid signature")
+            return error_response(403, "invalid signature")
         outbox = Outbox(await self.store())
         now = self.clock.now()
         sid = params.get("MessageSid", "")
@@ -158,7 +161,7 @@ class Webhooks:
     async def twilio_status(self, request: web.Request) -> web.StreamResponse:
         params = await self._twilio_params(request)
         if params is None:
-            return web.Response(status=403, text="invalid signature")
+            return error_response(403, "invalid signature")
         outbox = Outbox(await self.store())
         now = self.clock.now()
         code = params.get("ErrorCode") or None
@@ -186,9 +189,9 @@ class Webhooks:
         body = await request.read()
         if not slack_signature_ok(self.slack_secret, body, request.headers, self.clock.now()):
             log.warning("slack webhook refused: bad signature", path=request.path)
-            return web.Response(status=403, text="invalid signature")
+            return error_response(403, "invalid signature")
         if self.slack_app is None:
-            return web.Response(status=404, text="Slack is not configured (SLACK_BOT_TOKEN)")
+            return error_response(404, "Slack is not configured (SLACK_BOT_TOKEN)")
         try:  # bolt parses the body here and raises on JSON / form it cannot read
             bolt_request = AsyncBoltRequest(
                 body=body.decode(),
@@ -197,15 +200,26 @@ class Webhooks:
             )
         except Exception as exc:  # JSON/form it cannot read, or a non-object (list, number)
             log.warning("slack webhook refused: unreadable body", path=request.path, error=str(exc))
-            return web.Response(status=400, text="unreadable body")
+            return error_response(400, "unreadable body")
         bolt_response = await self.slack_app.async_dispatch(bolt_request)
         if bolt_response.status >= 500:
             # Our listeners ack() first and run after the answer (process_before_response
             # is off), so a 5xx here is bolt failing on the payload's shape (e.g. a
             # signed body whose "event" is a string): the request's fault, not ours.
             log.warning("slack webhook refused: payload not understood", path=request.path)
-            return web.Response(status=400, text="Slack payload not understood")
+            return error_response(400, "Slack payload not understood")
         return await to_aiohttp_response(bolt_response)
+
+
+def build(p: Pipeline) -> Webhooks:
+    """The handlers for a worker: replies go to its ``replies`` topic."""
+
+    async def publish_reply(reply: Reply) -> None:
+        await p.replies.send(
+            key=(reply.rep_id or reply.sender).encode(), value=reply.model_dump_json().encode()
+        )
+
+    return Webhooks(publish_reply, p.store, p.settings, clock=p.clock)
 
 
 def routes(

@@ -11,8 +11,10 @@ from collections.abc import Awaitable, Callable
 import faust
 
 from broker import broker_for
+from nudge.files import private_umask, secure_data_dir
 from nudge.logs import configure_logging, get_logger
 from nudge.settings import Settings
+from streams.access import check_bind
 from streams.app import build
 from streams.pipeline import Pipeline
 
@@ -53,8 +55,10 @@ def run_worker(
     quiet: bool = True,
 ) -> int:
     """Run one worker until it stops; returns its exit code."""
+    check_bind(settings.web_host, settings.api_token)
     configure_logging(fmt=settings.log_format, level=settings.log_level, pii=settings.log_pii)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_umask()
+    secure_data_dir(settings.data_dir, settings.database)
     with broker_for(
         settings.kafka_url,
         log_file=settings.data_dir / "broker.log",

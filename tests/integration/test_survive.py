@@ -411,6 +411,9 @@ def post(
         return exc.code, exc.headers.get("Content-Type", ""), exc.read().decode(errors="replace")
 
 
+NDJSON = {"Content-Type": "application/x-ndjson"}
+
+
 def clear_rejection_or_ok(status: int, ctype: str, text: str, what: str) -> None:
     """Never a 5xx; every answer is JSON, text or TwiML a client can read."""
     assert status < 500, f"{what}: HTTP {status}: {text[:500]}"
@@ -477,7 +480,9 @@ def test_bad_input_never_takes_a_worker_down(
 
         # /events: random bytes, random JSON, and valid events with one field made hostile
         for body in HOSTILE_BODIES:
-            clear_rejection_or_ok(*post(worker.url + "/events", body), f"/events {body[:60]!r}")
+            clear_rejection_or_ok(
+                *post(worker.url + "/events", body, NDJSON), f"/events {body[:60]!r}"
+            )
 
         @fuzz
         @given(
@@ -494,7 +499,7 @@ def test_bad_input_never_takes_a_worker_down(
         )
         def events(body: bytes) -> None:
             ran["events"] += 1
-            status, ctype, answer = post(worker.url + "/events", body)
+            status, ctype, answer = post(worker.url + "/events", body, NDJSON)
             clear_rejection_or_ok(status, ctype, answer, f"/events {body[:80]!r}")
             assert "json" in ctype and status in (200, 207, 400, 413), (status, answer[:300])
 
