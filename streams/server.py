@@ -120,15 +120,17 @@ class ConnectionCap:
         excess = len(self.server._connections) - self.cap
         if excess <= 0:
             return
-        for conn in list(self.server._connections):
-            if excess <= 0:
-                break
+        victims = []
+        for conn in self.server._connections:  # oldest first (insertion order)
             if conn not in self.busy and conn is not handler:
-                conn.force_close()
-                self.server._connections.pop(conn, None)
-                self.evicted += 1
-                excess -= 1
-        if excess > 0:  # every other connection is mid-request: refuse the new one
+                victims.append(conn)
+                if len(victims) == excess:
+                    break
+        for conn in victims:
+            self.server._connections.pop(conn, None)
+            conn.force_close()
+        self.evicted += len(victims)
+        if len(victims) < excess:  # every other connection is mid-request: refuse this one
             handler.force_close()
             self.evicted += 1
 
