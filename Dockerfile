@@ -11,6 +11,7 @@ COPY notifiers notifiers
 COPY crm crm
 COPY delivery delivery
 COPY connectors connectors
+COPY cockpit cockpit
 RUN pip install --no-cache-dir .
 EXPOSE 6066
 CMD ["nudge", "worker"]

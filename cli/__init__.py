@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from nudge.errors import ConfigError, NudgeError
 from nudge.files import private_umask
 
-GROUPS = ("run", "events", "playbooks", "dead", "topics", "phone", "model", "connect")
+GROUPS = ("run", "events", "playbooks", "dead", "topics", "phone", "model", "connect", "ui")
 """Modules of this package that add subcommands, in help order."""
 
 

@@ -216,13 +216,15 @@ class Store:
         """
         await self.db.executemany(
             """INSERT INTO leads (lead_id, company, contact_name, owner_rep_id, stage, status,
-                                  deal_value, score, model_version, profile_json, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                  deal_value, score, model_version, profile_json, updated_at,
+                                  score_json)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (lead_id) DO UPDATE SET company=excluded.company,
                  contact_name=excluded.contact_name, owner_rep_id=excluded.owner_rep_id,
                  stage=excluded.stage, status=excluded.status, deal_value=excluded.deal_value,
                  score=excluded.score, model_version=excluded.model_version,
-                 profile_json=excluded.profile_json, updated_at=excluded.updated_at""",
+                 profile_json=excluded.profile_json, updated_at=excluded.updated_at,
+                 score_json=excluded.score_json""",
             [
                 (
                     lead["lead_id"],
@@ -236,6 +238,7 @@ class Store:
                     score["model_version"] if score else None,
                     json.dumps(lead, default=str),
                     _now(),
+                    json.dumps(score, default=str) if score else None,
                 )
                 for lead, score in leads
             ],

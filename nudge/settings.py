@@ -174,6 +174,13 @@ class Settings(BaseSettings):
         default=False, description="Log phone numbers and emails unmasked (debugging only)."
     )
 
+    ui_host: str = Field(
+        default="127.0.0.1",
+        description="Address `nudge ui` (the manager's cockpit) binds. Not loopback: "
+        "`NUDGE_API_TOKEN` is required.",
+    )
+    ui_port: int = Field(default=6070, ge=0, le=65535, description="Port of `nudge ui`.")
+
     twilio_account_sid: str | None = Field(
         default=None,
         validation_alias=_env("TWILIO_ACCOUNT_SID", "TWILIO_ACCOUNT_SID"),
@@ -279,6 +286,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [t.strip() for t in value.split(",") if t.strip()]
         return value
+
+    @property
+    def api_tokens(self) -> list[str]:
+        """The accepted bearer tokens (``NUDGE_API_TOKEN`` split on commas), maybe none."""
+        return [t.get_secret_value() for t in self.api_token if t.get_secret_value()]
 
     @property
     def database(self) -> Path:

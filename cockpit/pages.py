@@ -1,0 +1,221 @@
+"""What each cockpit page shows, as a plain dict (the HTML template renders it, and the
+same dict is the page's ``.json`` twin). Reads go through :class:`crm.reads.Reads` only."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from cockpit import charts, summaries
+from cockpit.svg import sparkline
+from crm.reads import Reads
+
+HORIZON = dt.timedelta(days=30)
+"""Outcome horizon of the Playbooks and Reps pages (the model's default horizon)."""
+
+SPARK_POINTS = 40
+
+
+def _iso(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat()
+
+
+async def filters(reads: Reads) -> dict[str, Any]:
+    reps = await reads.reps()
+    return {
+        "reps": [{"rep_id": r["rep_id"], "name": r["name"]} for r in reps],
+        "teams": sorted({r["team"] for r in reps if r.get("team")}),
+        "stages": await reads.stages(),
+        "playbooks": await reads.playbook_names(),
+    }
+
+
+async def leads(reads: Reads, query: dict[str, str]) -> dict[str, Any]:
+    chosen = {k: query.get(k) or None for k in ("rep", "team", "stage", "playbook")}
+    order = "score" if query.get("order") == "score" else "ev"
+    rows = await reads.leads(order=order, **chosen)  # type: ignore[arg-type]
+    ids = [r["lead_id"] for r in rows]
+    points = await reads.score_points(ids)
+    touches = await reads.last_rep_touch(ids)
+    counts = await reads.nudge_counts(ids)
+    out = []
+    for r in rows:
+        detail = r["score_detail"] or {}
+        pts = points.get(r["lead_id"], [])[-SPARK_POINTS:]
+        out.append(
+            {
+                "lead_id": r["lead_id"],
+                "company": r["company"],
+                "contact_name": r["contact_name"],
+                "owner": r["owner_name"] or r["owner_rep_id"],
+                "owner_rep_id": r["owner_rep_id"],
+                "team": r["team"],
+                "stage": r["stage"],
+                "status": r["status"],
+                "deal_value": r["deal_value"],
+                "score": r["score"],
+                "expected_value": r["expected_value"],
+                "model_version": r["model_version"],
+                "rule_based": detail.get("rule_based"),
+                "reasons": detail.get("reasons", []),
+                "spark": sparkline(pts),
+                "last_rep_touch": touches.get(r["lead_id"]),
+                "nudges": counts.get(r["lead_id"], {"total": 0, "pending": 0}),
+            }
+        )
+    return {"leads": out, "chosen": chosen, "order": order, "filters": await filters(reads)}
+
+
+async def lead(reads: Reads, lead_id: str) -> dict[str, Any] | None:
+    row = await reads.lead(lead_id)
+    if row is None:
+        return None
+    snaps = await reads.snapshots_for(lead_id)
+    activities = await reads.activities_for(lead_id)
+    nudges = await reads.nudges(lead_id=lead_id)
+    attempts = await reads.attempts_for([n["nudge_id"] for n in nudges])
+    answers = await reads.answers_for(lead_id)
+    changes = await reads.field_changes_for(lead_id)
+    notes = await reads.notes_for(lead_id)
+
+    score_changes, previous, version = [], None, None
+    for s in snaps:
+        if s["score"] != previous or s["model_version"] != version:
+            score_changes.append(
+                {
+                    "at": _iso(s["occurred_at"]),
+                    "event_type": s["event_type"],
+                    "score": s["score"],
+                    "previous": previous,
+                    "model_version": s["model_version"],
+                }
+            )
+        previous, version = s["score"], s["model_version"]
+
+    timeline: list[dict[str, Any]] = [
+        {
+            "at": _iso(s["occurred_at"]),
+            "kind": "event",
+            "what": s["event_type"],
+            "score": s["score"],
+        }
+        for s in snaps
+    ]
+    scored = {s["event_id"] for s in snaps}
+    timeline += [
+        {
+            "at": a["occurred_at"],
+            "kind": "activity",
+            "what": a["type"]
+            + (f" ({a['duration_s'] / 60:.0f} min)" if a["duration_s"] else "")
+            + (f" by {a['rep_id']}" if a["rep_id"] else ""),
+        }
+        for a in activities
+        if a["activity_id"] not in scored or a["rep_id"]
+    ]
+    timeline += [
+        {
+            "at": n["created_at"],
+            "kind": "nudge",
+            "what": f"{n['rule']} → {n['rep_id']}: {n['state']}",
+        }
+        for n in nudges
+    ]
+    timeline += [
+        {"at": a["answered_at"], "kind": "answer", "what": f"{a['question_id']}: {a['raw_text']}"}
+        for a in answers
+    ]
+    timeline += [{"at": n["received_at"], "kind": "note", "what": n["text"]} for n in notes]
+    timeline.sort(key=lambda e: e["at"], reverse=True)
+    for n in nudges:
+        n["attempts"] = attempts.get(n["nudge_id"], [])
+    return {
+        "lead": {k: v for k, v in row.items() if k != "profile"} | {"profile": row["profile"]},
+        "reasons": (row["score_detail"] or {}).get("reasons", []),
+        "spark": sparkline([(s["occurred_at"], s["score"]) for s in snaps], 320, 60),
+        "score_changes": list(reversed(score_changes)),
+        "timeline": timeline,
+        "nudges": nudges,
+        "answers": answers,
+        "field_changes": changes,
+        "notes": notes,
+        "trace": None,
+    }
+
+
+async def playbooks(reads: Reads, decisions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    nudges = await reads.nudges(limit=100_000)
+    outcomes = await reads.outcomes()
+    control = summaries.control_units(decisions, outcomes, HORIZON) if decisions else None
+    rows = summaries.rule_rows(nudges, await reads.rep_replies(), outcomes, HORIZON, control)
+    for row in rows:
+        lift = row["lift"]
+        row["lift_chart"] = charts.lift_svg(lift) if lift else ""
+    return {
+        "rules": rows,
+        "horizon_days": HORIZON.days,
+        "window_h": summaries.REPLY_WINDOW.total_seconds() / 3600,
+        "control_logged": bool(decisions),
+    }
+
+
+async def firings(reads: Reads, playbook: str, rule: str) -> dict[str, Any]:
+    nudges = await reads.nudges(playbook=playbook, rule=rule)
+    return {"playbook": playbook, "rule": rule, "nudges": nudges}
+
+
+async def reps(reads: Reads) -> dict[str, Any]:
+    rows = summaries.rep_rows(
+        await reads.reps(),
+        await reads.nudges(limit=100_000),
+        await reads.rep_replies(),
+        await reads.sessions(),
+        await reads.first_answers(),
+        {str(s["phone"]) for s in await reads.sms_suppressions()},
+        await reads.outcomes(),
+        HORIZON,
+    )
+    return {"reps": rows, "horizon_days": HORIZON.days}
+
+
+def model(data_dir: Path) -> dict[str, Any]:
+    from scoring.registry import Registry
+
+    registry = Registry(data_dir)
+    promoted = registry.promoted_version()
+    models = [
+        {
+            "version": m.version,
+            "trained_at": m.meta.get("trained_at"),
+            "positives": m.positives,
+            "metrics": (m.meta.get("metrics") or {}).get("holdout", {}),
+            "promoted": m.version == promoted,
+        }
+        for m in reversed(registry.list())
+    ]
+    live = registry.get(promoted).meta if promoted else None
+    history_file = registry.root / "HISTORY"
+    history = (
+        [line.split(" ", 1) for line in history_file.read_text().splitlines() if line.strip()]
+        if history_file.is_file()
+        else []
+    )
+    importance = (live or {}).get("importance", {})
+    return {
+        "promoted": promoted,
+        "live": live,
+        "models": models,
+        "history": list(reversed(history)),
+        "importance_chart": charts.importance_svg(importance) if importance else "",
+    }
+
+
+def inventory(data_dir: Path) -> dict[str, Any]:
+    """The latest ``nudge model inventory`` result, if one was written."""
+    path = data_dir / "reports" / "inventory.json"
+    if not path.is_file():
+        return {"inventory": None, "report_path": str(path)}
+    result = json.loads(path.read_text())
+    return {"inventory": result, "report_path": str(path), "chart": charts.inventory_svg(result)}

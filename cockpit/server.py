@@ -1,0 +1,258 @@
+"""The cockpit's web server: routes, login, security headers, rendering.
+
+Every page is server-rendered HTML with no script at all, and has a JSON twin at the
+same path plus ``.json`` (the dict the template renders), so tests and scripts read
+exactly what people see. Only ``/login``, ``/logout`` and ``/health`` answer without a
+session or bearer token; every other path answers 401 (the login form, or a JSON error)
+and shows no lead data. Responses carry a strict Content-Security-Policy (no script,
+no frames, nothing from other origins) and ``Cache-Control: no-store``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from cockpit import auth, pages
+from cockpit.limits import Limits, started_middleware, timeout_middleware
+from crm.reads import Reads
+from crm.store import Store
+
+TEMPLATES = Path(__file__).with_name("templates")
+OPEN_PATHS = frozenset({"/login", "/logout", "/health"})
+CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+READS: web.AppKey[Reads] = web.AppKey("reads", Reads)
+STORE: web.AppKey[Store] = web.AppKey("store", Store)
+TOKENS: web.AppKey[list[str]] = web.AppKey("tokens", list)
+DATA_DIR: web.AppKey[Path] = web.AppKey("data_dir", Path)
+THROTTLE: web.AppKey[auth.LoginThrottle] = web.AppKey("throttle", auth.LoginThrottle)
+JINJA: web.AppKey[jinja2.Environment] = web.AppKey("jinja", jinja2.Environment)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+# -- formatting -------------------------------------------------------------------------
+def _pct(value: Any, digits: int = 0) -> str:
+    return "—" if value is None else f"{float(value) * 100:.{digits}f} %"
+
+
+def _money(value: Any) -> str:
+    return "—" if value is None else f"{float(value):,.0f}"
+
+
+def _when(value: Any) -> str:
+    if not value:
+        return "—"
+    try:
+        at = dt.datetime.fromisoformat(str(value)).astimezone(dt.UTC)
+    except ValueError:
+        return str(value)
+    return at.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters.update(pct=_pct, money=_money, when=_when)
+    return env
+
+
+# -- auth -------------------------------------------------------------------------------
+def authenticated(request: web.Request) -> bool:
+    tokens = request.app[TOKENS]
+    given = auth.bearer(request.headers.get("Authorization"))
+    if given is not None:
+        return auth.token_ok(given, tokens)
+    cookie = request.cookies.get(auth.COOKIE)
+    return bool(cookie) and auth.session_ok(str(cookie), tokens, time.time())
+
+
+def wants_json(request: web.Request) -> bool:
+    return request.path.endswith(".json") or "application/json" in request.headers.get("Accept", "")
+
+
+def login_page(request: web.Request, status: int, error: str | None = None) -> web.Response:
+    target = request.query.get("next") or (request.path_qs if request.method == "GET" else "/")
+    html = (
+        request.app[JINJA]
+        .get_template("login.html")
+        .render(error=error, next=auth.safe_next(target), title="Log in")
+    )
+    return web.Response(text=html, content_type="text/html", status=status)
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path in OPEN_PATHS or authenticated(request):
+        return await handler(request)
+    if wants_json(request):
+        return web.json_response({"error": "login required (NUDGE_API_TOKEN)"}, status=401)
+    return login_page(request, 401)
+
+
+@web.middleware
+async def headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        response = exc
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    if isinstance(response, web.HTTPException):
+        raise response
+    return response
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    if request.method == "GET":
+        return login_page(request, 200)
+    client = request.remote or "?"
+    throttle = request.app[THROTTLE]
+    if throttle.blocked(client):
+        return login_page(request, 429, "Too many wrong tokens; wait a minute.")
+    form = await request.post()
+    given = str(form.get("token", ""))
+    tokens = request.app[TOKENS]
+    match = next((t for t in tokens if auth.token_ok(given, [t])), None)
+    if match is None:
+        throttle.failed(client)
+        return login_page(request, 401, "That token is not valid.")
+    response = web.HTTPSeeOther(auth.safe_next(str(form.get("next", "/"))))
+    response.set_cookie(
+        auth.COOKIE,
+        auth.new_session(match, time.time()),
+        max_age=auth.SESSION_TTL_S,
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+        path="/",
+    )
+    return response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    response = web.HTTPSeeOther("/login")
+    response.del_cookie(auth.COOKIE, path="/")
+    return response
+
+
+async def health(request: web.Request) -> web.StreamResponse:
+    return web.json_response({"ok": True})
+
+
+# -- pages ------------------------------------------------------------------------------
+def render(request: web.Request, template: str, context: dict[str, Any]) -> web.Response:
+    if request.match_info.get("fmt") == ".json":
+        return web.Response(
+            text=json.dumps(context, default=_json_default),
+            content_type="application/json",
+        )
+    html = request.app[JINJA].get_template(template).render(**context, path=request.path)
+    return web.Response(text=html, content_type="text/html")
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "__dataclass_fields__"):
+        return {k: getattr(value, k) for k in value.__dataclass_fields__}
+    return str(value)
+
+
+async def leads_view(request: web.Request) -> web.StreamResponse:
+    ctx = await pages.leads(request.app[READS], dict(request.query))
+    return render(request, "leads.html", ctx | {"title": "Leads"})
+
+
+async def lead_view(request: web.Request) -> web.StreamResponse:
+    lead_id = request.match_info["lead_id"]
+    ctx = await pages.lead(request.app[READS], lead_id)
+    if ctx is None:
+        raise web.HTTPNotFound(text=f"no lead {lead_id!r}\n")
+    return render(request, "lead.html", ctx | {"title": ctx["lead"]["company"] or lead_id})
+
+
+async def playbooks_view(request: web.Request) -> web.StreamResponse:
+    ctx = await pages.playbooks(request.app[READS])
+    return render(request, "playbooks.html", ctx | {"title": "Playbooks"})
+
+
+async def firings_view(request: web.Request) -> web.StreamResponse:
+    m = request.match_info
+    ctx = await pages.firings(request.app[READS], m["playbook"], m["rule"])
+    return render(request, "firings.html", ctx | {"title": f"{m['playbook']} / {m['rule']}"})
+
+
+async def reps_view(request: web.Request) -> web.StreamResponse:
+    ctx = await pages.reps(request.app[READS])
+    return render(request, "reps.html", ctx | {"title": "Reps"})
+
+
+async def model_view(request: web.Request) -> web.StreamResponse:
+    ctx = await asyncio.to_thread(pages.model, request.app[DATA_DIR])
+    return render(request, "model.html", ctx | {"title": "Model"})
+
+
+async def inventory_view(request: web.Request) -> web.StreamResponse:
+    ctx = await asyncio.to_thread(pages.inventory, request.app[DATA_DIR])
+    return render(request, "inventory.html", ctx | {"title": "Data inventory"})
+
+
+JSON = r"{fmt:(\.json)?}"
+
+
+def build_app(database: Path, data_dir: Path, tokens: list[str], limits: Limits) -> web.Application:
+    """The cockpit application; it opens the store on start-up and closes it on cleanup."""
+    if not tokens:
+        raise ValueError("the cockpit needs at least one token")
+    app = web.Application(
+        middlewares=[
+            started_middleware,
+            headers_middleware,
+            timeout_middleware(limits.handler_timeout),
+            auth_middleware,
+        ],
+        client_max_size=limits.max_body,
+    )
+    app[TOKENS] = tokens
+    app[DATA_DIR] = data_dir
+    app[THROTTLE] = auth.LoginThrottle()
+    app[JINJA] = _environment()
+
+    async def open_store(app: web.Application) -> Any:
+        store = await Store.open(database)
+        app[STORE] = store
+        app[READS] = Reads(store)
+        yield
+        await store.close()
+
+    app.cleanup_ctx.append(open_store)
+    app.router.add_route("GET", "/login", login)
+    app.router.add_route("POST", "/login", login)
+    app.router.add_route("POST", "/logout", logout)
+    app.router.add_get("/health", health)
+    app.router.add_get("/", leads_view)
+    app.router.add_get("/leads" + JSON, leads_view)
+    app.router.add_get(r"/leads/{lead_id:[^/]+?}" + JSON, lead_view)
+    app.router.add_get("/playbooks" + JSON, playbooks_view)
+    app.router.add_get(r"/playbooks/{playbook:[^/]+}/{rule:[^/]+?}" + JSON, firings_view)
+    app.router.add_get("/reps" + JSON, reps_view)
+    app.router.add_get("/model" + JSON, model_view)
+    app.router.add_get("/inventory" + JSON, inventory_view)
+    return app

@@ -1,0 +1,239 @@
+"""The cockpit served over real HTTP from a real SQLite record: login, what an
+unauthenticated client can see (nothing), every page and its JSON twin, and the limits."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import ClientSession, web
+from aiohttp.test_utils import TestClient, TestServer
+
+from cockpit.limits import Limits, serve
+from cockpit.server import build_app
+from crm.outbox import Outbox
+from crm.store import Store
+from nudge.events import RepUpserted
+from nudge.signals import NudgeCommand
+
+TOKEN = "cockpit-test-token-0123456789"
+T0 = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
+PAGES = [
+    "/",
+    "/leads",
+    "/leads/lead-1",
+    "/playbooks",
+    "/playbooks/hot-lead/crossed",
+    "/reps",
+    "/model",
+    "/inventory",
+]
+
+
+async def fill(store: Store) -> None:
+    """Two reps, two leads (one hot and nudged), their scores and one logged call."""
+    for rep, team in (("rep-1", "west"), ("rep-2", "east")):
+        await store.upsert_rep(
+            RepUpserted(
+                type="rep.upserted",
+                event_id=f"e-{rep}",
+                occurred_at=T0,
+                source="t",
+                rep_id=rep,
+                name=f"Rep {rep}",
+                phone="+14155550101",
+                team=team,
+            )
+        )
+    for lead, company, owner, score, value in (
+        ("lead-1", "Acme Logistics", "rep-1", 0.82, 12000.0),
+        ("lead-2", "Birchwood Dental", "rep-2", 0.31, 90000.0),
+    ):
+        await store.save_leads(
+            [
+                (
+                    {
+                        "lead_id": lead,
+                        "company": company,
+                        "owner_rep_id": owner,
+                        "deal_value": value,
+                        "stage": "new",
+                    },
+                    {
+                        "value": score,
+                        "model_version": "points-v1",
+                        "rule_based": True,
+                        "reasons": [f"{company}: 3 pricing-page visits"],
+                        "scored_at": T0.isoformat(),
+                    },
+                )
+            ]
+        )
+        await store.save_snapshots(
+            [
+                {
+                    "event_id": f"{lead}-{i}",
+                    "lead_id": lead,
+                    "event_type": "page.viewed",
+                    "occurred_at": T0.timestamp() + 60 * i,
+                    "model_version": "points-v1",
+                    "score": score * (i + 1) / 3,
+                    "state_json": "{}",
+                }
+                for i in range(3)
+            ]
+        )
+    await store.log_activity(
+        "call-1",
+        "lead-1",
+        "call.ended",
+        T0 + dt.timedelta(hours=1),
+        rep_id="rep-1",
+        duration_s=600,
+        detail={},
+    )
+    await Outbox(store).enqueue(
+        NudgeCommand(
+            nudge_id="n-1",
+            rep_id="rep-1",
+            lead_id="lead-1",
+            text="Acme is hot (82 %)",
+            playbook="hot-lead",
+            rule="crossed",
+            trigger_event_id="lead-1-2",
+            created_at=T0,
+        ),
+        T0,
+    )
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[TestClient]:
+    store = await Store.open(tmp_path / "nudge.db")
+    await fill(store)
+    await store.close()
+    app = build_app(tmp_path / "nudge.db", tmp_path, [TOKEN, "older-token"], Limits())
+    async with TestClient(TestServer(app, host="127.0.0.1")) as c:
+        yield c
+
+
+async def test_without_a_login_every_page_is_401_and_shows_no_lead_data(client: TestClient) -> None:
+    """HTML pages answer 401 with the login form, JSON twins 401 JSON; no company appears."""
+    for path in PAGES + [p + ".json" for p in PAGES if p != "/"]:
+        r = await client.get(path)
+        body = await r.text()
+        assert r.status == 401, path
+        assert "Acme" not in body and "Birchwood" not in body and "82" not in body, path
+    r = await client.get("/leads", headers={"Authorization": "Bearer wrong"})
+    assert r.status == 401
+    assert 'name="token"' in await (await client.get("/leads/lead-1")).text()
+
+
+async def test_login_sets_a_strict_httponly_session_and_returns_to_the_page(
+    client: TestClient,
+) -> None:
+    """A right token → 303 to the asked page with an HttpOnly SameSite=Strict cookie; a
+    wrong one → 401 and no cookie; logout ends the session."""
+    r = await client.post("/login", data={"token": "nope", "next": "/reps"}, allow_redirects=False)
+    assert r.status == 401 and "Set-Cookie" not in r.headers
+    r = await client.post("/login", data={"token": TOKEN, "next": "/reps"}, allow_redirects=False)
+    assert r.status == 303 and r.headers["Location"] == "/reps"
+    cookie = r.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    r = await client.get("/reps")
+    assert r.status == 200 and "Rep rep-1" in await r.text()
+    await client.post("/logout", allow_redirects=False)
+    client.session.cookie_jar.clear()
+    assert (await client.get("/reps")).status == 401
+
+
+async def test_login_is_throttled_per_address(client: TestClient) -> None:
+    """After ten wrong tokens, even the right one is refused for a while (429)."""
+    for _ in range(10):
+        await client.post("/login", data={"token": "guess"}, allow_redirects=False)
+    r = await client.post("/login", data={"token": TOKEN}, allow_redirects=False)
+    assert r.status == 429
+
+
+async def test_every_page_renders_with_a_bearer_token_and_strict_headers(
+    client: TestClient,
+) -> None:
+    """Each page is 200 HTML with no script and a CSP forbidding scripts and frames."""
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    for path in PAGES:
+        r = await client.get(path, headers=auth)
+        body = await r.text()
+        assert r.status == 200, (path, body[-500:])
+        assert "<script" not in body
+        assert "default-src 'none'" in r.headers["Content-Security-Policy"]
+        assert r.headers["Cache-Control"] == "no-store"
+    # the older token still works while rotating
+    assert (
+        await client.get("/reps", headers={"Authorization": "Bearer older-token"})
+    ).status == 200
+
+
+async def test_leads_rank_by_expected_value_or_score_and_filter(client: TestClient) -> None:
+    """EV ranks the 90k deal at 31 % above the 12k deal at 82 %; by score the reverse;
+    filters by rep and team keep only that owner's leads."""
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    ranked = await (await client.get("/leads.json", headers=auth)).json()
+    assert [lead["lead_id"] for lead in ranked["leads"]] == ["lead-2", "lead-1"]
+    assert ranked["leads"][0]["expected_value"] == pytest.approx(27900.0)
+    by_score = await (await client.get("/leads.json?order=score", headers=auth)).json()
+    assert [lead["lead_id"] for lead in by_score["leads"]] == ["lead-1", "lead-2"]
+    west = await (await client.get("/leads.json?team=west", headers=auth)).json()
+    assert [lead["lead_id"] for lead in west["leads"]] == ["lead-1"]
+    rep2 = await (await client.get("/leads.json?rep=rep-2", headers=auth)).json()
+    assert [lead["lead_id"] for lead in rep2["leads"]] == ["lead-2"]
+    hot = await (await client.get("/leads.json?playbook=hot-lead", headers=auth)).json()
+    lead1 = hot["leads"][0]
+    assert [lead["lead_id"] for lead in hot["leads"]] == ["lead-1"]
+    assert lead1["nudges"] == {"total": 1, "pending": 1}
+    assert lead1["last_rep_touch"].startswith("2026-03-02T16:00")
+    assert lead1["reasons"] == ["Acme Logistics: 3 pricing-page visits"]
+    assert len(lead1["spark"].split('points="')[1].split('"')[0].split()) == 3
+
+
+async def test_lead_page_shows_timeline_score_changes_and_nudges(client: TestClient) -> None:
+    """The lead's JSON twin lists each score change with its model version, the nudge
+    with its state, and the call in the timeline; an unknown lead is 404."""
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    page = await (await client.get("/leads/lead-1.json", headers=auth)).json()
+    assert [c["score"] for c in page["score_changes"]] == pytest.approx(
+        [0.82, 0.5467, 0.2733], 1e-3
+    )
+    assert {c["model_version"] for c in page["score_changes"]} == {"points-v1"}
+    assert [n["state"] for n in page["nudges"]] == ["queued"]
+    assert any(e["kind"] == "activity" and "call.ended" in e["what"] for e in page["timeline"])
+    assert (await client.get("/leads/nobody", headers=auth)).status == 404
+
+
+async def test_listener_limits(tmp_path: Path) -> None:
+    """Connections over the cap are refused with 503, a client that never finishes its
+    headers is dropped, and a body over the limit is 413."""
+    await (await Store.open(tmp_path / "nudge.db")).close()
+    limits = Limits(max_connections=3, header_timeout=1.0, max_body=1024)
+    runner = web.AppRunner(build_app(tmp_path / "nudge.db", tmp_path, [TOKEN], limits))
+    await runner.setup()
+    listener = await serve(runner, "127.0.0.1", 0, limits)
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
+        await asyncio.sleep(0.1)
+        extra, _ = await asyncio.open_connection("127.0.0.1", port)
+        assert (await asyncio.wait_for(extra.read(), 5)).startswith(b"HTTP/1.1 503")
+        # the silent ones are closed by the header deadline (1 s, swept each second)
+        for silent, _ in idle:
+            assert await asyncio.wait_for(silent.read(), 5) == b""
+        async with ClientSession() as http:
+            r = await http.post(f"http://127.0.0.1:{port}/login", data={"token": "x" * 4000})
+            assert r.status == 413
+            r = await http.get(f"http://127.0.0.1:{port}/health")
+            assert r.status == 200
+    finally:
+        listener.close()
+        await runner.cleanup()
