@@ -189,33 +189,40 @@ def _agent(p: Pipeline, name: str, topic: Any, handle: Handler) -> None:
     p.app.agent(topic, name=name)(run)
 
 
+async def handle_batch(
+    p: Pipeline, name: str, handle: BatchHandler, events: list[EventT[Any]]
+) -> None:
+    """Handle one micro-batch; if it fails as a whole, handle its messages one by one, so
+    a failure dead-letters only the message that causes it."""
+    try:
+        await handle(p, events)
+    except Exception as exc:
+        log.warning(
+            "batch failed; handling its messages one by one",
+            agent=name,
+            size=len(events),
+            error=repr(exc),
+        )
+        for event in events:
+            try:
+                await handle(p, [event])
+            except Exception as exc:
+                await unexpected(p, name, event, exc)
+
+
 def _batch_agent(p: Pipeline, name: str, topic: Any, handle: BatchHandler) -> None:
-    """A micro-batching agent; if a batch fails as a whole, its messages go one by one,
-    so a failure dead-letters only the message that causes it."""
+    """A micro-batching agent: :func:`handle_batch` on up to ``BATCH_MAX`` messages."""
 
     within = p.settings.batch_wait_ms / 1000
 
     async def run(stream: Any) -> None:
         async for events in stream.take_events(BATCH_MAX, within=within):
-            try:
-                await handle(p, events)
-            except Exception as exc:
-                log.warning(
-                    "batch failed; handling its messages one by one",
-                    agent=name,
-                    size=len(events),
-                    error=repr(exc),
-                )
-                for event in events:
-                    try:
-                        await handle(p, [event])
-                    except Exception as exc:
-                        await unexpected(p, name, event, exc)
+            await handle_batch(p, name, handle, events)
 
     p.app.agent(topic, name=name)(run)
 
 
-async def _ingest(p: Pipeline, events: list[EventT[Any]]) -> None:
+async def ingest(p: Pipeline, events: list[EventT[Any]]) -> None:
     out = p.envelopes()
     claimed = await ingest_batch(p, events, out)
     await out.flush()
@@ -223,7 +230,7 @@ async def _ingest(p: Pipeline, events: list[EventT[Any]]) -> None:
         await (await p.store()).mark_claimed(claimed)
 
 
-async def _lead(p: Pipeline, events: list[EventT[Any]]) -> None:
+async def lead(p: Pipeline, events: list[EventT[Any]]) -> None:
     out, leads = p.envelopes(), lead_batch(p)
     for event in events:
         for lead_id, item in unpack(event):
@@ -236,7 +243,7 @@ async def _lead(p: Pipeline, events: list[EventT[Any]]) -> None:
     leads.write()
 
 
-async def _playbook(p: Pipeline, events: list[EventT[Any]]) -> None:
+async def playbook(p: Pipeline, events: list[EventT[Any]]) -> None:
     guards = guard_batch(p)
     for event in events:
         for key, item in unpack(event):
@@ -263,9 +270,9 @@ async def _delivery(p: Pipeline, event: EventT[Any]) -> None:
 
 def register(p: Pipeline) -> None:
     """Attach the agents to the pipeline's app, in the order of the flow."""
-    _batch_agent(p, "ingest", p.inbound, _ingest)
-    _batch_agent(p, "lead", p.activity, _lead)
-    _batch_agent(p, "playbook", p.signals, _playbook)
+    _batch_agent(p, "ingest", p.inbound, ingest)
+    _batch_agent(p, "lead", p.activity, lead)
+    _batch_agent(p, "playbook", p.signals, playbook)
     _agent(
         p,
         "conversation",

@@ -1,0 +1,122 @@
+"""Run the agents' batch handlers in process: no broker, no worker subprocess.
+
+:class:`AgentHarness` builds the real pipeline (``streams.app.build``: the Faust app,
+its agents and views, a real SQLite store in a temporary folder, the console notifier
+writing to a buffer) but never starts the Faust app. In its place:
+
+- each topic is a :class:`RecordedTopic` that keeps what was sent (key, value,
+  partition) and can be told to fail, as a broker refusing a produce would;
+- the ``leads`` and ``guards`` tables are plain dicts (``TableBatch`` reads with
+  ``get`` and writes with ``[key] =``, which is all it asks of a Faust table);
+- input messages are real ``faust.Event`` objects over real ``Message`` tuples.
+
+So a test drives ``streams.agents.handle_batch`` with the ingest, lead or playbook
+handler on a list of messages and reads what each stage handed on: batching,
+envelopes, dead letters and the one-at-a-time redo of a failed batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import faust
+from faust.types.tuples import Message
+
+from notifiers.console import ConsoleNotifier
+from nudge.clock import Clock
+from nudge.settings import Settings
+from streams.agents import BatchHandler, handle_batch
+from streams.app import build
+from streams.batching import unpack
+from streams.pipeline import Pipeline
+from streams.topics import TOPICS
+
+
+@dataclass
+class Sent:
+    key: bytes | None
+    value: bytes
+    partition: int | None
+
+
+@dataclass(eq=False)
+class RecordedTopic:
+    """Stands in for a Faust topic: records sends; ``fail_next`` refuses that many."""
+
+    name: str
+    sent: list[Sent] = field(default_factory=list)
+    fail_next: int = 0
+    refuse: bytes | None = None
+    """Every send whose value contains these bytes fails (a message the broker refuses)."""
+
+    def get_topic_name(self) -> str:
+        return self.name
+
+    async def send(
+        self,
+        *,
+        key: bytes | None = None,
+        value: bytes = b"",
+        partition: int | None = None,
+        force: bool = False,
+        **_: Any,
+    ) -> asyncio.Future[None]:
+        if self.fail_next or (self.refuse is not None and self.refuse in value):
+            self.fail_next = max(0, self.fail_next - 1)
+            raise ConnectionError(f"produce to {self.name} refused")
+        self.sent.append(Sent(key, value, partition))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    def items(self) -> list[tuple[str, Any]]:
+        """Every ``(key, item)`` sent, envelopes unpacked."""
+        out: list[tuple[str, Any]] = []
+        for s in self.sent:
+            message = Message(self.name, s.partition or 0, 0, 0.0, 0, [], s.key, s.value, None)
+            out.extend(unpack(faust.Event(None, s.key, s.value, {}, message)))  # type: ignore[arg-type]
+        return out
+
+
+class AgentHarness:
+    """The pipeline of one worker, its agents run by hand on messages the test makes."""
+
+    def __init__(self, data_dir: Path, *, clock: Clock | None = None, **settings: Any) -> None:
+        self.console = io.StringIO()
+        self.settings = Settings(data_dir=data_dir, **settings)
+        self.p: Pipeline = build(
+            self.settings,
+            "kafka://127.0.0.1:9",  # never connected: the app is not started
+            notifiers={"console": ConsoleNotifier(self.console)},
+            clock=clock,
+        )
+        self.topics: dict[str, RecordedTopic] = {}
+        for spec in TOPICS:
+            self.topics[spec.name] = RecordedTopic(spec.name)
+            setattr(self.p, spec.attr, self.topics[spec.name])
+        self.p.leads = {}
+        self.p.guards = {}
+        self._offsets: dict[str, int] = {}
+
+    def message(self, topic: str, value: Any, key: bytes | None = None) -> faust.Event:
+        """A message as the agent would receive it from ``topic`` (dicts become JSON)."""
+        raw = value if isinstance(value, bytes) else json.dumps(value).encode()
+        offset = self._offsets[topic] = self._offsets.get(topic, -1) + 1
+        msg = Message(topic, 0, offset, time.time(), 0, [], key, raw, None)
+        return faust.Event(self.p.app, key, raw, {}, msg)
+
+    async def run(self, name: str, handle: BatchHandler, messages: list[faust.Event]) -> None:
+        """One micro-batch through ``handle``, as the agent ``name`` would run it."""
+        await handle_batch(self.p, name, handle, messages)
+
+    def dead(self) -> list[dict[str, Any]]:
+        return [json.loads(s.value) for s in self.topics["events.dead"].sent]
+
+    async def close(self) -> None:
+        await self.p.close()

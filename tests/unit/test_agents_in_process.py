@@ -1,0 +1,95 @@
+"""The agents' batching, envelopes and one-at-a-time redo, in process (tests/harness.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams import agents
+from tests.harness import AgentHarness
+
+AT = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC).isoformat()
+
+
+def view(lead: str, n: int) -> dict[str, Any]:
+    return {
+        "event_id": f"{lead}-v{n}",
+        "type": "page.viewed",
+        "occurred_at": AT,
+        "source": "web",
+        "lead_id": lead,
+        "path": "/pricing",
+    }
+
+
+@pytest.fixture
+async def h(tmp_path: Path) -> AsyncIterator[AgentHarness]:
+    harness = AgentHarness(tmp_path, partitions=4)
+    yield harness
+    await harness.close()
+
+
+async def test_ingest_hands_a_batch_on_in_one_envelope_per_partition(h: AgentHarness) -> None:
+    events = [view(f"L{i}", 0) for i in range(40)]
+    await h.run("ingest", agents.ingest, [h.message("web.events", e) for e in events])
+    activity = h.topics["lead.activity"]
+    assert 1 <= len(activity.sent) <= 4  # one message per destination partition, not 40
+    assert len({s.partition for s in activity.sent}) == len(activity.sent)
+    assert sorted(item["event_id"] for _, item in activity.items()) == sorted(
+        e["event_id"] for e in events
+    )
+    assert h.dead() == []
+
+
+async def test_a_bad_event_is_dead_lettered_with_its_field_and_the_rest_go_on(
+    h: AgentHarness,
+) -> None:
+    bad = {**view("L1", 1), "occurred_at": "2026-03-02T09:00:00"}  # no time zone
+    batch = [view("L0", 0), bad, view("L2", 2)]
+    await h.run("ingest", agents.ingest, [h.message("web.events", e) for e in batch])
+    got = sorted(i["event_id"] for _, i in h.topics["lead.activity"].items())
+    assert got == ["L0-v0", "L2-v2"]
+    [dead] = h.dead()
+    assert "occurred_at" in dead["reason"]
+
+
+async def test_a_lead_touched_several_times_in_a_batch_is_written_once(h: AgentHarness) -> None:
+    writes: list[str] = []
+
+    class Table(dict[str, Any]):
+        def __setitem__(self, key: str, value: Any) -> None:
+            writes.append(key)
+            super().__setitem__(key, value)
+
+    h.p.leads = Table()
+    await h.run("ingest", agents.ingest, [h.message("web.events", view("L7", n)) for n in range(5)])
+    envelopes = h.topics["lead.activity"].sent
+    batch = [h.message("lead.activity", s.value, key=s.key) for s in envelopes]
+    await h.run("lead", agents.lead, batch)
+    assert writes == ["L7"]
+    assert sorted(h.p.leads["L7"]["seen"]) == [f"L7-v{n}" for n in range(5)]
+
+
+async def test_a_batch_that_fails_as_a_whole_is_redone_one_message_at_a_time(
+    h: AgentHarness,
+) -> None:
+    h.topics["lead.activity"].fail_next = 1  # the broker refuses the batch's first produce
+    events = [view(f"L{i}", i) for i in range(5)]
+    await h.run("ingest", agents.ingest, [h.message("web.events", e) for e in events])
+    got = sorted(item["event_id"] for _, item in h.topics["lead.activity"].items())
+    assert got == sorted(e["event_id"] for e in events)
+    assert h.dead() == []
+
+
+async def test_only_the_message_that_fails_alone_is_dead_lettered(h: AgentHarness) -> None:
+    h.topics["lead.activity"].refuse = b"L3-v3"  # this one never goes through
+    events = [view(f"L{i}", i) for i in range(6)]
+    await h.run("ingest", agents.ingest, [h.message("web.events", e) for e in events])
+    got = sorted(item["event_id"] for _, item in h.topics["lead.activity"].items())
+    assert got == sorted(e["event_id"] for e in events if e["event_id"] != "L3-v3")
+    [dead] = h.dead()
+    assert "ingest agent failed" in dead["reason"] and "ConnectionError" in dead["reason"]
