@@ -13,6 +13,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]' --config-settings editable_mode=compat
+	@# the cockpit's browser tests drive Debian's chromium (Playwright never downloads one)
+	@[ -x /usr/bin/chromium ] || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "note: install Debian's chromium (apt-get install chromium) for the browser tests"
 	touch $(STAMP)
 
 demo: $(STAMP)  ## set up, then run the whole stack on the bundled sample day
