@@ -22,20 +22,23 @@ Limits (settings ``NUDGE_WEB_*``, documented in the README's SECURITY section):
   ``Retry-After``); health and readiness probes are not limited.
 
 Every refusal is JSON ``{"error": reason}``, counted in
-``nudge_http_refused_total{reason}``; a client that goes away mid-request is logged
-once at info level. An unexpected error is logged once with its traceback and
+``nudge_http_refused_total{reason}``; a client that goes away mid-request, or sends
+bytes aiohttp cannot parse as HTTP (answered 400 by aiohttp itself), is logged once
+at info level. An unexpected error is logged once with its traceback and
 answered 500 with no detail.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import resource
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 from mode import Service
 
@@ -69,6 +72,27 @@ def raise_fd_limit() -> int:
         except (ValueError, OSError):
             pass
     return soft
+
+
+class ClientFaults(logging.Filter):
+    """On aiohttp's server logger: a request it could not parse (bad header bytes, an
+    over-long line) is the client's fault. aiohttp logs each as an error with a
+    traceback; this turns it into one info line and drops the original."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and 400 <= (exc.code or 0) < 500:
+            log.info(
+                "malformed request refused",
+                status=exc.code,
+                reason=str(exc.message)[:200],
+                peer=record.args[0] if isinstance(record.args, tuple) and record.args else None,
+            )
+            return False
+        return True
+
+
+CLIENT_FAULTS = ClientFaults()
 
 
 class BodyTooLarge(ValueError):
@@ -168,6 +192,9 @@ class HttpServer(Service):
 
     async def on_start(self) -> None:
         fd_limit = raise_fd_limit()
+        server_log = logging.getLogger("aiohttp.server")
+        if CLIENT_FAULTS not in server_log.filters:
+            server_log.addFilter(CLIENT_FAULTS)
         self.runner = web.AppRunner(
             self.application(),
             access_log=None,

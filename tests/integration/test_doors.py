@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from streams.server import FD_HEADROOM
 from tests.conftest import ROOT, wait_for
 from tests.integration.test_pipeline import hot_lead_events
 
@@ -236,7 +237,8 @@ def test_hostile_bodies_are_4xx_counted_and_dead_lettered(
 
 
 def test_aborted_requests_logged_once(start_worker: Any) -> None:
-    """Finding 4: a client that goes away mid-body costs one info line, no traceback."""
+    """Finding 4: a client that goes away mid-body, or sends a header aiohttp cannot
+    parse, costs one info line, no traceback."""
     worker = start_worker()
     for _ in range(3):
         with socket.create_connection(("127.0.0.1", worker.web_port)) as s:
@@ -245,8 +247,13 @@ def test_aborted_requests_logged_once(start_worker: Any) -> None:
                 b"Content-Length: 5000\r\n\r\n" + b'{"event_id": "e'
             )
             time.sleep(0.2)
+    with socket.create_connection(("127.0.0.1", worker.web_port)) as s:
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Bad: \x00\r\n\r\n")
+        s.settimeout(5)
+        assert s.recv(1000).split(b" ")[1] == b"400"
     assert call(worker.url + "/health")[0] == 200
     wait_for(lambda: worker.output().count("request aborted by the client") >= 3)
+    wait_for(lambda: "malformed request refused" in worker.output())
     time.sleep(1)
     out = worker.output()
     lines = [json.loads(x) for x in out.splitlines() if "request aborted" in x]
@@ -314,3 +321,49 @@ def test_data_files_private_and_lag_returns_to_zero(start_worker: Any) -> None:
 
     wait_for(lambda: lags() and not any(lags().values()), timeout=30, message=lags)
     assert any('topic="lead.activity"' in k for k in lags())
+
+
+def proc_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_health_answers_through_a_slow_connection_flood(start_worker: Any) -> None:
+    """Finding 3: 2,000 connections that never finish their headers, held (and re-opened
+    when closed) for 20 s by another process: /health on a fresh connection answers in
+    under 1 s throughout; the worker holds at most its connection cap of sockets, logs
+    no "Too many open files" and no traceback."""
+    worker = start_worker(NUDGE_WEB_MAX_CONNECTIONS="1000")
+    assert worker.process is not None
+    fds_before = proc_fds(worker.process.pid)
+    flood = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.slow_clients", str(worker.web_port), "2000", "20"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+    )
+    try:
+        time.sleep(3)  # let the flood fill the server's cap
+        latencies, max_fds = [], 0
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            status, _, answer = call(worker.url + "/health", timeout=5)
+            latencies.append(time.monotonic() - started)
+            assert status == 200 and json.loads(answer) == {"status": "ok"}
+            max_fds = max(max_fds, proc_fds(worker.process.pid))
+            time.sleep(0.2)
+        out, _ = flood.communicate(timeout=30)
+    finally:
+        if flood.poll() is None:
+            flood.kill()
+    counts = json.loads(out)
+    assert counts["opened"] >= 2000 and counts["max_open"] >= 1000, counts
+    assert counts["closed_by_server"] >= 1000, counts  # the cap and the header timeout cut them
+    assert len(latencies) >= 40
+    assert max(latencies) < 1.0, sorted(latencies)[-5:]
+    # bounded by the cap plus the worker's own files (broker, SQLite, logs), never the
+    # 20,000 the flood would take
+    assert max_fds <= 1000 + FD_HEADROOM, (fds_before, max_fds)
+    output = worker.output()
+    assert "Too many open files" not in output and "Traceback" not in output
+    assert call(worker.url + "/health")[0] == 200
