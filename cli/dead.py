@@ -1,7 +1,8 @@
 """``nudge dead list`` and ``nudge dead replay``: what landed in ``events.dead``, and a retry.
 
 ``list`` reads the whole topic (no consumer group, nothing committed) and prints
-offset, source, reason and the start of the payload. ``replay`` re-validates each
+offset, source (the inbound topic and offset, or the line of a ``POST /events``
+body), reason and the start of the payload. ``replay`` re-validates each
 dead message (after a schema fix or a corrected connector, say); those that now
 pass are produced back to their inbound topic, the others are reported again.
 It commits its position in the consumer group ``<app_id>-dead-replay``, so a
@@ -93,7 +94,10 @@ def _list(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps({"offset": m.offset, **record}))
             else:
-                src = f"{record.get('topic', '?')}[{record.get('partition', '?')}]@{record.get('offset', '?')}"
+                if record.get("source") == "http":
+                    src = f"POST /events line {record.get('line') or '-'}"
+                else:
+                    src = f"{record.get('topic', '?')}[{record.get('partition', '?')}]@{record.get('offset', '?')}"
                 print(f"#{m.offset:<6} {src:<24} {record['reason']}")
                 print(f"        {raw_payload(record)[:120]!r}")
         print(f"{len(messages)} dead events", file=sys.stderr)
