@@ -1,10 +1,14 @@
-"""``nudge connect check hubspot`` and ``nudge connect status``: is the CRM wired right, and what was written.
+"""``nudge connect check|backfill|status``: is the CRM wired right, its history, what was written.
 
 ``check`` loads the field map (``NUDGE_HUBSPOT_FIELD_MAP`` or the bundled one), reads
 the portal's property definitions with the access token, and reports every mapped
 property that does not exist or whose type differs, as ``file:line: ...``; it also
 checks that calls and notes have the ``nudge_update_id`` property that keeps
 engagements from being written twice. Exit 0 when all is well, 1 with problems.
+
+``backfill`` reads the portal's history since ``--since`` (contacts, deal stage
+history, calls; :mod:`connectors.hubspot_backfill`) into an NDJSON file of
+validated events in time order, printing progress, for ``nudge model train --events``.
 
 ``status`` lists what the connector agents recorded for each ``crm.updates``
 message: pending (with the next try and the last error), done (with the CRM's id),
@@ -14,15 +18,22 @@ failed (the CRM refused it: the reason) or ignored (why nothing was written).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
 from connectors import hubspot
 from connectors.fieldmap import FieldMap
+from connectors.hubspot_backfill import events, parse_since
 from crm.connector_state import STATES, ConnectorState
 from crm.store import Store
-from nudge.errors import ConfigError
+from nudge.errors import ConfigError, EventRejected
+from nudge.events import event_to_json, parse_event
 from nudge.settings import Settings
+from streams.crm_connectors import DEFAULT_FIELD_MAP
 
 OBJECT_TYPES = {"contact": "contacts", "deal": "deals"}
 
@@ -34,6 +45,16 @@ def register(sub: Any) -> None:
     check.add_argument("system", choices=["hubspot"])
     check.add_argument("--map", help="field map YAML (default: NUDGE_HUBSPOT_FIELD_MAP or bundled)")
     check.set_defaults(func=_check)
+    backfill = cp.add_parser("backfill", help="read the CRM's history into an NDJSON event file")
+    backfill.add_argument("system", choices=["hubspot"])
+    backfill.add_argument("--since", default="2y", help="how far back: 2y, 18m, 90d or a date (2y)")
+    backfill.add_argument(
+        "--out", required=True, type=Path, help="NDJSON file to write (mode 0600)"
+    )
+    backfill.add_argument(
+        "--map", help="field map YAML (default: NUDGE_HUBSPOT_FIELD_MAP or bundled)"
+    )
+    backfill.set_defaults(func=_backfill)
     status = cp.add_parser("status", help="each update bound for a CRM and its state")
     status.add_argument("--system", default=None, help="only this CRM (hubspot)")
     status.add_argument("--state", choices=STATES, default=None)
@@ -64,19 +85,21 @@ def problems(fmap: FieldMap, types: dict[str, dict[str, str]]) -> list[str]:
     return out
 
 
-def _check(args: Any) -> int:
+def _connect(args: Any) -> tuple[hubspot.HubSpot, FieldMap]:
     settings = Settings()
     if settings.hubspot_access_token is None:
         raise ConfigError(
             "set HUBSPOT_ACCESS_TOKEN (a private app token with crm.objects and crm.schemas scopes)"
         )
-    from pathlib import Path
-
-    from streams.crm_connectors import DEFAULT_FIELD_MAP
-
     path = Path(args.map) if args.map else settings.hubspot_field_map or DEFAULT_FIELD_MAP
     fmap = FieldMap.load(path)
-    hs = hubspot.HubSpot(settings.hubspot_access_token.get_secret_value(), settings.hubspot_api_url)
+    token = settings.hubspot_access_token.get_secret_value()
+    return hubspot.HubSpot(token, settings.hubspot_api_url), fmap
+
+
+def _check(args: Any) -> int:
+    hs, fmap = _connect(args)
+    path = fmap.path
     types = {t: hs.property_types(t) for t in ("contacts", "deals", "calls", "notes")}
     found = problems(fmap, types)
     for line in found:
@@ -84,6 +107,40 @@ def _check(args: Any) -> int:
     if not found:
         print(f"{path}: {len(fmap.fields)} fields map onto HubSpot properties of the right type")
     return 1 if found else 0
+
+
+def _backfill(args: Any) -> int:
+    hs, fmap = _connect(args)
+    now = dt.datetime.now(dt.UTC)
+    since = parse_since(args.since, now)
+
+    def progress(kind: str, n: int) -> None:
+        print(f"{kind}: {n:,} read", file=sys.stderr, flush=True)
+
+    good: list[tuple[str, bytes]] = []
+    rejected = 0
+    for raw in events(hs, fmap, since, progress):
+        try:
+            event = parse_event(raw)
+        except EventRejected as exc:
+            rejected += 1
+            print(f"skipped {raw.get('event_id')}: {exc.reason}", file=sys.stderr)
+            continue
+        good.append((event.occurred_at.isoformat(), event_to_json(event)))
+    good.sort(key=lambda item: item[0])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        for _, line in good:
+            out.write(line + b"\n")
+    print(
+        f"{len(good):,} events since {since.date()} written to {args.out}"
+        + (f" ({rejected} skipped)" if rejected else "")
+        + f"; train with: nudge model train --events {args.out}",
+        file=sys.stderr,
+    )
+    return 0
 
 
 def _status(args: Any) -> int:

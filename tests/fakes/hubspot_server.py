@@ -126,6 +126,7 @@ class FakeHubSpot:
     """Seconds a create waits before answering, after it is stored (as at HubSpot: a client
     that dies meanwhile has created an object it never heard about)."""
     _failures: list[Failure] = field(default_factory=list)
+    _linked: dict[tuple[str, str, str], list[str]] = field(default_factory=dict)
     _ids: Any = field(default_factory=lambda: itertools.count(1001))
     server: TestServer | None = None
 
@@ -139,23 +140,36 @@ class FakeHubSpot:
 
     # -- the portal, seen from the test -----------------------------------------------------------
     def add(
-        self, object_type: str, properties: dict[str, Any], object_id: str | None = None
+        self,
+        object_type: str,
+        properties: dict[str, Any],
+        object_id: str | None = None,
+        *,
+        created: dt.datetime | None = None,
+        history: dict[str, list[tuple[str, dt.datetime]]] | None = None,
     ) -> str:
+        """Store an object; ``history`` is each property's past values, oldest first."""
         object_id = object_id or str(next(self._ids))
-        now = _iso(dt.datetime.now(dt.UTC))
+        now = _iso(created or dt.datetime.now(dt.UTC))
         props = {k: None if v is None else str(v) for k, v in properties.items()}
         self.objects[object_type][object_id] = {
             "id": object_id,
-            "properties": {**props, "createdate": now, "lastmodifieddate": now},
+            "properties": {"createdate": now, "lastmodifieddate": now, **props},
             "createdAt": now,
             "updatedAt": now,
             "archived": False,
+            "_history": {k: [(v, _iso(t)) for v, t in vs] for k, vs in (history or {}).items()},
         }
         return object_id
 
     def associate(self, from_type: str, from_id: str, to_type: str, to_id: str) -> None:
         self.associations.add((from_type, from_id, to_type, to_id))
         self.associations.add((to_type, to_id, from_type, from_id))
+        self._linked.setdefault((from_type, from_id, to_type), []).append(to_id)
+        self._linked.setdefault((to_type, to_id, from_type), []).append(from_id)
+
+    def linked(self, from_type: str, from_id: str, to_type: str) -> list[str]:
+        return sorted(set(self._linked.get((from_type, from_id, to_type), [])), key=int)
 
     def engagements(self, object_type: str, contact_id: str) -> list[dict[str, Any]]:
         """The calls or notes associated to a contact."""
@@ -216,10 +230,52 @@ class FakeHubSpot:
     def _view(self, obj: dict[str, Any], props: list[str] | None) -> dict[str, Any]:
         wanted = props or ["createdate", "lastmodifieddate", "email", "firstname", "lastname"]
         return {
-            **obj,
+            **{k: v for k, v in obj.items() if not k.startswith("_")},
             "properties": {k: obj["properties"].get(k) for k in wanted}
             | {"hs_object_id": obj["id"]},
         }
+
+    async def list_page(self, request: web.Request) -> web.Response:
+        """``GET /crm/v3/objects/{type}``: a page, with history and association ids on request."""
+        object_type = request.match_info["type"]
+        if not self._known(object_type):
+            return self._error(404, "OBJECT_NOT_FOUND", f"Unknown object type {object_type}")
+        q = request.query
+
+        def split(name: str) -> list[str]:
+            return [p for v in q.getall(name, []) for p in v.split(",") if p]
+
+        with_history, assoc = split("propertiesWithHistory"), split("associations")
+        limit = min(int(q.get("limit", "10")), 50 if with_history else 100)
+        after = int(q.get("after", "0") or 0)
+        ids = sorted(self.objects[object_type], key=int)
+        results = []
+        for oid in ids[after : after + limit]:
+            obj = self.objects[object_type][oid]
+            view = self._view(obj, split("properties"))
+            if with_history:
+                view["propertiesWithHistory"] = {
+                    name: [
+                        {"value": v, "timestamp": t, "sourceType": "CRM_UI"}
+                        for v, t in reversed(obj["_history"].get(name, []))
+                    ]
+                    for name in with_history
+                }
+            if assoc:
+                view["associations"] = {
+                    to: {
+                        "results": [
+                            {"id": t, "type": f"{object_type[:-1]}_to_{to[:-1]}"}
+                            for t in self.linked(object_type, oid, to)
+                        ]
+                    }
+                    for to in assoc
+                }
+            results.append(view)
+        answer: dict[str, Any] = {"results": results}
+        if after + limit < len(ids):
+            answer["paging"] = {"next": {"after": str(after + limit)}}
+        return web.json_response(answer)
 
     async def batch_read(self, request: web.Request) -> web.Response:
         object_type = request.match_info["type"]
@@ -328,8 +384,7 @@ class FakeHubSpot:
                         }
                     ],
                 }
-                for (f, fid, tt, t) in sorted(self.associations)
-                if f == from_type and fid == from_id and tt == to_type
+                for t in self.linked(from_type, from_id, to_type)
             ]
             if to:
                 results.append({"from": {"id": from_id}, "to": to})
@@ -374,6 +429,7 @@ class FakeHubSpot:
         app.router.add_post("/crm/v3/objects/{type}/search", self.search)
         app.router.add_patch("/crm/v3/objects/{type}/{id}", self.update)
         app.router.add_post("/crm/v3/objects/{type}", self.create)
+        app.router.add_get("/crm/v3/objects/{type}", self.list_page)
         app.router.add_post("/crm/v4/associations/{from}/{to}/batch/read", self.associations_read)
         app.router.add_get("/crm/v3/properties/{type}", self.property_definitions)
         return app
@@ -420,3 +476,71 @@ class FakeHubSpot:
             session.post(url, data=body, headers=headers) as response,
         ):
             return response.status, await response.text()
+
+
+def generate_portal(
+    fake: FakeHubSpot, contacts: int, *, now: dt.datetime, seed: int = 7
+) -> dict[str, int]:
+    """A portal with two years of history: contacts, calls, and deals whose stage history ends
+    won more often for contacts that were called more (so a model has something to learn).
+    Returns counts of what was made."""
+    import random
+
+    rng = random.Random(seed)
+    made = {"contacts": 0, "calls": 0, "deals": 0, "won": 0}
+    stages = ["appointmentscheduled", "qualifiedtobuy", "presentationscheduled"]
+    industries = ["Software", "Retail", "Energy", "Health", "Finance"]
+    for i in range(contacts):
+        created = now - dt.timedelta(days=rng.uniform(5, 700))
+        intent = rng.random()
+        cid = fake.add(
+            "contacts",
+            {
+                "email": f"buyer{i}@company{i % 997}.example",
+                "firstname": f"Buyer{i}",
+                "company": f"Company {i % 997}",
+                "jobtitle": rng.choice(["CFO", "CTO", "Head of Ops", "Analyst"]),
+                "industry": rng.choice(industries),
+            },
+            created=created,
+        )
+        made["contacts"] += 1
+        calls = int(intent * 6 * rng.random() + (2 if intent > 0.7 else 0))
+        for c in range(calls):
+            when = created + dt.timedelta(days=rng.uniform(0, 30) + c)
+            if when >= now:
+                continue
+            call = fake.add(
+                "calls",
+                {
+                    "hs_timestamp": _iso(when),
+                    "hs_call_duration": str(int(rng.uniform(60, 1800) * 1000)),
+                    "hs_call_direction": "OUTBOUND",
+                },
+                created=when,
+            )
+            fake.associate("calls", call, "contacts", cid)
+            made["calls"] += 1
+        if rng.random() < 0.45:
+            when = created + dt.timedelta(days=rng.uniform(1, 10))
+            history = []
+            for stage in stages[: rng.randint(1, 3)]:
+                history.append((stage, when))
+                when += dt.timedelta(days=rng.uniform(3, 20))
+            won = rng.random() < 0.15 + 0.7 * intent
+            if when < now:
+                history.append(("closedwon" if won else "closedlost", when))
+                made["won"] += int(won)
+            deal = fake.add(
+                "deals",
+                {
+                    "dealname": f"Deal {i}",
+                    "dealstage": history[-1][0],
+                    "amount": str(rng.randint(5, 80) * 1000),
+                },
+                created=history[0][1],
+                history={"dealstage": history},
+            )
+            fake.associate("deals", deal, "contacts", cid)
+            made["deals"] += 1
+    return made
