@@ -6,6 +6,7 @@ talks to it over real sockets. The numbers in the docstrings are the issue's fin
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import os
@@ -23,7 +24,7 @@ import pytest
 
 from streams.server import FD_HEADROOM
 from tests.conftest import ROOT, wait_for
-from tests.integration.test_pipeline import hot_lead_events
+from tests.integration.test_pipeline import hot_lead_events, produce
 
 pytestmark = pytest.mark.slow
 
@@ -204,7 +205,18 @@ def test_hostile_bodies_are_4xx_counted_and_dead_lettered(
     assert status == 207 and result["accepted"] == 1 and result["rejected"] == 1
     assert "NaN" in result["results"][1]["reason"]
 
+    # the same classes for events produced straight to Kafka
+    bad_kafka = [b'{"type": "page.viewed", "n": NaN}', b'{"type": "page.viewed"}']
+    asyncio.run(produce(broker.bootstrap, "web.events", bad_kafka))
+    wait_for(
+        lambda: (
+            'nudge_events_rejected_total{reason="schema",source="kafka"} 1.0'
+            in call(worker.url + "/metrics")[2].decode()
+        ),
+        timeout=30,
+    )
     text = call(worker.url + "/metrics")[2].decode()
+    assert 'nudge_events_rejected_total{reason="json",source="kafka"} 1.0' in text
     # empty x2 ("body"), NaN/Infinity/1e999/duplicate/surrogate x5 + the gzip line ("json")
     assert 'nudge_events_rejected_total{reason="body",source="http"} 2.0' in text
     assert 'nudge_events_rejected_total{reason="json",source="http"} 6.0' in text
@@ -213,7 +225,8 @@ def test_hostile_bodies_are_4xx_counted_and_dead_lettered(
     assert 'nudge_http_refused_total{reason="too_large"} 2.0' in text
     logged = [json.loads(line) for line in worker.output().splitlines() if line.startswith("{")]
     rejected = [r for r in logged if r.get("event") == "event rejected"]
-    assert len(rejected) == 8 and all(r["source"] == "http" for r in rejected)
+    assert [r["source"] for r in rejected].count("http") == 8
+    assert [r["source"] for r in rejected].count("kafka") == 2
     assert "Traceback" not in worker.output()
 
     env = {**worker.env, "KAFKA_URL": broker.url}
@@ -225,14 +238,15 @@ def test_hostile_bodies_are_4xx_counted_and_dead_lettered(
                     [sys.executable, "-m", "cli", "dead", "list", "--json"],
                     env=env, capture_output=True, timeout=60,
                 ).stdout.decode()
-            ).count("\n") >= 8
+            ).count("\n") >= 10
             else None
         ),
         timeout=30,
     )  # fmt: skip
     records = [json.loads(line) for line in listed.splitlines()]
-    assert all(r["source"] == "http" for r in records)
-    assert sum("NaN" in r["reason"] for r in records) == 2
+    assert [r["source"] for r in records].count("http") == 8
+    assert {r.get("topic") for r in records if r["source"] == "kafka"} == {"web.events"}
+    assert sum("NaN" in r["reason"] for r in records) == 3
     assert sum("duplicate key" in r["reason"] for r in records) == 1
 
 
@@ -295,10 +309,36 @@ def test_limits_rate_header_and_body_timeouts(start_worker: Any) -> None:
         assert b"took longer than" in answer
 
 
-def test_data_files_private_and_lag_returns_to_zero(start_worker: Any) -> None:
+def readme_curl_example() -> str:
+    """The README's shell lines that split a file and post it with curl."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("split -C"))
+    end = next(i for i in range(start, len(lines)) if lines[i].rstrip().endswith("done"))
+    return "\n".join(lines[start : end + 1])
+
+
+def test_data_files_private_and_lag_returns_to_zero(start_worker: Any, tmp_path: Path) -> None:
     """Finding 8: the data dir is 0700, the SQLite files and the dev token 0600; the
-    consumer-lag gauge is 0 on every partition once the worker is idle."""
+    consumer-lag gauge is 0 on every partition once the worker is idle; the README's
+    curl example posts a 2 MB file without a 413."""
     worker = start_worker()
+    events = [
+        json.dumps({
+            "event_id": f"curl-{i}", "type": "page.viewed", "occurred_at": "2026-03-02T10:00:00Z",
+            "source": "web", "visitor_id": f"v-{i % 40}", "path": "/blog/" + "y" * 300,
+        })
+        for i in range(5500)
+    ]  # fmt: skip
+    (tmp_path / "events.ndjson").write_text("\n".join(events) + "\n")
+    assert (tmp_path / "events.ndjson").stat().st_size > 2_000_000
+    script = readme_curl_example().replace("localhost:6066", f"127.0.0.1:{worker.web_port}")
+    done = subprocess.run(
+        ["bash", "-c", "set -e\n" + script], cwd=tmp_path, capture_output=True, timeout=120,
+        env={"PATH": os.environ["PATH"], "NUDGE_API_TOKEN": ""},
+    )  # fmt: skip
+    answers = [json.loads(a) for a in done.stdout.decode().replace("}{", "}\n{").splitlines()]
+    assert done.returncode == 0 and len(answers) >= 3, done.stderr.decode()
+    assert sum(a["accepted"] for a in answers) == 5500, answers[:1]
     status, _ = worker.post_events(hot_lead_events(4, "Lag Free"))
     assert status == 200
     wait_for(
