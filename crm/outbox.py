@@ -12,9 +12,12 @@ The outbox row of a nudge moves like this (``rowid`` is the order it arrived in)
     queued | held ──► suppressed (reason)
 
 :meth:`Outbox.claim` is one conditional UPDATE, so exactly one caller wins and a
-nudge id is sent at most once, across retries, redeliveries and restarts. A row
-left in ``sending`` by a crash is never re-sent (we cannot know whether the
-provider got it); :meth:`crm.store.Store.in_flight` reports it.
+nudge id is sent at most once, across retries, redeliveries and restarts. The
+sender stamps ``updated_at`` before every call to the provider (:meth:`Outbox.sending`);
+a row left in ``sending`` by a crash stops being stamped, and once it is older than
+``NUDGE_RECONCILE_AFTER`` one worker takes it over (:meth:`Outbox.retake`, a
+compare-and-set on that stamp) and looks it up in the provider's own log
+(:mod:`delivery.reconcile`): found, it is marked sent; not found, it is queued again.
 """
 
 from __future__ import annotations
@@ -71,15 +74,52 @@ class Outbox:
         return cur.rowcount == 1
 
     async def claim(self, nudge_id: str, now: dt.datetime) -> bool:
-        """Move a due queued/held row to ``sending``. False: someone else has it, or not due."""
+        """Move a due queued/held row to ``sending``. False: someone else has it, or not due.
+
+        The channel is cleared until :meth:`sending` names the one a call goes out on: a
+        ``sending`` row with no channel never reached a provider."""
         cur = await self.db.execute(
-            """UPDATE outbox SET state='sending', attempts=attempts+1, updated_at=?
+            """UPDATE outbox SET state='sending', channel=NULL, attempts=attempts+1, updated_at=?
                WHERE nudge_id=? AND state IN ('queued', 'held')
                  AND (not_before IS NULL OR not_before <= ?)""",
             (_iso(now), nudge_id, _iso(now)),
         )
         await self.db.commit()
         return cur.rowcount == 1
+
+    async def sending(self, nudge_id: str, now: dt.datetime, channel: str) -> None:
+        """Stamp a claimed row just before a call to the provider: the channel it goes out
+        on, and ``updated_at`` (a row whose stamp grows old was left by a dead sender)."""
+        await self.db.execute(
+            "UPDATE outbox SET channel=?, updated_at=? WHERE nudge_id=? AND state='sending'",
+            (channel, _iso(now), nudge_id),
+        )
+        await self.db.commit()
+
+    async def stale_sending(self, before: dt.datetime) -> list[dict[str, Any]]:
+        """Rows in ``sending`` not stamped since ``before``, oldest first."""
+        return await self._rows(
+            """SELECT rowid AS seq, * FROM outbox WHERE state='sending' AND updated_at < ?
+               ORDER BY rowid""",
+            (_iso(before),),
+        )
+
+    async def retake(self, nudge_id: str, stamp: str, now: dt.datetime) -> bool:
+        """Take over a stale ``sending`` row still stamped ``stamp``: one caller wins, and
+        the others see a fresh stamp and leave it."""
+        cur = await self.db.execute(
+            "UPDATE outbox SET updated_at=? WHERE nudge_id=? AND state='sending' AND updated_at=?",
+            (_iso(now), nudge_id, stamp),
+        )
+        await self.db.commit()
+        return cur.rowcount == 1
+
+    async def provider_ids(self, rep_id: str) -> set[str]:
+        """Provider message ids already recorded for the rep's nudges."""
+        rows = await self._rows(
+            "SELECT provider_id FROM outbox WHERE rep_id=? AND provider_id IS NOT NULL", (rep_id,)
+        )
+        return {str(r["provider_id"]) for r in rows}
 
     async def get(self, nudge_id: str) -> dict[str, Any] | None:
         return await self._one("SELECT rowid AS seq, * FROM outbox WHERE nudge_id=?", (nudge_id,))
@@ -126,7 +166,8 @@ class Outbox:
         reason: str,
         error_code: str | None,
     ) -> None:
-        """Put a nudge back after a transient failure, to be retried from ``not_before``."""
+        """Put a nudge back after a transient failure, to be retried from ``not_before``
+        (also a ``sending`` row the provider turned out never to have received)."""
         await self._set(
             nudge_id,
             now,

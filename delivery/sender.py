@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -125,12 +126,15 @@ async def _drain_rep(
     retry: RetryPolicy,
     sleep: Sleep,
 ) -> int:
+    """``now`` is when the drain began; the claim and the stamps before each provider call
+    add the time since (a long drain must not stamp its last rows with a stale time)."""
     done = 0
+    started = time.monotonic()
     async with _lock(rep_id):
         for row in await outbox.pending_for_rep(rep_id):
             if row["not_before"] and dt.datetime.fromisoformat(row["not_before"]) > now:
                 break  # the head is waiting (retry or quiet hours): later ones wait behind it
-            outcome = await _attempt(outbox, row, notifiers, now, policy, retry, sleep)
+            outcome = await _attempt(outbox, row, notifiers, now, policy, retry, sleep, started)
             if outcome in ("requeued", "held", "skipped"):
                 break  # skipped: another worker is sending it and will carry on after it
             done += 1
@@ -145,9 +149,10 @@ async def _attempt(
     policy: Policy,
     retry: RetryPolicy,
     sleep: Sleep,
+    started: float,
 ) -> str:
     nudge_id = row["nudge_id"]
-    if not await outbox.claim(nudge_id, now):
+    if not await outbox.claim(nudge_id, now + dt.timedelta(seconds=time.monotonic() - started)):
         return "skipped"
     command = NudgeCommand.model_validate_json(row["command_json"])
     rep_row = await outbox.store.get_rep(command.rep_id)
@@ -179,25 +184,13 @@ async def _attempt(
         log.info("nudge held", until=decision.not_before.isoformat(), **ctx)
         return "held"
     assert rep is not None and decision.channel is not None
-    return await _send(outbox, command, rep, decision, notifiers, now, retry, sleep)
+    return await _send(outbox, command, rep, decision, notifiers, now, retry, sleep, started)
 
 
-async def _send(
-    outbox: Outbox,
-    command: NudgeCommand,
-    rep: Rep,
-    decision: Decision,
-    notifiers: Mapping[str, Notifier],
-    now: dt.datetime,
-    retry: RetryPolicy,
-    sleep: Sleep,
-) -> str:
-    channel = decision.channel
-    assert channel is not None
-    nudge_id = command.nudge_id
-    ctx = {"nudge_id": nudge_id, "rep_id": rep.rep_id, "channel": channel}
-    message = OutboundMessage(
-        nudge_id=nudge_id,
+def outbound_message(command: NudgeCommand, rep: Rep) -> OutboundMessage:
+    """What a channel is given to send for ``command`` (and looks up in its log)."""
+    return OutboundMessage(
+        nudge_id=command.nudge_id,
         recipient=Recipient(
             rep_id=rep.rep_id,
             name=rep.name,
@@ -212,8 +205,30 @@ async def _send(
         answer_box=bool(getattr(command, "answer_box", False)),
         lead_id=command.lead_id,
     )
+
+
+async def _send(
+    outbox: Outbox,
+    command: NudgeCommand,
+    rep: Rep,
+    decision: Decision,
+    notifiers: Mapping[str, Notifier],
+    now: dt.datetime,
+    retry: RetryPolicy,
+    sleep: Sleep,
+    started: float,
+) -> str:
+    channel = decision.channel
+    assert channel is not None
+    nudge_id = command.nudge_id
+    ctx = {"nudge_id": nudge_id, "rep_id": rep.rep_id, "channel": channel}
+    message = outbound_message(command, rep)
     notifier = notifiers[channel]
     for try_ in range(retry.in_call_retries + 1):
+        # a stamp per call: a row whose stamp grows old was left by a dead sender
+        await outbox.sending(
+            nudge_id, now + dt.timedelta(seconds=time.monotonic() - started), channel
+        )
         try:
             result = await notifier.send(message)
         except TransientDeliveryError as exc:

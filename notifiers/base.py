@@ -4,12 +4,17 @@ A :class:`Notifier` delivers one :class:`OutboundMessage` and returns a
 :class:`SendResult`, or raises :class:`~nudge.errors.TransientDeliveryError`
 (retry later) or :class:`~nudge.errors.PermanentDeliveryError` (never retry).
 Whether and when to send is not its business: that is delivery's.
+
+A channel whose provider keeps a log of what it was sent also implements
+:class:`SentLookup`, so a nudge a crash left in doubt can be looked up there instead
+of guessed (see :mod:`delivery.reconcile`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -53,4 +58,17 @@ class Notifier(Protocol):
 
     async def close(self) -> None:
         """Release connections."""
+        ...
+
+
+@runtime_checkable
+class SentLookup(Protocol):
+    """Finds a message in the provider's own log of what it was sent."""
+
+    async def find_sent(
+        self, message: OutboundMessage, since: dt.datetime, exclude: frozenset[str] = frozenset()
+    ) -> SendResult | None:
+        """The provider's record of ``message`` sent at or after ``since`` (ignoring the
+        provider ids in ``exclude``, already matched to other nudges), or None if it never
+        got it. Raises a DeliveryError subclass when the log cannot be read now."""
         ...

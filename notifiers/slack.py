@@ -8,6 +8,11 @@ nudge and lead ids in its ``value``, so a click can be turned into a
 
 Posting to a user id opens (or reuses) the bot's DM with that user.
 
+Every message carries Slack message metadata ``nudge_sent`` with the nudge id:
+:meth:`SlackNotifier.find_sent` finds it again in the DM's history
+(``conversations.open`` + ``conversations.history`` with ``include_all_metadata``;
+scopes ``im:write`` and ``im:history``) for a nudge a crash left in doubt.
+
 Rate limits: Slack allows about one message per second per channel and answers
 429 with ``Retry-After``. slack_sdk's rate-limit retry handler would sleep inside
 the call, holding the rep's queue without a record of why; instead a 429 becomes
@@ -17,6 +22,7 @@ delivery decides (short waits inline, long ones back in the outbox).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -33,6 +39,9 @@ ANSWER_ACTION = "answer_open"
 """Not a reply itself: opens a modal whose submission is the typed answer."""
 ANSWER_VIEW = "nudge_answer"
 """Every action id we create starts with this; the bolt app listens for it."""
+
+LOOKUP_PAGES = 10
+"""Most pages of 200 messages of a DM's history read when looking one nudge up."""
 
 TRANSIENT_ERRORS = {
     "ratelimited",
@@ -167,6 +176,46 @@ class SlackNotifier:
             raise TransientDeliveryError(f"Slack unreachable: {exc}", code="network") from exc
         channel, ts = response.get("channel"), response.get("ts")
         return SendResult(channel=self.channel, provider_id=f"{channel}:{ts}")
+
+    async def find_sent(
+        self, message: OutboundMessage, since: dt.datetime, exclude: frozenset[str] = frozenset()
+    ) -> SendResult | None:
+        """The DM in the rep's conversation since ``since`` whose metadata names this nudge."""
+        user = message.recipient.slack_user_id
+        if not user:
+            return None
+        try:
+            opened = await self.client.conversations_open(users=user)
+            channel = opened["channel"]["id"]
+            cursor: str | None = None
+            for _ in range(LOOKUP_PAGES):
+                page = await self.client.conversations_history(
+                    channel=channel,
+                    oldest=f"{since.timestamp():.6f}",
+                    include_all_metadata=True,
+                    limit=200,
+                    cursor=cursor,
+                )
+                for posted in page.get("messages") or []:
+                    meta = posted.get("metadata") or {}
+                    payload = meta.get("event_payload") or {}
+                    provider_id = f"{channel}:{posted.get('ts')}"
+                    if (
+                        meta.get("event_type") == "nudge_sent"
+                        and payload.get("nudge_id") == message.nudge_id
+                        and provider_id not in exclude
+                    ):
+                        return SendResult(channel=self.channel, provider_id=provider_id)
+                cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+                if not cursor:
+                    break
+        except SlackApiError as exc:
+            raise classify(exc) from exc
+        except TimeoutError as exc:
+            raise TransientDeliveryError("Slack did not answer in time", code="timeout") from exc
+        except (aiohttp.ClientError, SlackClientError) as exc:
+            raise TransientDeliveryError(f"Slack unreachable: {exc}", code="network") from exc
+        return None
 
     async def close(self) -> None:
         if self._client is not None and self._client.session is not None:

@@ -12,6 +12,11 @@ format, and tracks API changes. Two things it does not do, which we add here:
   the timeout and keeps the last Retry-After in a context variable (per task, so
   concurrent sends do not mix them up).
 
+:meth:`TwilioSmsNotifier.find_sent` looks a text up in Twilio's message list (the
+``Messages.json`` GET, filtered by ``To`` and ``From``, newest first) by its body and
+creation time, for a nudge a crash left in doubt. Not by ``DateSent``: a text still
+queued at Twilio has none yet.
+
 Error mapping (https://www.twilio.com/docs/api/errors): HTTP 429 / 20429, 5xx,
 timeouts, connection errors and authentication failures (an operator can fix
 credentials; the queue must survive that) are transient. Any other 4xx is
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import contextvars
+import datetime as dt
 import logging
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -37,6 +43,9 @@ from notifiers import texts
 from notifiers.base import OutboundMessage, SendResult
 from notifiers.phones import to_e164
 from nudge.errors import ConfigError, PermanentDeliveryError, TransientDeliveryError
+
+LOOKUP_LIMIT = 200
+"""Most recent texts to one number read when looking one up (a rep gets a few a day)."""
 
 MAX_BODY = 1600
 """Twilio refuses longer bodies (error 21617)."""
@@ -167,6 +176,36 @@ class TwilioSmsNotifier:
         except aiohttp.ClientError as exc:
             raise TransientDeliveryError(f"Twilio unreachable: {exc}", code="network") from exc
         return SendResult(channel=self.channel, provider_id=sent.sid)
+
+    async def find_sent(
+        self, message: OutboundMessage, since: dt.datetime, exclude: frozenset[str] = frozenset()
+    ) -> SendResult | None:
+        """Twilio's record of this text to the rep's number since ``since``, by its body."""
+        to = to_e164(message.recipient.phone)
+        if to is None:
+            return None
+        body = sms_body(message)
+        filters: dict[str, Any] = {"to": to}
+        if self.from_number:
+            filters["from_"] = self.from_number
+        _last_retry_after.set(None)
+        try:
+            found = await self.client.messages.list_async(
+                **filters, limit=LOOKUP_LIMIT, page_size=100
+            )
+        except TwilioException as exc:
+            raise classify(exc, _last_retry_after.get()) from exc
+        except TimeoutError as exc:
+            raise TransientDeliveryError("Twilio did not answer in time", code="timeout") from exc
+        except aiohttp.ClientError as exc:
+            raise TransientDeliveryError(f"Twilio unreachable: {exc}", code="network") from exc
+        for sent in found:
+            if sent.sid in exclude or sent.body != body:
+                continue
+            if sent.date_created is not None and sent.date_created < since:
+                continue
+            return SendResult(channel=self.channel, provider_id=sent.sid)
+        return None
 
     async def close(self) -> None:
         if self._http is not None:

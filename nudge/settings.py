@@ -272,6 +272,13 @@ class Settings(BaseSettings):
     daily_limit: int = Field(
         default=20, ge=1, description="Most nudges one rep receives per local day."
     )
+    reconcile_after: float = Field(
+        default=60.0,
+        ge=1.0,
+        description="Seconds after which a nudge left in `sending` (its worker died mid-send) is "
+        "looked up in the provider's log, then marked sent or queued again. Longer than any live "
+        "send (three calls with a 10 s timeout each).",
+    )
 
     @field_validator("playbooks", mode="before")
     @classmethod

@@ -13,12 +13,14 @@ stock Kafka broker alike (6 s is the smallest session Kafka accepts by default).
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import faust
 
 from broker import correct_batch_end_offsets, detect_engine
 from delivery import Policy, drain_due
+from delivery.reconcile import reconcile_stale
 from notifiers import Notifier, build_notifiers
 from nudge.clock import Clock, SystemClock
 from nudge.logs import get_logger
@@ -132,7 +134,17 @@ def build(
     app.timer(LEAD_FLUSH_INTERVAL)(flush_leads)
 
     async def drain_outbox() -> None:
-        """Send held (quiet hours) and retry-queued nudges whose time has come."""
+        """Settle nudges a dead worker left in ``sending``, then send held (quiet hours) and
+        retry-queued nudges whose time has come (the first pass runs at start)."""
+        settled = await reconcile_stale(
+            await pipeline.store(),
+            pipeline.notifiers,
+            pipeline.clock.now(),
+            stale_after=dt.timedelta(seconds=pipeline.settings.reconcile_after),
+            policy=pipeline.policy,
+        )
+        pipeline.stats["nudges.reconciled.found"] += settled.found
+        pipeline.stats["nudges.reconciled.requeued"] += settled.requeued
         sent = await drain_due(
             await pipeline.store(), pipeline.notifiers, pipeline.clock.now(), policy=pipeline.policy
         )

@@ -3,7 +3,10 @@
 Like bolt-python's own ``tests/mock_web_api_server``: it checks the Bearer
 token (``{"ok": false, "error": "invalid_auth"}`` otherwise, as Slack does, with
 HTTP 200), answers ``auth.test`` and ``chat.postMessage`` (``channel`` must be a
-known user, ``text`` or ``blocks`` required), records every call, and can be
+known user, ``text`` or ``blocks`` required; ``metadata`` kept), ``conversations.open``
+(a user's DM channel, ``D`` + the user id's tail) and ``conversations.history`` (newest
+first, ``oldest`` / ``latest`` / ``limit`` / ``cursor``; message metadata only with
+``include_all_metadata``, as at Slack), records every call, and can be
 told to fail: 429 with ``Retry-After`` and ``ratelimited``, or any HTTP status.
 
 :meth:`FakeSlack.click` plays a rep clicking a button of a message it received:
@@ -86,6 +89,13 @@ class FakeSlack:
             )
         if method == "chat.postMessage":
             return self._post_message(args)
+        if method == "conversations.open":
+            users = str(args.get("users") or "")
+            if users not in self.users:
+                return web.json_response({"ok": False, "error": "user_not_found"})
+            return web.json_response({"ok": True, "channel": {"id": "D" + users[1:]}})
+        if method == "conversations.history":
+            return self._history(args)
         if method == "views.open":
             if not args.get("trigger_id") or not args.get("view"):
                 return web.json_response({"ok": False, "error": "invalid_arguments"})
@@ -108,10 +118,50 @@ class FakeSlack:
             if len(ids) != len(set(ids)):
                 return web.json_response({"ok": False, "error": "invalid_blocks"})
         ts = f"{int(time.time())}.{next(self._ts):06d}"
-        message = {"channel": channel, "ts": ts, "text": args.get("text"), "blocks": blocks}
+        metadata = args.get("metadata")
+        if isinstance(metadata, str):
+            metadata = json.loads(metadata)
+        message = {
+            "channel": channel,
+            "ts": ts,
+            "text": args.get("text"),
+            "blocks": blocks,
+            "metadata": metadata,
+        }
         self.posted.append(message)
         return web.json_response(
             {"ok": True, "channel": "D" + channel[1:], "ts": ts, "message": message}
+        )
+
+    def _history(self, args: dict[str, Any]) -> web.Response:
+        channel = str(args.get("channel") or "")
+        if not any("D" + u[1:] == channel for u in self.users):
+            return web.json_response({"ok": False, "error": "channel_not_found"})
+        oldest = float(args.get("oldest") or 0)
+        latest = float(args.get("latest") or "inf")
+        limit = max(1, min(999, int(args.get("limit") or 100)))
+        start = int(args.get("cursor") or 0)
+        with_metadata = str(args.get("include_all_metadata")).lower() in ("true", "1")
+        found = [
+            m
+            for m in reversed(self.posted)
+            if "D" + m["channel"][1:] == channel and oldest <= float(m["ts"]) <= latest
+        ]
+        chunk = found[start : start + limit]
+        more = start + limit < len(found)
+        messages = []
+        for m in chunk:
+            item: dict[str, Any] = {"type": "message", "ts": m["ts"], "text": m["text"]}
+            if with_metadata and m.get("metadata"):
+                item["metadata"] = m["metadata"]
+            messages.append(item)
+        return web.json_response(
+            {
+                "ok": True,
+                "messages": messages,
+                "has_more": more,
+                "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+            }
         )
 
     async def click(

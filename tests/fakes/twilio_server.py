@@ -8,6 +8,9 @@ code depends on it (https://www.twilio.com/docs/messaging/api/message-resource):
 - ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json``, Basic auth
   ``AccountSid:AuthToken`` (401 / 20003 otherwise), form fields ``To``, ``Body``,
   ``From`` or ``MessagingServiceSid``, optional ``StatusCallback``;
+- ``GET`` of the same path: the account's messages, newest first, filtered by ``To``,
+  ``From`` and ``DateSent`` / ``DateSent<`` / ``DateSent>`` (a day or a time), in pages
+  of ``PageSize`` with ``next_page_uri`` like Twilio's list resource;
 - errors in Twilio's JSON shape ``{"code", "message", "more_info", "status"}``:
   21211 invalid To, 21602 no Body, 21603 no sender, 21610 recipient opted out,
   21617 body too long; answers 201 with a ``SM...`` sid.
@@ -21,7 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
+import email.utils
 import itertools
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +57,9 @@ class FakeTwilio:
     auth_token: str = AUTH_TOKEN
     messages: list[dict[str, str]] = field(default_factory=list)
     requests: int = 0
+    """POSTs to the Messages resource (sends), failed ones included."""
+    list_requests: int = 0
+    """GETs of the message list (look-ups)."""
     outage: int | None = None
     """While set (e.g. 503), every request fails with this status."""
     opted_out: set[str] = field(default_factory=set)
@@ -131,7 +140,8 @@ class FakeTwilio:
         if to in self.opted_out:
             return self._error(400, 21610, "Attempt to send to unsubscribed recipient")
         sid = f"SM{next(self._ids):032x}"
-        self.messages.append({**form, "Sid": sid})
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        self.messages.append({**form, "Sid": sid, "DateCreated": now.isoformat()})
         if self.latency:
             await asyncio.sleep(self.latency)
         return web.json_response(
@@ -149,6 +159,72 @@ class FakeTwilio:
                 "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json",
             },
             status=201,
+        )
+
+    def _resource(self, message: dict[str, str]) -> dict[str, Any]:
+        created = email.utils.format_datetime(
+            dt.datetime.fromisoformat(message["DateCreated"]), usegmt=True
+        )
+        return {
+            "sid": message["Sid"],
+            "account_sid": self.account_sid,
+            "to": message.get("To"),
+            "from": message.get("From"),
+            "messaging_service_sid": message.get("MessagingServiceSid"),
+            "body": message.get("Body"),
+            "status": "sent",
+            "direction": "outbound-api",
+            "date_created": created,
+            "date_sent": created,
+            "date_updated": created,
+            "num_segments": "1",
+            "api_version": "2010-04-01",
+            "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{message['Sid']}.json",
+        }
+
+    async def list_messages(self, request: web.Request) -> web.Response:
+        """Twilio's Message list: newest first, filters ANDed, paged by PageSize/Page."""
+        self.list_requests += 1
+        if not self._authorised(request, request.match_info["sid"]):
+            return self._error(401, 20003, "Authenticate")
+        if self.outage:
+            return self._error(self.outage, 20500, "Service unavailable")
+        q = request.query
+        found = list(reversed(self.messages))
+        if "To" in q:
+            found = [m for m in found if m.get("To") == q["To"]]
+        if "From" in q:
+            found = [m for m in found if m.get("From") == q["From"]]
+        for key, keep in (
+            ("DateSent", lambda d, v: d[: len(v)] == v),
+            ("DateSent>", lambda d, v: d[: len(v)] >= v),
+            ("DateSent<", lambda d, v: d[: len(v)] <= v),
+        ):
+            if key in q:
+                value = q[key].replace("Z", "+00:00")
+                found = [m for m in found if keep(m["DateCreated"], value)]
+        size = max(1, min(1000, int(q.get("PageSize", "50"))))
+        page = int(q.get("Page", "0"))
+        chunk = found[page * size : (page + 1) * size]
+        base = f"/2010-04-01/Accounts/{self.account_sid}/Messages.json"
+        filters = {k: v for k, v in q.items() if k not in ("Page", "PageSize", "PageToken")}
+
+        def uri(n: int) -> str:
+            return f"{base}?{urllib.parse.urlencode({**filters, 'PageSize': size, 'Page': n})}"
+
+        more = (page + 1) * size < len(found)
+        return web.json_response(
+            {
+                "messages": [self._resource(m) for m in chunk],
+                "page": page,
+                "page_size": size,
+                "start": page * size,
+                "end": page * size + max(0, len(chunk) - 1),
+                "uri": uri(page),
+                "first_page_uri": uri(0),
+                "previous_page_uri": uri(page - 1) if page else None,
+                "next_page_uri": uri(page + 1) if more else None,
+            }
         )
 
     # -- callbacks, signed as Twilio signs them -----------------------------------------------
@@ -204,4 +280,5 @@ class FakeTwilio:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", self.create_message)
+        app.router.add_get("/2010-04-01/Accounts/{sid}/Messages.json", self.list_messages)
         return app
