@@ -249,6 +249,44 @@ class Settings(BaseSettings):
         description="YAML map of Nudge fields to HubSpot properties. Unset: the bundled "
         "`connectors/hubspot_fields.yaml`.",
     )
+    salesforce_instance_url: str | None = Field(
+        default=None,
+        validation_alias=_env("SALESFORCE_INSTANCE_URL", "SALESFORCE_INSTANCE_URL"),
+        description="Your Salesforce instance, e.g. `https://acme.my.salesforce.com`: enables "
+        "the Salesforce sync and writer.",
+    )
+    salesforce_access_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("SALESFORCE_ACCESS_TOKEN", "SALESFORCE_ACCESS_TOKEN"),
+        description="Salesforce OAuth access token (secret); or set username, password and "
+        "security token.",
+    )
+    salesforce_username: str | None = Field(
+        default=None,
+        validation_alias=_env("SALESFORCE_USERNAME", "SALESFORCE_USERNAME"),
+        description="Salesforce API user, when no access token is given.",
+    )
+    salesforce_password: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("SALESFORCE_PASSWORD", "SALESFORCE_PASSWORD"),
+        description="That user's password (secret).",
+    )
+    salesforce_security_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("SALESFORCE_SECURITY_TOKEN", "SALESFORCE_SECURITY_TOKEN"),
+        description="That user's security token (secret).",
+    )
+    salesforce_field_map: Path | None = Field(
+        default=None,
+        description="YAML map of Nudge fields to Salesforce fields. Unset: the bundled "
+        "`connectors/salesforce_fields.yaml`.",
+    )
+    salesforce_sync_interval: float = Field(
+        default=30.0,
+        ge=5.0,
+        le=3600.0,
+        description="Seconds between incremental reads of Salesforce (on one worker, the leader).",
+    )
     twilio_api_url: str | None = Field(
         default=None,
         description="Base URL of the Twilio REST API. Unset: `https://api.twilio.com`. "

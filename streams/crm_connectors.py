@@ -1,9 +1,15 @@
-"""HubSpot on the worker: the webhook route in, the ``crm.updates`` writer out.
+"""The CRMs on the worker: HubSpot's webhook route, the Salesforce sync, the writers.
 
     POST /webhooks/hubspot   signed notification batches → objects read in batches
                              → lead.* / deal.* events on crm.events
     hubspot-writer agent     crm.updates → a crm_writes row per update (then acked)
     timer (2 s)              due rows → HubSpot (connectors.writer.drain)
+
+    salesforce-writer agent  crm.updates → a crm_writes row per update
+    timers                   due rows → Salesforce in /composite batches (2 s);
+                             incremental Salesforce sync on the leader worker
+                             (NUDGE_SALESFORCE_SYNC_INTERVAL), checkpoint saved after the
+                             events are on the broker
 
 The route answers 200 once the events are on the broker, 401 for a bad or stale
 signature, 400 for a body that is not HubSpot's, and 503 when HubSpot's API could
@@ -22,14 +28,14 @@ from typing import Any
 from aiohttp import web
 from faust.types import EventT
 
-from connectors import hubspot, writer
+from connectors import hubspot, salesforce, writer
 from connectors.fieldmap import FieldMap
 from crm.connector_state import ConnectorState
 from crm.store import Store
 from notifiers.inbound import public_url
 from nudge.clock import Clock
-from nudge.errors import EventRejected
-from nudge.events import parse_event
+from nudge.errors import ConfigError, EventRejected
+from nudge.events import STREAM_OF, event_to_json, parse_event
 from nudge.logs import get_logger
 from nudge.settings import Settings
 from streams.agents import _agent
@@ -174,7 +180,8 @@ def routes(
 
 
 def register(p: Pipeline) -> None:
-    """The writer agent and its drain timer, when HubSpot is configured."""
+    """The writer agents, drain timers and the Salesforce sync, for the CRMs configured."""
+    register_salesforce(p)
     hs = client(p.settings)
     if hs is None:
         return
@@ -194,3 +201,91 @@ def register(p: Pipeline) -> None:
             p.stats["crm_writes.written"] += written
 
     p.app.timer(DRAIN_INTERVAL)(drain)
+
+
+# -- Salesforce --------------------------------------------------------------------------------
+SALESFORCE_FIELD_MAP = Path(salesforce.__file__).with_name("salesforce_fields.yaml")
+
+
+def salesforce_client(settings: Settings) -> salesforce.Salesforce | None:
+    if not settings.salesforce_instance_url:
+        return None
+    if settings.salesforce_access_token is not None:
+        return salesforce.Salesforce(
+            settings.salesforce_instance_url,
+            access_token=settings.salesforce_access_token.get_secret_value(),
+        )
+    if settings.salesforce_username and settings.salesforce_password:
+        token = settings.salesforce_security_token
+        return salesforce.Salesforce(
+            settings.salesforce_instance_url,
+            username=settings.salesforce_username,
+            password=settings.salesforce_password.get_secret_value(),
+            security_token=token.get_secret_value() if token else "",
+        )
+    raise ConfigError(
+        "SALESFORCE_INSTANCE_URL is set: also set SALESFORCE_ACCESS_TOKEN, or "
+        "SALESFORCE_USERNAME, SALESFORCE_PASSWORD and SALESFORCE_SECURITY_TOKEN"
+    )
+
+
+async def sync_salesforce(p: Pipeline, sf: salesforce.Salesforce, fmap: FieldMap) -> int:
+    """One incremental read: events to their topics, flushed, then links and checkpoints saved.
+
+    A first run starts every object's checkpoint at now (see :mod:`connectors.salesforce`).
+    """
+    state = ConnectorState(await p.store())
+    now = p.clock.now()
+    cursors = {}
+    for obj in salesforce.QUERIES:
+        cursor = await state.checkpoint(salesforce.SYSTEM, obj)
+        if cursor is None:
+            cursor = salesforce.soql_time(now)
+            await state.set_checkpoint(salesforce.SYSTEM, obj, cursor, now)
+        cursors[obj] = cursor
+    result = await asyncio.to_thread(salesforce.sync, sf, cursors, fmap)
+    sent = 0
+    for raw in result.events:
+        try:
+            event = parse_event(raw)
+        except EventRejected as exc:
+            log.warning(
+                "salesforce record not usable", event_id=raw.get("event_id"), reason=exc.reason
+            )
+            continue
+        topic = p.call_events if STREAM_OF[event.type] == "call" else p.crm_events
+        await topic.send(key=str(raw["lead_id"]).encode(), value=event_to_json(event))
+        sent += 1
+    await p.app.producer.flush()  # the events are on the broker before the checkpoint moves
+    for lead, opp in result.deals.items():
+        await state.link(salesforce.SYSTEM, lead, "deal", opp, now)
+    for obj, cursor in result.cursors.items():
+        await state.set_checkpoint(salesforce.SYSTEM, obj, cursor, now)
+    return sent
+
+
+def register_salesforce(p: Pipeline) -> None:
+    sf = salesforce_client(p.settings)
+    if sf is None:
+        return
+    fmap = FieldMap.load(p.settings.salesforce_field_map or SALESFORCE_FIELD_MAP)
+
+    async def record(pipeline: Pipeline, event: EventT[Any]) -> None:
+        state = ConnectorState(await pipeline.store())
+        await writer.record(state, salesforce.SYSTEM, event.value, pipeline.clock.now())
+
+    _agent(p, "salesforce-writer", p.crm_updates, record)
+
+    async def drain() -> None:
+        written = await salesforce.drain(ConnectorState(await p.store()), sf, fmap, p.clock.now)
+        if written:
+            p.stats["crm_writes.written"] += written
+
+    async def sync() -> None:
+        try:
+            p.stats["salesforce.synced"] += await sync_salesforce(p, sf, fmap)
+        except hubspot.CrmError as exc:
+            log.warning("salesforce sync failed; retried next interval", error=str(exc))
+
+    p.app.timer(DRAIN_INTERVAL)(drain)
+    p.app.timer(p.settings.salesforce_sync_interval, on_leader=True)(sync)

@@ -30,7 +30,8 @@ def served(fake: F) -> Iterator[F]:
 
     async def start() -> None:
         server = TestServer(fake.app(), host="127.0.0.1")  # type: ignore[attr-defined]
-        await server.start_server()
+        ssl_context = getattr(fake, "ssl_context", None)  # an HTTPS-only client's fake
+        await server.start_server(**({"ssl": ssl_context} if ssl_context else {}))
         fake.server = server  # type: ignore[attr-defined]
 
     def run() -> None:

@@ -1,0 +1,148 @@
+"""Salesforce end to end: a real worker, the real broker, simple-salesforce over HTTPS against FakeSalesforce.
+
+A Lead changed in the org after connecting is read by the incremental sync, becomes a lead,
+turns hot on web activity and texts its owner; the rep's "1" logs a call, which reaches the
+org as exactly one Task although Salesforce is down when it is logged and the worker is
+SIGKILLed before it is written; the sync's checkpoint survives the restart.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connectors import salesforce
+from tests.fakes.salesforce_server import FakeSalesforce
+from tests.fakes.threaded import served
+from tests.fakes.twilio_server import FakeTwilio
+from tests.integration.test_conversation import rows, until
+from tests.integration.test_hubspot_e2e import web_burst
+from tests.integration.test_pipeline import at
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+REP_PHONE = "+14155550101"
+OWNER = "005000000000001AAA"
+
+
+async def test_lead_to_nudge_and_logged_call_to_one_task(
+    start_worker: Any, twilio_fake: FakeTwilio, tmp_path: Path
+) -> None:
+    """Org lead → synced → hot → text; the rep's logged call is one Task, through an outage and a SIGKILL."""
+    fmap = tmp_path / "sf.yaml"
+    fmap.write_text(
+        (ROOT / "connectors/salesforce_fields.yaml")
+        .read_text()
+        .replace("owners: {}", f"owners: {{{OWNER}: rep-1}}")
+    )
+    playbooks = tmp_path / "playbooks"
+    playbooks.mkdir()
+    (playbooks / "hot-lead.yaml").write_text((ROOT / "playbooks/default/hot-lead.yaml").read_text())
+    with served(FakeSalesforce(tmp_path / "tls")) as org:
+        env = dict(
+            NUDGE_PLAYBOOKS=str(playbooks),
+            TWILIO_ACCOUNT_SID=twilio_fake.account_sid,
+            TWILIO_AUTH_TOKEN=twilio_fake.auth_token,
+            TWILIO_FROM_NUMBER="+15005550006",
+            NUDGE_TWILIO_API_URL=twilio_fake.url,
+            SALESFORCE_INSTANCE_URL=org.url,
+            SALESFORCE_ACCESS_TOKEN=org.token,
+            NUDGE_SALESFORCE_FIELD_MAP=str(fmap),
+            NUDGE_SALESFORCE_SYNC_INTERVAL="5",
+            REQUESTS_CA_BUNDLE=str(org.ca_file),
+        )
+        before = org.add(
+            "Lead",
+            {"Email": "old@acme.example", "Company": "Old Co", "OwnerId": OWNER},
+            at=dt.datetime.now(dt.UTC) - dt.timedelta(days=30),
+        )
+        worker = start_worker(**env)
+        assert (
+            worker.post_events(
+                [
+                    {
+                        "event_id": "r1",
+                        "type": "rep.upserted",
+                        "occurred_at": at(0),
+                        "source": "crm",
+                        "rep_id": "rep-1",
+                        "name": "Rita Rep",
+                        "phone": REP_PHONE,
+                    }
+                ]
+            )[0]
+            == 200
+        )
+        await until(
+            lambda: rows(worker.db, "SELECT * FROM sync_checkpoints WHERE system='salesforce'"),
+            timeout=30,
+            what="the first sync set its checkpoints",
+        )
+        rid = org.add(
+            "Lead",
+            {
+                "Email": "cto@acme.example",
+                "Company": "Acme",
+                "FirstName": "Cleo",
+                "LastName": "Tan",
+                "OwnerId": OWNER,
+            },
+        )
+        lead = salesforce.lead_id(rid)
+        await until(
+            lambda: rows(
+                worker.db, f"SELECT * FROM leads WHERE lead_id='{lead}' AND owner_rep_id='rep-1'"
+            ),
+            timeout=45,
+            what="the org's lead synced",
+        )
+        # history never came in: the lead last changed before connecting is not in the stream
+        assert not rows(
+            worker.db, f"SELECT * FROM leads WHERE lead_id='{salesforce.lead_id(before)}'"
+        )
+
+        assert worker.post_events(web_burst("cto@acme.example"))[0] == 200
+        await until(
+            lambda: any("Acme is hot" in m["Body"] for m in twilio_fake.messages),
+            timeout=45,
+            what="the hot-lead text",
+        )
+
+        org.outage = 503
+        code, _ = await twilio_fake.callback(
+            f"{worker.url}/webhooks/twilio/sms", twilio_fake.inbound_params(REP_PHONE, "1")
+        )
+        assert code == 200
+        await until(
+            lambda: rows(
+                worker.db,
+                "SELECT * FROM crm_writes WHERE system='salesforce' AND kind='call' "
+                "AND last_error IS NOT NULL",
+            ),
+            timeout=45,
+            what="the call held back by the outage",
+        )
+        worker.kill()
+        org.outage = None
+        worker = start_worker(**env)
+        await until(lambda: org.objects["Task"], timeout=120, what="the call reached Salesforce")
+        await until(
+            lambda: rows(
+                worker.db,
+                "SELECT * FROM crm_writes WHERE system='salesforce' AND kind='call' "
+                "AND state='done'",
+            ),
+            timeout=60,
+            what="the call write done",
+        )
+        (task,) = org.objects["Task"].values()
+        assert task["WhoId"] == rid and task["TaskSubtype"] == "Call"
+        assert task["Nudge_Update_Id__c"].startswith("activity:call-")
+        # the restarted worker went on from its checkpoint: the old lead still never came in
+        assert not rows(
+            worker.db, f"SELECT * FROM leads WHERE lead_id='{salesforce.lead_id(before)}'"
+        )

@@ -1,0 +1,221 @@
+"""Salesforce both ways: the real simple-salesforce over HTTPS against FakeSalesforce, the real store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connectors import salesforce, writer
+from connectors.fieldmap import FieldMap
+from crm.connector_state import ConnectorState
+from crm.store import Store
+from tests.fakes.salesforce_server import FakeSalesforce
+from tests.fakes.threaded import served
+
+FMAP = FieldMap.load(Path(salesforce.__file__).with_name("salesforce_fields.yaml"))
+T0 = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def org(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSalesforce]:
+    with served(FakeSalesforce(tmp_path / "tls")) as fake:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(fake.ca_file))
+        yield fake
+
+
+def client(org: FakeSalesforce) -> salesforce.Salesforce:
+    return salesforce.Salesforce(org.url, access_token=org.token)
+
+
+def start(when: dt.datetime) -> dict[str, str]:
+    return {obj: salesforce.soql_time(when) for obj in salesforce.QUERIES}
+
+
+def test_sync_reads_changes_since_the_checkpoint_page_by_page(org: FakeSalesforce) -> None:
+    """Leads, stage history and calls changed since the cursor become events; older ones and
+    Nudge's own tasks do not; the cursors move to the newest SystemModstamp read."""
+    org.page_size = 2
+    old = org.add(
+        "Lead", {"Email": "old@acme.example", "Company": "Old"}, at=T0 - dt.timedelta(days=3)
+    )
+    leads = [
+        org.add(
+            "Lead",
+            {
+                "Email": f"b{i}@acme.example",
+                "Company": f"Acme {i}",
+                "FirstName": "B",
+                "LastName": str(i),
+            },
+            at=T0 + dt.timedelta(minutes=i),
+        )
+        for i in range(5)
+    ]
+    contact = org.add("Contact", {"Email": "cfo@globex.example", "LastName": "Gray"}, at=T0)
+    opp = org.add(
+        "Opportunity", {"Name": "Globex", "StageName": "Closed Won", "ContactId": contact}, at=T0
+    )
+    org.add(
+        "OpportunityHistory",
+        {"OpportunityId": opp, "StageName": "Closed Won", "Amount": 42000},
+        at=T0 + dt.timedelta(hours=1),
+    )
+    org.add(
+        "Task",
+        {"WhoId": contact, "TaskSubtype": "Call", "CallDurationInSeconds": 600},
+        at=T0 + dt.timedelta(hours=2),
+    )
+    org.add(
+        "Task",
+        {"WhoId": contact, "TaskSubtype": "Call", "Nudge_Update_Id__c": "activity:x"},
+        at=T0 + dt.timedelta(hours=2),
+    )
+    result = salesforce.sync(client(org), start(T0), FMAP)
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for e in result.events:
+        by_type.setdefault(e["type"], []).append(e)
+    assert sorted(e["lead_id"] for e in by_type["lead.updated"]) == sorted(
+        [salesforce.lead_id(i) for i in leads] + [salesforce.lead_id(contact)]
+    )
+    assert salesforce.lead_id(old) not in {e["lead_id"] for e in result.events}
+    assert by_type["lead.updated"][0]["fields"]["company"] == "Acme 0"
+    (won,) = by_type["deal.won"]
+    assert won["lead_id"] == salesforce.lead_id(contact) and won["amount"] == 42000
+    (call,) = by_type["call.ended"]
+    assert call["duration_s"] == 600
+    assert result.deals == {salesforce.lead_id(contact): opp}
+    assert result.cursors["Lead"] == salesforce.soql_time(T0 + dt.timedelta(minutes=4))
+    assert any("query/01g" in path for _m, path in org.requests)  # nextRecordsUrl was followed
+    # the next sync re-reads only the boundary instant: the same event ids, nothing new
+    again = salesforce.sync(client(org), result.cursors, FMAP)
+    assert {e["event_id"] for e in again.events} <= {e["event_id"] for e in result.events}
+
+
+def answer(lead: str, field: str, value: Any, q: str = "q1") -> bytes:
+    return json.dumps(
+        {
+            "lead_id": lead,
+            "field": field,
+            "old_value": None,
+            "new_value": value,
+            "source": "answer",
+            "source_questionnaire": "post-meeting",
+            "session_id": "s1",
+            "question_id": q,
+            "rep_id": "rep-1",
+            "answered_at": "2026-03-02T17:00:00+00:00",
+        }
+    ).encode()
+
+
+def call(lead: str) -> bytes:
+    return json.dumps(
+        {
+            "kind": "activity",
+            "lead_id": lead,
+            "activity": {
+                "type": "call.ended",
+                "event_id": "twilio-call:CA9",
+                "occurred_at": "2026-03-02T17:05:00+00:00",
+                "source": "twilio-voice",
+                "duration_s": 312,
+                "direction": "outbound",
+            },
+        }
+    ).encode()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.at = T0
+
+    def __call__(self) -> dt.datetime:
+        return self.at
+
+
+async def test_writes_go_in_one_composite_and_land_once(org: FakeSalesforce, store: Store) -> None:
+    """A lead field, a deal field and a call go in one /composite request; redelivery writes nothing twice."""
+    lead_rec = org.add("Lead", {"Email": "a@acme.example"})
+    opp = org.add("Opportunity", {"Name": "Acme"})
+    lead = salesforce.lead_id(lead_rec)
+    state, clock = ConnectorState(store), Clock()
+    await state.link("salesforce", lead, "deal", opp, clock())
+    for raw in (
+        answer(lead, "lead.title", "CFO"),
+        answer(lead, "deal.next_step", "proposal", "q2"),
+        call(lead),
+    ) * 2:
+        await writer.record(state, "salesforce", raw, clock())
+    assert await salesforce.drain(state, client(org), FMAP, clock) == 3
+    assert await salesforce.drain(state, client(org), FMAP, clock) == 0
+    assert [p for _m, p in org.requests].count("/services/data/v59.0/composite") == 1
+    assert org.objects["Lead"][lead_rec]["Title"] == "CFO"
+    assert org.objects["Opportunity"][opp]["NextStep"] == "proposal"
+    (task,) = org.objects["Task"].values()
+    assert (
+        task["WhoId"] == lead_rec and task["WhatId"] == opp and task["CallDurationInSeconds"] == 312
+    )
+    assert task["Nudge_Update_Id__c"] == "activity:twilio-call:CA9"
+
+
+async def test_limits_and_outages_defer_and_a_retried_call_is_upserted_not_doubled(
+    org: FakeSalesforce, store: Store
+) -> None:
+    """REQUEST_LIMIT_EXCEEDED and 503 keep writes pending with backoff; a write redone after a
+    crash upserts the same Task by its external id."""
+    lead_rec = org.add("Contact", {"Email": "a@acme.example"})
+    lead = salesforce.lead_id(lead_rec)
+    state, clock = ConnectorState(store), Clock()
+    sf = client(org)
+    update = await writer.record(state, "salesforce", call(lead), clock())
+    org.fail_next(403, "REQUEST_LIMIT_EXCEEDED")
+    assert await salesforce.drain(state, sf, FMAP, clock) == 0
+    (row,) = await state.writes("salesforce")
+    assert row["state"] == "pending" and "REQUEST_LIMIT_EXCEEDED" in row["last_error"]
+    org.outage = 503
+    clock.at += dt.timedelta(minutes=1)
+    assert await salesforce.drain(state, sf, FMAP, clock) == 0
+    org.outage = None
+    # a writer that sent the composite and died before marking the row: the Task exists
+    clock.at += dt.timedelta(minutes=20)
+    sub = salesforce.subrequest(update, FMAP, lead_rec, None)
+    assert isinstance(sub, dict)
+    await state.claim_write("salesforce", update.update_id, clock(), writer.LEASE)
+    sf.composite([{**sub, "referenceId": "w0"}])
+    clock.at += writer.LEASE + dt.timedelta(seconds=1)
+    assert await salesforce.drain(state, sf, FMAP, clock) == 1
+    assert len(org.objects["Task"]) == 1
+    (row,) = await state.writes("salesforce")
+    assert row["state"] == "done"
+
+
+async def test_refused_subrequests_fail_with_salesforce_message(
+    org: FakeSalesforce, store: Store, tmp_path: Path
+) -> None:
+    """A field Salesforce does not have fails that write only, with INVALID_FIELD; the others land."""
+    lead_rec = org.add("Lead", {"Email": "a@acme.example"})
+    lead = salesforce.lead_id(lead_rec)
+    bad_map = tmp_path / "map.yaml"
+    bad_map.write_text(
+        "fields:\n  lead.title: {property: Title, type: string}\n"
+        "  lead.custom.budget: {property: Budget__c, type: string}\n"
+    )
+    fmap = FieldMap.load(bad_map)
+    state, clock = ConnectorState(store), Clock()
+    await writer.record(state, "salesforce", answer(lead, "lead.custom.budget", "50k"), clock())
+    await writer.record(state, "salesforce", answer(lead, "lead.title", "CEO", "q2"), clock())
+    assert await salesforce.drain(state, client(org), fmap, clock) == 1
+    states = {
+        r["update_id"].rsplit(":", 1)[1]: (r["state"], r["last_error"])
+        for r in await state.writes("salesforce")
+    }
+    assert states["lead.title"] == ("done", None)
+    assert (
+        states["lead.custom.budget"][0] == "failed"
+        and "INVALID_FIELD" in states["lead.custom.budget"][1]
+    )
