@@ -287,6 +287,13 @@ class Settings(BaseSettings):
         le=3600.0,
         description="Seconds between incremental reads of Salesforce (on one worker, the leader).",
     )
+    history_age_hours: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="Events older than this (hours, by their occurred_at) update state and "
+        "scores but fire no playbook rule: a re-sync after downtime or a CRM's late retries "
+        "never text reps about the past. 0: off.",
+    )
     twilio_api_url: str | None = Field(
         default=None,
         description="Base URL of the Twilio REST API. Unset: `https://api.twilio.com`. "

@@ -17,6 +17,7 @@ outbox never sends an id twice.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -110,6 +111,11 @@ async def handle_lead_timer(
     out.add(p.signals, signal_key(owner, lead_id), signal.model_dump_json().encode())
 
 
+def is_history(signal: LeadSignal, now: dt.datetime, age_hours: float) -> bool:
+    """An event-caused signal about something older than ``age_hours`` (0: never)."""
+    return age_hours > 0 and signal.at < now - dt.timedelta(hours=age_hours)
+
+
 async def handle_signal(
     p: Pipeline, key: str, item: dict[str, Any], guards: TableBatch[GuardState], event: EventT[Any]
 ) -> None:
@@ -119,6 +125,9 @@ async def handle_signal(
     before = guards.get(key)
     now = p.clock.now()
     step = step_of(signal)
+    if step is None and is_history(signal, now, p.settings.history_age_hours):
+        p.stats["signals.history"] += 1  # state and score were updated; the past texts no one
+        return
     if step is not None:
         decision = resume(
             step, signal, p.playbooks, now, state=before, acted=bool(signal.event.get("acted"))
