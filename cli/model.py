@@ -69,6 +69,16 @@ def register(sub: Any) -> None:
     sy.add_argument("--out", default="-", help="file to write (default: standard output)")
     sy.set_defaults(func=_synth)
 
+    inv = mp.add_parser(
+        "inventory", help="which data Nudge has, and how far ahead each silo predicts"
+    )
+    inv.add_argument("--events", required=True, type=Path, help="NDJSON events (.ndjson[.gz])")
+    inv.add_argument("--step-days", type=float, default=7, help="days between cut-offs (7)")
+    inv.add_argument(
+        "--out", type=Path, help="JSON to write (default <data_dir>/reports/inventory.json)"
+    )
+    inv.set_defaults(func=_inventory)
+
 
 def _registry() -> Any:
     from scoring.registry import Registry
@@ -236,6 +246,32 @@ def _rollback(args: argparse.Namespace) -> int:
         print("no earlier model: workers fall back to the points scorer")
     else:
         print(f"rolled back to {info.version}")
+    return 0
+
+
+def _inventory(args: argparse.Namespace) -> int:
+    """Counts per event type and silo and each silo's AUC by horizon; the cockpit's Data
+    page shows the file this writes."""
+    from scoring.inventory import inventory
+
+    if args.step_days <= 0:
+        raise ConfigError(f"--step-days must be above 0, not {args.step_days}")
+    result = inventory(read_events(args.events), step=dt.timedelta(days=args.step_days))
+    result = {"file": str(args.events), "made_at": utcnow().isoformat(), **result}
+    out = args.out or Settings().data_dir / "reports" / "inventory.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    for silo in result["silos"]:
+        figures = "  ".join(
+            f"{h} d {v:.2f}" if v is not None else f"{h} d —" for h, v in silo["auc"].items()
+        )
+        print(
+            f"{silo['silo']:<12} {silo['events']:>8,} events {silo['leads']:>6,} leads  AUC {figures}",
+            file=sys.stderr,
+        )
+    print(f"written to {out}", file=sys.stderr)
+    json.dump(result, sys.stdout)
+    print()
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -237,3 +238,41 @@ async def test_listener_limits(tmp_path: Path) -> None:
     finally:
         listener.close()
         await runner.cleanup()
+
+
+async def test_inventory_page_charts_the_latest_inventory(tmp_path: Path) -> None:
+    """With an inventory written, /inventory shows each silo's AUC by horizon as a table
+    and a server-made SVG chart; without one it says how to make it."""
+    await (await Store.open(tmp_path / "nudge.db")).close()
+    app = build_app(tmp_path / "nudge.db", tmp_path, [TOKEN], Limits())
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    async with TestClient(TestServer(app, host="127.0.0.1")) as c:
+        assert (
+            "nudge model inventory --events FILE"
+            in await (await c.get("/inventory", headers=auth)).text()
+        )
+        (tmp_path / "reports").mkdir()
+        (tmp_path / "reports" / "inventory.json").write_text(
+            json.dumps(
+                {
+                    "file": "h.ndjson",
+                    "made_at": T0.isoformat(),
+                    "events": 10,
+                    "leads": 2,
+                    "cutoffs": 3,
+                    "types": [],
+                    "silos": [
+                        {
+                            "silo": "call",
+                            "events": 4,
+                            "leads": 2,
+                            "first_seen": T0.isoformat(),
+                            "last_seen": T0.isoformat(),
+                            "auc": {"1": 0.97, "7": 0.61, "30": 0.54, "90": None},
+                        }
+                    ],
+                }
+            )
+        )
+        body = await (await c.get("/inventory", headers=auth)).text()
+        assert "<svg" in body and "0.97" in body and "0.61" in body
