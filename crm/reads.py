@@ -104,12 +104,14 @@ class Reads:
         return _decode_lead(rows[0]) if rows else None
 
     async def score_points(self, lead_ids: Sequence[str]) -> dict[str, list[tuple[float, float]]]:
-        """lead_id → ``(epoch seconds, score)`` of every recorded score, oldest first."""
+        """lead_id → ``(epoch seconds, score)`` of every recorded score, in the order they
+        were computed (events of different streams can be processed out of event-time
+        order; the scores follow processing)."""
         out: dict[str, list[tuple[float, float]]] = {}
         for chunk in _chunks(list(lead_ids)):
             for r in await self.db.execute_fetchall(
                 "SELECT lead_id, occurred_at, score FROM score_snapshots "
-                f"WHERE lead_id IN ({_marks(chunk)}) ORDER BY occurred_at, event_id",
+                f"WHERE lead_id IN ({_marks(chunk)}) ORDER BY rowid",
                 chunk,
             ):
                 out.setdefault(str(r[0]), []).append((float(r[1]), float(r[2])))
@@ -149,10 +151,11 @@ class Reads:
         return out
 
     async def snapshots_for(self, lead_id: str) -> list[dict[str, Any]]:
-        """Every scored event of a lead (type, time, score, model version), oldest first."""
+        """Every scored event of a lead (type, time, score, model version) in the order the
+        scores were computed (see :meth:`score_points`)."""
         return await self._all(
             "SELECT event_id, event_type, occurred_at, model_version, score "
-            "FROM score_snapshots WHERE lead_id = ? ORDER BY occurred_at, event_id",
+            "FROM score_snapshots WHERE lead_id = ? ORDER BY rowid",
             [lead_id],
         )
 

@@ -145,6 +145,8 @@ def test_cockpit_in_a_browser(cockpit: str, browser: object) -> None:
     page.screenshot(path=str(SHOTS / "firings.png"), full_page=True)
     page.locator("table#firings tbody tr td a").first.click()
     page.wait_for_selector("table#nudges")
+    assert page.locator("table#nudges tbody tr").count() >= 1
+    page.screenshot(path=str(SHOTS / "lead-nudged.png"), full_page=True)
 
     for name, path, selector in (
         ("reps", "/reps", "table#reps"),
