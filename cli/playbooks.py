@@ -3,27 +3,39 @@
 ``check`` validates playbook files and prints every problem as
 ``file:line:column: field: message — did you mean …?`` (or JSON for editors and
 CI with ``--format json``); exit 1 when any file is refused. ``simulate`` replays
-NDJSON events through the real lead state, points scorer and evaluator — sending
-nothing — and prints, in time order, what would have gone to whom and why, then
-counts per rule and per rep. Both are thin: the work is in ``playbooks``.
+NDJSON events with the worker's own settings (playbooks, scorer, delivery policy)
+— sending nothing — and prints, in time order, what would have gone to whom, whether
+delivery would send, hold or suppress it, and why. ``explain`` prints the last
+evaluations of a lead's rules, from a running worker or from replayed events. All
+are thin: the work is in ``playbooks``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from delivery.policy import Policy
+from notifiers import build_notifiers
 from nudge.errors import ConfigError, EventRejected, PlaybookError
 from nudge.events import LeadEvent, RepUpserted, parse_event
+from nudge.settings import Settings
 from nudge.signals import AskQuestionnaire, NudgeCommand, NudgeTeam, UpdateCrmField
 from playbooks import messages as msg
 from playbooks.loader import check_paths, load_playbooks
 from playbooks.reference import render_reference
 from playbooks.simulate import Outcome, Report, simulate
+from playbooks.trace import Evaluation
 from playbooks.types import parse_duration
+from scoring.model_scorer import LiveScorer
 
 
 def register(sub: Any) -> None:
@@ -48,6 +60,19 @@ def register(sub: Any) -> None:
     )
     sim.add_argument("--format", choices=("text", "json"), default="text")
     sim.set_defaults(func=_simulate)
+    exp = pb.add_parser(
+        "explain",
+        help="why a rule did or did not fire for a lead (a running worker's, or replayed --events)",
+    )
+    exp.add_argument("--lead", required=True, help="lead id")
+    exp.add_argument("--rule", help="only this rule (id, or playbook/rule)")
+    exp.add_argument("--events", help="replay this NDJSON file instead of asking the worker")
+    exp.add_argument("--playbooks", nargs="*", type=Path, default=None, help="with --events")
+    exp.add_argument("--horizon", default="1d", help="with --events (default 1d)")
+    exp.add_argument("--last", type=int, default=10, help="how many evaluations (default 10)")
+    exp.add_argument("--url", help="the worker's web address (default from NUDGE_WEB_HOST/PORT)")
+    exp.add_argument("--format", choices=("text", "json"), default="text")
+    exp.set_defaults(func=_explain)
     ref = pb.add_parser("reference", help="print the playbook language reference (Markdown)")
     ref.set_defaults(func=_reference)
 
@@ -112,26 +137,88 @@ def _read_events(path: str) -> tuple[list[LeadEvent | RepUpserted], list[str]]:
     return good, bad
 
 
-def _simulate(args: argparse.Namespace) -> int:
+def _replay(args: argparse.Namespace) -> Report | None:
+    """Replay ``args.events`` as the worker would: its playbooks (``--playbooks`` or
+    ``NUDGE_PLAYBOOKS``), its scorer (the promoted model, else the points scorer with
+    ``NUDGE_SCORING_RULES``), its delivery policy and channels. ``None``: playbooks refused."""
+    settings = Settings()
     try:
         horizon = parse_duration(args.horizon)
     except ValueError as exc:
         raise ConfigError(f"--horizon: {exc}") from None
     try:
-        playbooks = load_playbooks(args.playbooks or None)
+        playbooks = load_playbooks(args.playbooks or settings.playbooks or None)
     except PlaybookError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
-        return 1
+        return None
     events, bad = _read_events(args.events)
     for problem in bad:
         print(f"{args.events}: {problem} (skipped)", file=sys.stderr)
-    report = simulate(events, playbooks, horizon=horizon)
+    return simulate(
+        events,
+        playbooks,
+        scorer=LiveScorer.from_settings(settings),
+        horizon=horizon,
+        policy=Policy.from_settings(settings),
+        channels=tuple(build_notifiers(settings)),
+    )
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    report = _replay(args)
+    if report is None:
+        return 1
     if args.format == "json":
         print(json.dumps(_as_json(report), indent=2, default=str))
     else:
         print_report(report)
     return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    if args.events:
+        report = _replay(args)
+        if report is None:
+            return 1
+        found = [e.to_dict() for e in report.traces.last(args.lead, args.rule)]
+    else:
+        found = _ask_worker(args)
+    found = found[-args.last :] if args.last > 0 else found
+    if args.format == "json":
+        print(json.dumps({"lead": args.lead, "rule": args.rule, "evaluations": found}, indent=2))
+        return 0
+    if not found:
+        what = f"rule {args.rule}" if args.rule else "any rule"
+        print(msg.NO_EVALUATION.format(what=what, lead=args.lead))
+        return 0
+    for data in found:
+        print("\n".join(Evaluation.from_dict(data).lines()))
+    return 0
+
+
+def _ask_worker(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The evaluations a running worker kept for the lead (``GET /playbooks/explain``)."""
+    settings = Settings()
+    base = args.url or f"http://{settings.web_host}:{settings.web_port}"
+    query = urllib.parse.urlencode(
+        {"lead": args.lead, **({"rule": args.rule} if args.rule else {})}
+    )
+    request = urllib.request.Request(f"{base.rstrip('/')}/playbooks/explain?{query}")
+    token = os.environ.get("NUDGE_API_TOKEN")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raise ConfigError(f"{base}: the worker answered {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise ConfigError(
+            f"{base}: no worker answered ({getattr(exc, 'reason', exc)}); "
+            "start one, or replay events with --events FILE"
+        ) from None
+    return list(body.get("evaluations") or [])
 
 
 def describe(outcome: Outcome) -> str:
@@ -152,6 +239,10 @@ def describe(outcome: Outcome) -> str:
         what = cmd.kind
     why = ", ".join(f"{k}={v}" for k, v in outcome.why.items())
     head = f"{when}  {what}  lead {getattr(cmd, 'lead_id', '?')}  {outcome.playbook}/{outcome.rule}{flags}"
+    if outcome.delivery is not None:
+        d = outcome.delivery
+        until = f" until {d.not_before[:16].replace('T', ' ')} UTC" if d.not_before else ""
+        head += f"  → {d.action.upper()}{until}" + (f" ({d.reason})" if d.reason else "")
     text = getattr(cmd, "text", None)
     lines = (
         [head, f"    trigger: {outcome.trigger}"]
@@ -169,6 +260,12 @@ def print_report(report: Report) -> None:
         f"{report.events} events replayed, {report.unresolved} unresolved, {report.duplicates} duplicates"
     )
     print(f"{len(report.outcomes)} commands would have been issued")
+    decisions = Counter(o.decision for o in report.outcomes if o.delivery is not None)
+    if decisions:
+        print(
+            "nudges by delivery decision: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(decisions.items()))
+        )
     print("per rule:")
     for rule, n in report.per_rule().most_common():
         print(f"  {n:5d}  {rule}")

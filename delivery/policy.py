@@ -14,8 +14,8 @@ The rules, in the order :func:`decide` applies them:
    it is configured and the rep has an address on it; SMS and the console are not
    usable for a rep who texted STOP. None usable → suppress ("opted out" when only
    the opt-out stood in the way, else "no channel").
-3. quiet hours (default 08:00–21:00 in the rep's own time zone): hold until the
-   window opens. Held nudges are released by a drain, never dropped.
+3. quiet hours (default 08:00–21:00 in the rep's own time zone, or the rule's own
+   ``quiet_hours`` when the nudge carries them): hold until the window opens. Held nudges are released by a drain, never dropped.
 4. daily limit per rep and local day → suppress.
 """
 
@@ -167,7 +167,9 @@ def decide(
     if channel is None:
         blocked_by_opt_out = opted_out and any(usable(c, rep, available, False) for c in order)
         return Decision("suppress", reason="opted out" if blocked_by_opt_out else "no channel")
-    opens = window_opens(now, rep.zone, rep.quiet_start, rep.quiet_end)
+    window = command.quiet_hours  # a rule's own send window overrides the rep's
+    start, end = (window.start, window.end) if window else (rep.quiet_start, rep.quiet_end)
+    opens = window_opens(now, rep.zone, start, end)
     if opens is not None:
         return Decision("hold", channel=channel, not_before=opens, reason="quiet hours")
     if sent_today >= rep.daily_limit:

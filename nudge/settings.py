@@ -119,6 +119,12 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Playbook files or folders (comma-separated). Unset: the bundled default.",
     )
+    playbooks_strict: bool = Field(
+        default=True,
+        description="A playbook or questionnaire file refused at start keeps the worker "
+        "from reporting ready (`/ready` 503 naming file and line). `false`: run without it; "
+        "`/ready`, `/metrics` and the log still name the refused file.",
+    )
     scoring_rules: Path | None = Field(
         default=None,
         description="Points-scorer YAML (used until a model is promoted). Unset: bundled default.",

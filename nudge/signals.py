@@ -54,6 +54,9 @@ class LeadView(_Model):
     custom: dict[str, Any] = {}
     status: Literal["open", "won", "lost"] = "open"
     last_touch_at: AwareDatetime | None = None
+    last_contacted_at: AwareDatetime | None = Field(
+        default=None, description="last call, meeting or reply with the rep (not web visits)"
+    )
 
 
 class RepView(_Model):
@@ -76,6 +79,9 @@ class LeadSignal(_Model):
     at: AwareDatetime = Field(description="when the event occurred")
     score: Score
     history: list[ScorePoint] = Field(default=[], description="recent scores, oldest first")
+    windows: dict[str, list[AwareDatetime]] = Field(
+        default={}, description="times of recent events per counted window (playbooks.windows)"
+    )
     first_scored_at: AwareDatetime | None = Field(
         default=None, description="when the lead was first scored (None: not known)"
     )

@@ -15,22 +15,23 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from nudge.logs import get_logger
 from nudge.signals import Command, LeadSignal, NudgeCommand, ScheduleStep
 from playbooks import fields as f
 from playbooks import messages as msg
-from playbooks.conditions import holds, matched_values
+from playbooks.conditions import Condition, holds, matched_values
 from playbooks.expressions import ExpressionFailed
 from playbooks.fields import views
 from playbooks.guards import SEP, DigestItem, GuardState, Plan
 from playbooks.model import Playbook, Rule
 from playbooks.schedule import schedule_id
 from playbooks.steps import Run, StepFailed, run_steps
+from playbooks.trace import Check, Evaluation, Outcome, stamp
 from playbooks.triggers import fires
-from playbooks.types import zone_for
+from playbooks.types import human_duration, zone_for
 
 log = get_logger(__name__)
 
@@ -43,6 +44,8 @@ class Decision:
     state: GuardState
     fired: list[tuple[str, str, dict[str, Any]]]
     """(playbook, rule, matched values) of each rule that fired — the "why"."""
+    trace: list[Evaluation] = field(default_factory=list)
+    """Every rule evaluated on the signal and how it came out (see :mod:`playbooks.trace`)."""
 
 
 def evaluate(
@@ -59,6 +62,27 @@ def evaluate(
     return decide(signal, playbooks, now, state=state).commands
 
 
+def note(
+    playbook: Playbook,
+    rule: Rule,
+    signal: LeadSignal,
+    now: dt.datetime,
+    outcome: Outcome,
+    reason: str,
+) -> Evaluation:
+    """A trace entry for ``rule`` on ``signal``."""
+    return Evaluation(
+        at=stamp(now),
+        playbook=playbook.name,
+        rule=rule.id,
+        lead_id=signal.lead.lead_id,
+        event_id=signal.event_id,
+        event_type=signal.event_type,
+        outcome=outcome,
+        reason=reason,
+    )
+
+
 def decide(
     signal: LeadSignal,
     playbooks: list[Playbook],
@@ -66,14 +90,22 @@ def decide(
     *,
     state: GuardState | None = None,
 ) -> Decision:
-    """:func:`evaluate` plus the updated guard state and the reasons each rule fired."""
+    """:func:`evaluate` plus the updated guard state, the reasons each rule fired, and
+    the trace of every rule that looked at the signal."""
     new = (state or GuardState()).copy_for_update()
     data = views(signal)
     runs: list[Run] = []
+    trace: list[Evaluation] = []
+    traced: dict[int, Evaluation] = {}
     for playbook in playbooks:
-        if not playbook.enabled or not in_audience(playbook, signal, data, now):
+        if not playbook.enabled:
             continue
+        outside = audience_problem(playbook, signal, data, now)
         for rule in playbook.rules:
+            if outside is not None:
+                if rule.trigger.may_fire(signal):
+                    trace.append(note(playbook, rule, signal, now, "audience", outside))
+                continue
             try:
                 if rule.timed:
                     step = plan_timed(playbook, rule, signal, data, now, new)
@@ -83,13 +115,21 @@ def decide(
                                 playbook, rule, signal, data, now, step.schedule_id, commands=[step]
                             )
                         )
+                        due = step.due_at.strftime("%Y-%m-%d %H:%M UTC")
+                        trace.append(note(playbook, rule, signal, now, "planned", f"due {due}"))
                     continue
                 match = fires(rule.trigger, signal, data, now)
                 if match is None:
+                    if rule.trigger.may_fire(signal):
+                        why = rule.trigger.why_not(signal, data, now)
+                        trace.append(note(playbook, rule, signal, now, "trigger", why))
                     continue
-                run = start(playbook, rule, signal, data, now, signal.event_id, match, new)
+                ev = note(playbook, rule, signal, now, "fired", "")
+                trace.append(ev)
+                run = start(playbook, rule, signal, data, now, signal.event_id, match, new, ev)
                 if run is not None:
                     runs.append(run)
+                    traced[id(run)] = ev
             except (StepFailed, ExpressionFailed) as exc:
                 log.warning(
                     msg.EVAL_FAILED,
@@ -98,11 +138,16 @@ def decide(
                     lead_id=signal.lead.lead_id,
                     error=str(exc),
                 )
+                last = trace[-1] if trace else None
+                if last is not None and (last.playbook, last.rule) == (playbook.name, rule.id):
+                    last.outcome, last.reason, last.nudges = "failed", str(exc), []
+                else:
+                    trace.append(note(playbook, rule, signal, now, "failed", str(exc)))
     runs.sort(key=lambda r: -r.rule.priority)
-    commands = apply_cap(runs, signal, now, new)
+    commands = apply_cap(runs, signal, now, new, traced)
     new.prune(now)
     fired = [(r.playbook.name, r.rule.id, r.match) for r in runs if r.match]
-    return Decision(commands, new, fired)
+    return Decision(commands, new, fired, trace)
 
 
 def worth_evaluating(signal: LeadSignal, playbooks: list[Playbook]) -> bool:
@@ -117,21 +162,54 @@ def in_audience(
     playbook: Playbook, signal: LeadSignal, data: dict[str, Any], now: dt.datetime
 ) -> bool:
     """Does the playbook apply to this lead, its owner and the owner's team?"""
+    return audience_problem(playbook, signal, data, now) is None
+
+
+def audience_problem(
+    playbook: Playbook, signal: LeadSignal, data: dict[str, Any], now: dt.datetime
+) -> str | None:
+    """Why the lead is outside the playbook's audience (``None``: inside)."""
     aud = playbook.audience
-    if aud.reps and signal.lead.owner_rep_id not in aud.reps:
-        return False
+    owner = signal.lead.owner_rep_id
+    if aud.reps and owner not in aud.reps:
+        return f"audience: owner {owner} is not one of reps {', '.join(aud.reps)}"
     if aud.teams and (signal.rep is None or signal.rep.team not in aud.teams):
-        return False
-    try:
-        return all(holds(c, data, now) for c in aud.leads)
-    except ExpressionFailed:
-        return False
+        team = signal.rep.team if signal.rep else None
+        return f"audience: owner's team {team} is not one of teams {', '.join(aud.teams)}"
+    for cond in aud.leads:
+        try:
+            if not holds(cond, data, now):
+                return f"audience: {_seen(cond, data)}"
+        except ExpressionFailed as exc:
+            return f"audience: {exc}"
+    return None
+
+
+def _seen(cond: Condition, data: dict[str, Any]) -> str:
+    values = ", ".join(
+        f"`{k}` was {'absent' if v is None else repr(v)}" for k, v in cond.reads(data).items()
+    )
+    return f"{values}, needs {cond.describe()}" if values else f"needs {cond.describe()}"
 
 
 def coin(*parts: str) -> float:
     """A deterministic draw in [0, 1): replays and redeliveries make the same choice."""
     digest = hashlib.sha256(SEP.join(parts).encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def check_conditions(
+    conditions: list[Condition], data: dict[str, Any], now: dt.datetime
+) -> list[Check]:
+    """Each condition, the values it read and whether it held (all are evaluated)."""
+    out = []
+    for cond in conditions:
+        try:
+            held: bool | None = holds(cond, data, now)
+        except ExpressionFailed:
+            held = None
+        out.append(Check(cond.describe(), cond.reads(data), held))
+    return out
 
 
 def start(
@@ -143,21 +221,51 @@ def start(
     trigger_id: str,
     match: dict[str, Any],
     state: GuardState,
+    ev: Evaluation | None = None,
 ) -> Run | None:
-    """Cooldown, conditions (or exploration), then the chain from step 0."""
+    """Cooldown, conditions (or exploration), then the chain from step 0; ``ev`` (the
+    trace entry) is filled in with the outcome."""
+    ev = ev or note(playbook, rule, signal, now, "fired", "")
     lead_id = signal.lead.lead_id
-    if state.cooling(playbook.name, rule.id, lead_id, rule.cooldown, now):
+    until = state.cooling_until(playbook.name, rule.id, lead_id, rule.cooldown, now)
+    if until is not None:
+        ev.outcome, ev.reason = "cooldown", f"cooldown until {until:%Y-%m-%d %H:%M} UTC"
         return None
     run = Run(playbook, rule, signal, data, now, trigger_id, match=dict(match))
-    if not all(holds(c, data, now) for c in rule.conditions):
-        if rule.explore <= 0 or coin(playbook.name, rule.id, lead_id, trigger_id) >= rule.explore:
+    ev.checks = check_conditions(rule.conditions, data, now)
+    failed = [c for c in ev.checks if not c.held]
+    if failed and failed[0].held is None:  # the first condition not met could not be read
+        ev.outcome, ev.reason = "failed", f"{failed[0].condition} could not be evaluated"
+        raise ExpressionFailed(ev.reason)
+    if failed:
+        ev.outcome = "conditions"
+        ev.reason = "; ".join(_failed_text(c) for c in failed)
+        if rule.explore <= 0:
+            return None
+        ev.explore = rule.explore
+        ev.draw = coin(playbook.name, rule.id, lead_id, trigger_id)
+        if ev.draw >= rule.explore:
             return None
         run.exploration, run.propensity = True, rule.explore
+        ev.outcome, ev.reason = "fired", f"exploration (conditions failed: {ev.reason})"
     run.match |= matched_values(rule.conditions, data)
     run_steps(run)
+    ev.nudges = [c.nudge_id for c in run.commands if isinstance(c, NudgeCommand)]
     if run.commands:
         state.fired(playbook.name, rule.id, lead_id, now)
+    elif ev.outcome == "fired":
+        ev.outcome, ev.reason = (
+            "nothing",
+            "the actions issued nothing (no recipient, or every step's `when` failed)",
+        )
     return run
+
+
+def _failed_text(check: Check) -> str:
+    seen = ", ".join(
+        f"`{k}` was {'absent' if v is None else repr(v)}" for k, v in check.values.items()
+    )
+    return f"{seen}, needs {check.condition}" if seen else f"needs {check.condition}"
 
 
 def plan_timed(
@@ -198,7 +306,11 @@ def plan_timed(
 
 
 def apply_cap(
-    runs: list[Run], signal: LeadSignal, now: dt.datetime, state: GuardState
+    runs: list[Run],
+    signal: LeadSignal,
+    now: dt.datetime,
+    state: GuardState,
+    traced: dict[int, Evaluation] | None = None,
 ) -> list[Command]:
     """Commands in priority order; nudges over a playbook's daily cap become digest items."""
     out: list[Command] = []
@@ -214,6 +326,14 @@ def apply_cap(
                 state.sent[key] = state.sent.get(key, 0) + 1
                 out.append(command)
                 continue
+            ev = (traced or {}).get(id(run))
+            if ev is not None:
+                ev.nudges = [n for n in ev.nudges if n != command.nudge_id]
+                ev.outcome = "cap"
+                ev.reason = (
+                    f"over the playbook's cap of {cap} per rep per day: folded into a digest "
+                    f"sent {human_duration(run.playbook.guards.digest_after)} after the first held"
+                )
             items = state.digests.setdefault(key, [])
             items.append(DigestItem(lead_id=command.lead_id, text=command.text, rule=command.rule))
             if len(items) == 1:

@@ -173,3 +173,16 @@ def evaluate_expression(text: str, data: dict[str, Any], now: dt.datetime) -> bo
 
 class ExpressionFailed(Exception):
     """An expression could not be evaluated on this signal (the rule is skipped)."""
+
+
+def fields_read(text: str) -> list[str]:
+    """The dotted field names a (checked) expression reads, in order (for the trace)."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError:
+        return []
+    inner = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    names = [
+        _dotted(n) for n in ast.walk(tree) if isinstance(n, ast.Attribute) and id(n) not in inner
+    ]
+    return list(dict.fromkeys(n for n in names if n))

@@ -160,6 +160,7 @@ def views(signal: LeadSignal) -> dict[str, Any]:
     event = dict(signal.event)
     event.setdefault("type", signal.event_type)
     return {
+        "windows": signal.windows,
         "lead": _wrap(lead),
         "deal": _wrap(deal),
         "rep": _wrap(rep),

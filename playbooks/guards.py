@@ -79,6 +79,20 @@ class GuardState(BaseModel):
         last = self.cooldowns.get(SEP.join((playbook, rule, lead_id)))
         return last is not None and now < last + cooldown
 
+    def cooling_until(
+        self,
+        playbook: str,
+        rule: str,
+        lead_id: str,
+        cooldown: dt.timedelta | None,
+        now: dt.datetime,
+    ) -> dt.datetime | None:
+        """When this rule's cooldown for this lead ends, if it has not yet."""
+        if cooldown is None:
+            return None
+        last = self.cooldowns.get(SEP.join((playbook, rule, lead_id)))
+        return last + cooldown if last is not None and now < last + cooldown else None
+
     def fired(self, playbook: str, rule: str, lead_id: str, now: dt.datetime) -> None:
         self.cooldowns[SEP.join((playbook, rule, lead_id))] = now
 

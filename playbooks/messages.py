@@ -42,6 +42,7 @@ BAD_DURATION = "`{value}` is not a duration; write e.g. 15m, 4h, 3d or 2w"
 DURATION_UNIT = "`{value}` has no unit; write e.g. {value}d, {value}h, {value}m or {value}s"
 SCORE_UNIT = "`{value}` is not a score; scores are 0–1: write `{pct}` or `{frac}`"
 BAD_SCORE = "`{value}` is not a score; write a percent such as `70%` or a fraction such as `0.7`"
+COUNT_BOUND = "a count needs `at_least` or `at_most` (or both)"
 BAD_TIME = "`{value}` is not a time of day; write HH:MM, e.g. 08:30"
 BAD_ZONE = "unknown time zone `{value}`; write `rep` or an IANA name such as Europe/Paris"
 BAD_EVENT_TYPE = "unknown event type `{value}`"
@@ -49,7 +50,12 @@ ESCALATE_WITHOUT_NUDGE = "`escalate` needs an earlier `nudge` step in the same r
 TEAM_NAME = "write `owner`, `manager` or `team:<name>`"
 WAIT_LAST = "a `wait` as the last step does nothing; add the steps to run after it"
 
+NO_EVALUATION = (
+    "no evaluation of {what} for lead {lead}: no signal its trigger listens to has arrived "
+    "(or the lead is unknown, or its evaluations are older than the ones kept)"
+)
 EVAL_FAILED = "rule failed on this signal and was skipped"
 RELOAD_REFUSED = "playbook file refused; the last good version keeps running"
+REFUSED_NOT_RUNNING = "playbook file refused; it is not running"
 RELOAD_LOADED = "playbook file loaded"
 RELOAD_REMOVED = "playbook file removed; its playbook stopped"

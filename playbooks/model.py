@@ -20,6 +20,7 @@ from playbooks.actions import Action
 from playbooks.conditions import Condition
 from playbooks.triggers import DateTrigger, ScoreCrossedAbove, Trigger
 from playbooks.types import Duration, Ident, Model, Share, TimeOfDay
+from playbooks.windows import Window
 
 __all__ = ["Audience", "Guards", "Playbook", "Rule", "ScoreCrossedAbove", "Trigger"]
 
@@ -114,6 +115,15 @@ class Playbook(Model):
             if ids.count(rule_id) > 1:
                 raise ValueError(msg.DUPLICATE_RULE.format(rule=rule_id))
         return self
+
+    def windows(self) -> list[Window]:
+        """Every windowed count the playbook reads (the lead stage keeps them per lead)."""
+        out = [w for c in self.audience.leads for w in c.windows()]
+        for rule in self.rules:
+            conds = [*rule.conditions, *(a.when for a in rule.actions if a.when is not None)]
+            conds += [rule.cancel_if] if rule.cancel_if is not None else []
+            out += rule.trigger.windows() + [w for c in conds for w in c.windows()]
+        return out
 
     def rule(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)

@@ -17,6 +17,7 @@ from nudge.logs import get_logger
 from playbooks import messages as msg
 from playbooks.loader import Checked, Problem, check_file, playbook_files
 from playbooks.model import Playbook
+from playbooks.windows import Window, windows_of
 
 log = get_logger(__name__)
 
@@ -34,6 +35,7 @@ class PlaybookSet:
     def __init__(self, paths: list[Path] | None = None) -> None:
         self.paths = paths
         self._entries: dict[Path, _Entry] = {}
+        self._windows: tuple[tuple[int, ...], dict[str, Window]] | None = None
         self.refresh()
 
     @property
@@ -47,6 +49,24 @@ class PlaybookSet:
                 seen.add(pb.name)
                 out.append(pb)
         return out
+
+    @property
+    def windows(self) -> dict[str, Window]:
+        """The windowed counts the running playbooks read (recomputed when they change)."""
+        playbooks = self.playbooks
+        ids = tuple(id(pb) for pb in playbooks)
+        if self._windows is None or self._windows[0] != ids:
+            self._windows = (ids, windows_of(playbooks))
+        return self._windows[1]
+
+    def refused(self) -> dict[str, list[str]]:
+        """Files refused with no good version running (a broken file at start-up, or a
+        new file that never validated): file → its errors, as ``file:line:col: ...``."""
+        return {
+            str(path): [str(p) for p in e.problems if p.severity == "error"]
+            for path, e in sorted(self._entries.items())
+            if e.playbook is None and e.problems
+        }
 
     def problems(self) -> dict[str, list[Problem]]:
         """The problems of the latest read of each file (errors mean it was refused)."""
@@ -77,8 +97,9 @@ class PlaybookSet:
             checked: Checked = check_file(path)
             previous = entry.playbook if entry else None
             if checked.playbook is None:
+                text = msg.RELOAD_REFUSED if previous is not None else msg.REFUSED_NOT_RUNNING
                 for problem in checked.errors:
-                    log.error(msg.RELOAD_REFUSED, file=str(path), problem=str(problem))
+                    log.error(text, file=str(path), problem=str(problem))
                 self._entries[path] = _Entry(stamp, previous, checked.problems)
                 changes.append(f"{path}: refused ({len(checked.errors)} errors)")
                 continue

@@ -26,7 +26,7 @@ from nudge.signals import (
 )
 from playbooks import messages as msg
 from playbooks.conditions import holds
-from playbooks.evaluator import Decision, plan_timed, start
+from playbooks.evaluator import Decision, note, plan_timed, start
 from playbooks.expressions import ExpressionFailed
 from playbooks.fields import TIMER_EVENT, views
 from playbooks.guards import GuardState, digest_text
@@ -91,7 +91,8 @@ def resume(
     data = views(signal)
     try:
         if rule.cancel_if is not None and holds(rule.cancel_if, data, now):
-            return Decision([], new, [])
+            why = f"cancel_if held: {rule.cancel_if.describe()}"
+            return Decision([], new, [], [note(playbook, rule, signal, now, "cancelled", why)])
         if step.purpose in ("date", "inactivity", "tick"):
             return _timed(step, playbook, signal, data, now, new)
         run = Run(playbook, rule, signal, data, now, step.trigger_event_id)
@@ -105,7 +106,13 @@ def resume(
                 action.issue(run, step.step)
             run_steps(run, step.step + 1)
         fired = [(playbook.name, rule.id, {"resumed": step.purpose, "step": step.step})]
-        return Decision(run.commands, new, fired if run.commands else [])
+        if run.commands:
+            ev = note(playbook, rule, signal, now, "fired", f"{step.purpose} at step {step.step}")
+        else:
+            why = "the rep acted on the nudge" if acted else "the remaining steps issued nothing"
+            ev = note(playbook, rule, signal, now, "nothing", f"{step.purpose}: {why}")
+        ev.nudges = [c.nudge_id for c in run.commands if isinstance(c, NudgeCommand)]
+        return Decision(run.commands, new, fired if run.commands else [], [ev])
     except (StepFailed, ExpressionFailed) as exc:
         log.warning(
             msg.EVAL_FAILED,
@@ -133,12 +140,15 @@ def _timed(
         if following is not None:
             commands.append(following)
     if not rule.trigger.still_valid(step.check, signal, data):
-        return Decision(commands, state, [])
+        planned = ", ".join(f"{k}={v}" for k, v in step.check.items())
+        why = f"planned on {planned}, which no longer holds"
+        return Decision(commands, state, [], [note(playbook, rule, signal, now, "stale", why)])
     match = {"trigger": rule.trigger.type} | {k: v for k, v in step.check.items()}
-    run = start(playbook, rule, signal, data, now, step.schedule_id, match, state)
+    ev = note(playbook, rule, signal, now, "fired", "")
+    run = start(playbook, rule, signal, data, now, step.schedule_id, match, state, ev)
     if run is None:
-        return Decision(commands, state, [])
-    return Decision(run.commands + commands, state, [(playbook.name, rule.id, run.match)])
+        return Decision(commands, state, [], [ev])
+    return Decision(run.commands + commands, state, [(playbook.name, rule.id, run.match)], [ev])
 
 
 def _digest(step: ScheduleStep, state: GuardState, now: dt.datetime) -> list[Command]:

@@ -35,5 +35,9 @@ class Scorer(Protocol):
         """Fold ``event`` into ``state``'s features and return the new score."""
         ...
 
+    def score_at(self, state: LeadState, now: dt.datetime) -> Score:
+        """The score as of ``now`` with no new event (time-dependent features decayed)."""
+        ...
+
 
 __all__ = ["LeadState", "Scorer", "apply_event"]

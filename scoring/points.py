@@ -131,6 +131,26 @@ class PointsScorer:
             scored_at=at,
         )
 
+    def score_at(self, state: LeadState, now: dt.datetime) -> Score:
+        """The lead's score as of ``now`` with no new event: the points decayed to ``now``
+        (``state`` is not changed). Timer-triggered rules and their texts read this."""
+        factor = 1.0
+        if state.counted_at is not None:
+            elapsed = (now - dt.datetime.fromisoformat(state.counted_at)).total_seconds()
+            factor = math.exp(-self._decay_per_s * elapsed) if elapsed > 0 else 1.0
+        points = factor * sum(v for k, v in state.counters.items() if k.startswith("pts:"))
+        value = 1 - math.exp(-max(points, 0.0) / self.config.scale)
+        deal_value = state.profile.get("deal_value")
+        return Score(
+            value=round(value, 4),
+            previous=state.score["value"] if state.score else None,
+            reasons=self._reasons(state),
+            model_version=self.version,
+            rule_based=True,
+            expected_value=round(value * float(deal_value), 2) if deal_value else None,
+            scored_at=now,
+        )
+
     def _reasons(self, state: LeadState) -> list[str]:
         ranked = sorted(
             (

@@ -30,6 +30,20 @@ from scoring.features import empty_state, update_features
 RECENT_EVENT_IDS = 256
 """How many event ids per lead are remembered for de-duplication."""
 
+CONTACT = "contact"
+"""The touch a rep makes: calls, meetings, logged calls and replies (``lead.last_contacted_at``)."""
+CONTACT_EVENTS = ("call.started", "call.ended", "meeting.ended")
+REPLY_SOURCE = "nudge."
+"""``lead.updated`` events from this source are a rep's answers and replies."""
+
+
+def is_contact(event: LeadEvent) -> bool:
+    """A rep touched the lead: a call, a meeting, or the rep's reply about it (not web visits)."""
+    if event.type in CONTACT_EVENTS:
+        return True
+    return isinstance(event, LeadUpdated) and str(event.source).startswith(REPLY_SOURCE)
+
+
 HISTORY_WINDOW = dt.timedelta(days=7)
 HISTORY_MAX = 64
 
@@ -46,6 +60,8 @@ class LeadState:
     score: dict[str, Any] | None = None
     history: list[tuple[str, float]] = field(default_factory=list)
     first_scored_at: str | None = None
+    windows: dict[str, list[str]] = field(default_factory=dict)
+    """Times of recent events per window the playbooks count (``playbooks.windows``)."""
     seen: list[str] = field(default_factory=list)
     features: dict[str, Any] = field(default_factory=empty_state)
 
@@ -60,6 +76,7 @@ class LeadState:
             "score": self.score,
             "history": [list(p) for p in self.history],
             "first_scored_at": self.first_scored_at,
+            "windows": self.windows,
             "seen": self.seen,
             "features": self.features,
         }
@@ -75,6 +92,7 @@ class LeadState:
             score=data.get("score"),
             history=[(str(a), float(v)) for a, v in data.get("history") or []],
             first_scored_at=data.get("first_scored_at"),
+            windows=dict(data.get("windows") or {}),
             seen=list(data.get("seen") or []),
             features=data.get("features") or empty_state(),
         )
@@ -82,9 +100,11 @@ class LeadState:
     # -- reading -----------------------------------------------------------------
     def view(self) -> LeadView:
         last = max(self.touches.values()) if self.touches else None
+        contact = self.touches.get(CONTACT)
         return LeadView(
             lead_id=self.lead_id,
             last_touch_at=dt.datetime.fromisoformat(last) if last else None,
+            last_contacted_at=dt.datetime.fromisoformat(contact) if contact else None,
             **self.profile,
         )
 
@@ -107,6 +127,7 @@ class LeadState:
             at=event.occurred_at,
             score=score,
             history=self.score_history(),
+            windows={k: [dt.datetime.fromisoformat(t) for t in v] for k, v in self.windows.items()},
             first_scored_at=(
                 dt.datetime.fromisoformat(self.first_scored_at) if self.first_scored_at else None
             ),
@@ -155,6 +176,8 @@ def apply_event(state: LeadState, event: LeadEvent) -> bool:
     when = event.occurred_at.astimezone(dt.UTC).isoformat()
     if state.touches.get(event.silo, "") < when:
         state.touches[event.silo] = when
+    if is_contact(event) and state.touches.get(CONTACT, "") < when:
+        state.touches[CONTACT] = when
     return True
 
 

@@ -31,6 +31,8 @@ from nudge.events import RepUpserted, parse_event
 from nudge.logs import get_logger
 from nudge.signals import LeadSignal, NudgeCommand, ScheduleStep
 from playbooks import GuardState, decide, resume, step_of, timer_signal, worth_evaluating
+from playbooks.trace import Delivery
+from playbooks.windows import track
 from scoring.state import LeadState, apply_event, snapshot_row
 from streams.batching import BATCH_MAX, Envelopes, TableBatch, unpack
 from streams.commands import dispatch
@@ -76,6 +78,9 @@ async def handle_activity(
         p.stats["events.duplicate"] += 1
         p.metrics.events.labels(ACTIVITY, "duplicate").inc()
         return
+    windows = p.playbook_set.windows
+    if windows or state.windows:
+        track(state.windows, windows, event.type, item, event.occurred_at)
     score = p.scorer.rescore(state, event, p.clock.now())
     p.metrics.rescore.observe(time.perf_counter() - started)
     state.record_score(score)
@@ -98,11 +103,13 @@ async def handle_lead_timer(
     state = leads.get(lead_id)
     view = state.view() if state else None
     owner = view.owner_rep_id if view else step.rep_id
+    now = p.clock.now()
     signal = timer_signal(
         view,
-        state.current_score() if state else None,
+        # fresh: "gone quiet 14 days" texts the score as of now, not as of the last event
+        p.scorer.score_at(state, now) if state and state.score else None,
         step,
-        p.clock.now(),
+        now,
         await rep_view(p, owner),
     )
     since = str(step.check.get("since") or "")
@@ -134,6 +141,7 @@ async def handle_signal(
         )
     else:
         decision = decide(signal, p.playbooks, now, state=before)
+    p.traces.record(decision.trace)
     changed = bool(decision.commands) or before is None or decision.state != before
     guards.put(key, decision.state, event, changed)
     for playbook, rule, matched in decision.fired:
@@ -310,5 +318,21 @@ async def handle_nudge(p: Pipeline, command: NudgeCommand) -> None:
     state = await deliver(command, store, p.notifiers, now, policy=p.policy)
     p.stats[f"nudges.{state}"] += 1
     row = await Outbox(store).get(command.nudge_id)
+    p.traces.delivered(command.lead_id, delivery_of(command, row or {}, state))
     p.metrics.nudges.labels((row or {}).get("channel") or command.channel, state).inc()
     log.info("nudge handled", nudge_id=command.nudge_id, rep_id=command.rep_id, state=state)
+
+
+POLICY_OF_STATE = {"sent": "send", "delivered": "send", "held": "hold", "suppressed": "suppress"}
+
+
+def delivery_of(command: NudgeCommand, row: dict[str, Any], state: str) -> Delivery:
+    """The outbox row of a nudge as the decision trace words it (send / hold / suppress)."""
+    return Delivery(
+        nudge_id=command.nudge_id,
+        rep_id=command.rep_id,
+        action=POLICY_OF_STATE.get(state, state),
+        reason=row.get("reason"),
+        channel=row.get("channel"),
+        not_before=row.get("not_before") if state == "held" else None,
+    )

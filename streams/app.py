@@ -23,12 +23,12 @@ from delivery import Policy, drain_due
 from delivery.reconcile import reconcile_stale
 from notifiers import Notifier, build_notifiers
 from nudge.clock import Clock, SystemClock
+from nudge.errors import PlaybookError
 from nudge.logs import get_logger
 from nudge.settings import Settings
 from playbooks import PlaybookSet
-from playbooks.questionnaire import load_questionnaires
+from playbooks.questionnaire import Questionnaire, load_questionnaires
 from scoring.model_scorer import LiveScorer
-from scoring.points import PointsScorer, load_points_config
 from streams import agents, crm_connectors, scheduler
 from streams.faust_fixes import (
     fetch_only_active_partitions,
@@ -41,6 +41,7 @@ from streams.pipeline import Pipeline
 from streams.routes import routes
 from streams.server import HttpServer
 from streams.topics import INBOUND, TOPICS
+from streams.views import refused_files
 
 log = get_logger(__name__)
 
@@ -97,6 +98,17 @@ def make_app(settings: Settings, broker_url: str) -> faust.App:
     )
 
 
+def start_questionnaires() -> tuple[dict[str, Questionnaire], list[str]]:
+    """The questionnaires, or none and their problems: a refused file must not stop the
+    worker from starting; readiness reports it (``NUDGE_PLAYBOOKS_STRICT``)."""
+    try:
+        return load_questionnaires(), []
+    except PlaybookError as exc:
+        for problem in exc.problems:
+            log.error("questionnaire file refused; questionnaires are not running", problem=problem)
+        return {}, list(exc.problems)
+
+
 def build(
     settings: Settings,
     broker_url: str,
@@ -106,21 +118,20 @@ def build(
 ) -> Pipeline:
     """Assemble the app, its topics and tables, its agents and web views."""
     app = make_app(settings, broker_url)
+    questionnaires, refused = start_questionnaires()
     pipeline = Pipeline(
         settings=settings,
         app=app,
-        scorer=LiveScorer(
-            settings.data_dir,
-            fallback=PointsScorer(load_points_config(settings.scoring_rules)),
-            min_conversions=settings.min_conversions,
-        ),
+        scorer=LiveScorer.from_settings(settings),
         playbook_set=PlaybookSet(settings.playbooks or None),
-        questionnaires=load_questionnaires(),
+        questionnaires=questionnaires,
         notifiers=notifiers if notifiers is not None else build_notifiers(settings),
         policy=Policy.from_settings(settings),
         clock=clock or SystemClock(),
         metrics=Metrics(app),
     )
+    pipeline.refused_questionnaires = refused
+    pipeline.metrics.watch_refused(lambda: refused_files(pipeline))
     pipeline.inbound = app.topic(*INBOUND, key_serializer="raw", value_serializer="raw")
     for spec in TOPICS:
         topic = app.topic(spec.name, key_serializer="raw", value_serializer="raw")

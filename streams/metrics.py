@@ -8,7 +8,7 @@ process — tests, the demo — never clash. Consumer lag is computed when scrap
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -28,6 +28,21 @@ class _LagCollector(Collector):
         )
         for (topic, partition), lag in sorted(self.lag.items()):
             family.add_metric([topic, str(partition)], lag)
+        yield family
+
+
+class _RefusedCollector(Collector):
+    def __init__(self, source: Callable[[], dict[str, list[str]]]) -> None:
+        self.source = source
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "nudge_config_refused",
+            "Playbook or questionnaire files refused, with nothing of them running",
+            labels=["file"],
+        )
+        for file in sorted(self.source()):
+            family.add_metric([file], 1)
         yield family
 
 
@@ -74,6 +89,11 @@ class Metrics:
         )
         self._lag = _LagCollector()
         r.register(self._lag)
+
+    def watch_refused(self, source: Callable[[], dict[str, list[str]]]) -> None:
+        """Export ``nudge_config_refused{file}``: 1 per playbook or questionnaire file refused
+        with nothing of it running (read from ``source`` at each scrape)."""
+        self.registry.register(_RefusedCollector(source))
 
     async def refresh_lag(self, app: Any, timeout: float = 2.0) -> None:
         """Recompute the lag gauge: corrected partition ends minus committed offsets.

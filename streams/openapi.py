@@ -82,6 +82,16 @@ SCHEMAS: dict[str, Any] = {
             "consuming": {"type": "boolean"},
             "store": {"type": ["boolean", "string"], "description": "true, or what is wrong"},
             "model": {"type": "string"},
+            "playbooks": {
+                "type": ["boolean", "array"],
+                "items": {"type": "string"},
+                "description": "true, or the file:line errors of files refused at start",
+            },
+            "refused": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "with NUDGE_PLAYBOOKS_STRICT=false: files running without",
+            },
         },
     },
     "Stats": {"type": "object", "additionalProperties": {"type": "integer"}},
@@ -126,7 +136,11 @@ HEALTH = {"responses": {"200": _response("the web server answers", "Health")}}
 READY = {
     "responses": {
         "200": _response("consuming, store writable", "Ready"),
-        "503": _response("not ready yet, or the store is not writable", "Ready"),
+        "503": _response(
+            "not ready yet, the store is not writable, or a playbook or questionnaire was "
+            "refused at start",
+            "Ready",
+        ),
     }
 }
 METRICS = {

@@ -25,6 +25,7 @@ from nudge.signals import LeadView, RepView
 from playbooks import PlaybookSet
 from playbooks.model import Playbook
 from playbooks.questionnaire import Questionnaire
+from playbooks.trace import TraceBook
 from scoring import Scorer
 from streams.batching import Envelopes
 from streams.metrics import Metrics
@@ -55,6 +56,10 @@ class Pipeline:
     snapshots: list[dict[str, Any]] = field(default_factory=list)
     """Score snapshots (feature state per scored event) waiting for the same write."""
     rep_cache: dict[str, tuple[dt.datetime, RepView | None]] = field(default_factory=dict)
+    traces: TraceBook = field(default_factory=TraceBook)
+    refused_questionnaires: list[str] = field(default_factory=list)
+    """Problems of questionnaire files refused at start (none run then)."""
+    """The last playbook evaluations per lead, for ``GET /playbooks/explain``."""
     _store: Store | None = None
     _schedules: Schedules | None = None
     _conversation_db: Store | None = None

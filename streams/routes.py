@@ -60,7 +60,7 @@ class Route:
 
 def routes(p: Pipeline) -> list[Route]:
     """Nudge's routes, in the order the API document lists them."""
-    from streams import crm_connectors, sources, webhooks
+    from streams import crm_connectors, explain, sources, webhooks
     from streams.views import Api
 
     api = Api(p)
@@ -78,6 +78,10 @@ def routes(p: Pipeline) -> list[Route]:
         Route("GET", "/ready", api.ready, "open", "Readiness", limited=False, doc=openapi.READY),
         Route("GET", "/metrics", api.metrics, "metrics", "Prometheus metrics", doc=openapi.METRICS),
         Route("GET", "/stats", api.stats, "token", "Counters of this worker", doc=openapi.STATS),
+        Route(
+            "GET", "/playbooks/explain", explain.handler(p), "token",
+            "Why a lead's rules did or did not fire (last evaluations)", doc=explain.DOC,
+        ),
         Route(
             "GET", "/openapi.json", document.handler, "open", "This API document",
             doc=openapi.SELF,

@@ -78,8 +78,22 @@ def event_key(event: Any) -> bytes:
     return str(ident).encode()
 
 
+def refused_files(p: Pipeline) -> dict[str, list[str]]:
+    """Playbook and questionnaire files refused with nothing of theirs running: file → errors."""
+    out = dict(p.playbook_set.refused())
+    for problem in p.refused_questionnaires:
+        out.setdefault(problem.split(":", 1)[0], []).append(problem)
+    return out
+
+
+INFORMATIONAL = ("model", "refused")
+"""Readiness entries that inform but do not decide."""
+
+
 async def readiness(p: Pipeline) -> dict[str, Any]:
-    """Consuming, the store writable, and which model scores (points until one is promoted)."""
+    """Consuming, the store writable, which model scores (points until one is promoted), and
+    the configuration: a playbook or questionnaire refused at start makes the worker not
+    ready (``NUDGE_PLAYBOOKS_STRICT``, the default), or is listed under ``refused``."""
     store_ok: bool | str = True
     try:
         store = await p.store()
@@ -89,10 +103,14 @@ async def readiness(p: Pipeline) -> dict[str, Any]:
             store_ok = f"{path} is not writable"
     except Exception as exc:
         store_ok = f"{type(exc).__name__}: {exc}"
+    refused = [problem for problems in refused_files(p).values() for problem in problems]
+    strict = p.settings.playbooks_strict
     return {
         "consuming": p.ready.is_set(),
         "store": store_ok,
+        "playbooks": refused if refused and strict else True,
         "model": getattr(p.scorer, "version", "?"),
+        **({"refused": refused} if refused and not strict else {}),
     }
 
 
@@ -156,7 +174,7 @@ class Api:
 
     async def ready(self, request: web.Request) -> web.Response:
         checks = await readiness(self.p)
-        ok = all(v is True for k, v in checks.items() if k != "model")
+        ok = all(v is True for k, v in checks.items() if k not in INFORMATIONAL)
         return json_response({"ready": ok, **checks}, status=200 if ok else 503)
 
     async def metrics(self, request: web.Request) -> web.Response:

@@ -22,10 +22,11 @@ from pydantic import Discriminator, Tag
 from playbooks import kinds
 from playbooks.conditions.base import ConditionKind
 from playbooks.conditions.compare import OPS, Compare, compare
+from playbooks.conditions.count import Count
 from playbooks.conditions.expr import Expr
 from playbooks.conditions.logic import All, AnyOf, Not
 
-KEYS = ("all", "any", "not", "expr")
+KEYS = ("all", "any", "not", "expr", "count")
 """The keys that name a kind; a mapping with none of them is a ``compare``."""
 
 
@@ -40,7 +41,7 @@ def _kind(value: Any) -> str | None:
     return getattr(value, "type", None)
 
 
-kinds.arrange("condition", ("compare", "all", "any", "not", "expr"))
+kinds.arrange("condition", ("compare", "all", "any", "not", "count", "expr"))
 
 if TYPE_CHECKING:
     Condition = ConditionKind
@@ -61,6 +62,7 @@ __all__ = [
     "Compare",
     "Condition",
     "ConditionKind",
+    "Count",
     "Expr",
     "Not",
     "compare",

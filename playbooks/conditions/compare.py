@@ -11,7 +11,7 @@ from playbooks import fields as f
 from playbooks import messages as msg
 from playbooks.conditions.base import ConditionKind
 from playbooks.kinds import register
-from playbooks.types import parse_score
+from playbooks.types import Duration, human_duration, parse_score
 
 OPS = (
     "eq",
@@ -26,10 +26,12 @@ OPS = (
     "starts_with",
     "ends_with",
     "exists",
+    "within",
 )
 Scalar = str | int | float | bool | None
 SCORE_FIELDS = ("score.value", "score.previous", "score.change")
 """Fields holding scores (0–1): their operands may be written ``70%`` or ``0.7``."""
+SYMBOLS = {"eq": "=", "ne": "≠", "gt": ">", "gte": "≥", "lt": "<", "lte": "≤"}
 ORDERING = ("eq", "ne", "gt", "gte", "lt", "lte")
 
 
@@ -72,6 +74,8 @@ class Compare(ConditionKind):
     starts_with: str | None = None
     ends_with: str | None = None
     exists: bool | None = None
+    within: Duration | None = None
+    """For a time field: it lies within this long before the signal."""
 
     @model_validator(mode="before")
     @classmethod
@@ -112,15 +116,42 @@ class Compare(ConditionKind):
         return self.in_ if self.op == "in" else getattr(self, self.op)
 
     def holds(self, data: dict[str, Any], now: dt.datetime) -> bool:
+        if self.op == "within":
+            return recent(f.lookup(data, self.field), self.within, now)
         return compare(self.op, f.lookup(data, self.field), self.operand())
 
     def reads(self, data: dict[str, Any]) -> dict[str, Any]:
         return {self.field: f.lookup(data, self.field)}
 
+    def describe(self) -> str:
+        operand = self.operand()
+        if self.field in SCORE_FIELDS and isinstance(operand, float):
+            shown = f"{operand * 100:g}%"
+        elif isinstance(operand, dt.timedelta):
+            shown = human_duration(operand)
+        elif isinstance(operand, float) and operand.is_integer():
+            shown = str(int(operand))
+        else:
+            shown = repr(operand)
+        return f"`{self.field}` {SYMBOLS.get(self.op, self.op)} {shown}"
+
     def event_field_problems(self, event_type: str) -> list[str]:
         if self.field.startswith("event.") and not f.is_known(self.field, event_type):
             return [f.unknown_field_message(self.field, event_type)]
         return []
+
+
+def recent(value: Any, within: dt.timedelta | None, now: dt.datetime) -> bool:
+    """Is the time ``value`` no longer than ``within`` before ``now``? (Absent: no.)"""
+    if value is None or within is None:
+        return False
+    try:
+        when = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return False
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return now - within <= when <= now + dt.timedelta(minutes=5)
 
 
 def compare(op: str, actual: Any, expected: Any) -> bool:

@@ -7,8 +7,9 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
+from playbooks import fields as f
 from playbooks.conditions.base import ConditionKind
-from playbooks.expressions import check_expression, evaluate_expression
+from playbooks.expressions import check_expression, evaluate_expression, fields_read
 from playbooks.kinds import register
 
 
@@ -38,6 +39,12 @@ class Expr(ConditionKind):
 
     def holds(self, data: dict[str, Any], now: dt.datetime) -> bool:
         return evaluate_expression(self.expr, data, now)
+
+    def describe(self) -> str:
+        return f"`{self.expr}`"
+
+    def reads(self, data: dict[str, Any]) -> dict[str, Any]:
+        return {name: f.lookup(data, name) for name in fields_read(self.expr)}
 
     def event_field_problems(self, event_type: str) -> list[str]:
         return check_expression(self.expr, event_type)

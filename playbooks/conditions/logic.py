@@ -9,6 +9,7 @@ from pydantic import Field
 
 from playbooks.conditions.base import ConditionKind
 from playbooks.kinds import register
+from playbooks.windows import Window
 
 if TYPE_CHECKING:
     from playbooks.conditions import Condition
@@ -39,6 +40,12 @@ class All(ConditionKind):
     def event_field_problems(self, event_type: str) -> list[str]:
         return [p for c in self.all for p in c.event_field_problems(event_type)]
 
+    def windows(self) -> list[Window]:
+        return [w for c in self.all for w in c.windows()]
+
+    def describe(self) -> str:
+        return "all of: " + "; ".join(c.describe() for c in self.all)
+
 
 @register(
     "condition",
@@ -65,6 +72,12 @@ class AnyOf(ConditionKind):
     def event_field_problems(self, event_type: str) -> list[str]:
         return [p for c in self.any for p in c.event_field_problems(event_type)]
 
+    def windows(self) -> list[Window]:
+        return [w for c in self.any for w in c.windows()]
+
+    def describe(self) -> str:
+        return "any of: " + "; ".join(c.describe() for c in self.any)
+
 
 @register(
     "condition",
@@ -88,3 +101,9 @@ class Not(ConditionKind):
 
     def event_field_problems(self, event_type: str) -> list[str]:
         return self.not_.event_field_problems(event_type)
+
+    def windows(self) -> list[Window]:
+        return self.not_.windows()
+
+    def describe(self) -> str:
+        return f"not ({self.not_.describe()})"

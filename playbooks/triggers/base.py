@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from nudge.signals import LeadSignal
 from playbooks.types import Model, human_duration, pct
+from playbooks.windows import Window
 
 Match = dict[str, Any]
 """Field → value that made a trigger fire (shown by ``simulate`` as "why")."""
@@ -36,6 +37,14 @@ class TriggerKind(Model):
     def fires(self, signal: LeadSignal, data: dict[str, Any], now: dt.datetime) -> Match | None:
         """The matched values if ``signal`` fires this (signal-driven) trigger."""
         return None
+
+    def windows(self) -> list[Window]:
+        """The windowed counts this trigger reads."""
+        return []
+
+    def why_not(self, signal: LeadSignal, data: dict[str, Any], now: dt.datetime) -> str:
+        """Why this trigger did not fire on a signal it listens to (for the trace)."""
+        return f"trigger `{self.describe()}` did not match"
 
     def may_fire(self, signal: LeadSignal) -> bool:
         """False only if this trigger certainly ignores ``signal`` (cheap, conservative)."""

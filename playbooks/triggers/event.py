@@ -13,6 +13,15 @@ from playbooks import messages as msg
 from playbooks.conditions import Compare, holds
 from playbooks.kinds import register
 from playbooks.triggers.base import Match, TriggerKind
+from playbooks.types import Duration, Model, human_duration
+from playbooks.windows import Window, count, window
+
+
+class Threshold(Model):
+    """``{at_least: 3, within: 1d}``."""
+
+    at_least: int = Field(ge=1, le=1000)
+    within: Duration
 
 
 @register(
@@ -23,17 +32,21 @@ from playbooks.triggers.base import Match, TriggerKind
       type: event
       event: page.viewed
       where: {path: {starts_with: /pricing}}
+      count: {at_least: 3, within: 1d}
     """,
 )
 class EventTrigger(TriggerKind):
     """Fires on each event of type ``event`` whose fields pass every ``where`` filter.
 
-    ``where`` maps an event field to one operator, as in conditions.
+    ``where`` maps an event field to one operator, as in conditions. With ``count:
+    {at_least: N, within: D}`` it fires on the event that makes N such events within D
+    (once, when the count reaches N; counting starts when the playbook is loaded).
     """
 
     type: Literal["event"]
     event: str
     where: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    count: Threshold | None = None
 
     @field_validator("event")
     @classmethod
@@ -55,6 +68,15 @@ class EventTrigger(TriggerKind):
             Compare.model_validate({"field": field, **ops})
         return self
 
+    def window(self) -> Window | None:
+        if self.count is None:
+            return None
+        return window(self.event, self.where, self.count.within, self.count.at_least + 1)
+
+    def windows(self) -> list[Window]:
+        w = self.window()
+        return [w] if w else []
+
     @property
     def event_type(self) -> str | None:
         return self.event
@@ -69,9 +91,28 @@ class EventTrigger(TriggerKind):
         if signal.event_type != self.event:
             return None
         filters = self.filters()
-        if all(holds(c, data, now) for c in filters):
-            return {"event.type": self.event} | {c.field: f.lookup(data, c.field) for c in filters}
-        return None
+        if not all(holds(c, data, now) for c in filters):
+            return None
+        match = {"event.type": self.event} | {c.field: f.lookup(data, c.field) for c in filters}
+        w = self.window()
+        if w is not None and self.count is not None:
+            n = count(data, w, signal.at)
+            if n != self.count.at_least:
+                return None
+            match["count"] = f"{n} within {human_duration(self.count.within)}"
+        return match
+
+    def why_not(self, signal: LeadSignal, data: dict[str, Any], now: dt.datetime) -> str:
+        failed = [c for c in self.filters() if not holds(c, data, now)]
+        seen = ", ".join(f"{c.describe()} (was {f.lookup(data, c.field)!r})" for c in failed)
+        if seen:
+            return f"trigger filter failed: {seen}"
+        w = self.window()
+        if w is not None and self.count is not None:
+            n = count(data, w, signal.at)
+            within = human_duration(self.count.within)
+            return f"count was {n} within {within}, fires when it reaches {self.count.at_least}"
+        return super().why_not(signal, data, now)
 
     def may_fire(self, signal: LeadSignal) -> bool:
         return signal.event_type == self.event

@@ -16,7 +16,7 @@ from pydantic import Field
 from nudge.signals import LeadSignal, ScorePoint
 from playbooks.kinds import register
 from playbooks.triggers.base import Match, TriggerKind
-from playbooks.types import ScoreValue
+from playbooks.types import ScoreValue, pct
 
 DEFAULT_MARGIN = 0.05
 
@@ -54,14 +54,28 @@ class ScoreCrossedAbove(TriggerKind):
     score_based: ClassVar[bool] = True
     score_fields: ClassVar[tuple[str, ...]] = ("value", "margin")
 
-    def fires(self, signal: LeadSignal, data: dict[str, Any], now: dt.datetime) -> Match | None:
-        score, prev = signal.score.value, signal.score.previous
-        if score < self.value or (prev is not None and prev >= self.value):
-            return None
+    def crossed(self, signal: LeadSignal) -> bool:
+        prev = signal.score.previous
+        return signal.score.value >= self.value and (prev is None or prev < self.value)
+
+    def armed(self, signal: LeadSignal) -> bool:
         low = self.value - self.margin
-        if not armed(earlier_points(signal), lambda v: v >= self.value, lambda v: v < low):
+        return armed(earlier_points(signal), lambda v: v >= self.value, lambda v: v < low)
+
+    def fires(self, signal: LeadSignal, data: dict[str, Any], now: dt.datetime) -> Match | None:
+        if not self.crossed(signal) or not self.armed(signal):
             return None
+        score, prev = signal.score.value, signal.score.previous
         return {"score.value": score, "score.previous": prev, "threshold": self.value}
+
+    def may_fire(self, signal: LeadSignal) -> bool:
+        return self.crossed(signal)
+
+    def why_not(self, signal: LeadSignal, data: dict[str, Any], now: dt.datetime) -> str:
+        return (
+            f"score crossed {pct(self.value)} again but has not been below "
+            f"{pct(self.value - self.margin)} since the last crossing (margin {pct(self.margin)})"
+        )
 
 
 @register(
@@ -82,11 +96,25 @@ class ScoreCrossedBelow(TriggerKind):
     score_based: ClassVar[bool] = True
     score_fields: ClassVar[tuple[str, ...]] = ("value", "margin")
 
-    def fires(self, signal: LeadSignal, data: dict[str, Any], now: dt.datetime) -> Match | None:
-        score, prev = signal.score.value, signal.score.previous
-        if score >= self.value or prev is None or prev < self.value:
-            return None
+    def crossed(self, signal: LeadSignal) -> bool:
+        prev = signal.score.previous
+        return signal.score.value < self.value and prev is not None and prev >= self.value
+
+    def armed(self, signal: LeadSignal) -> bool:
         high = self.value + self.margin
-        if not armed(earlier_points(signal), lambda v: v < self.value, lambda v: v >= high):
+        return armed(earlier_points(signal), lambda v: v < self.value, lambda v: v >= high)
+
+    def fires(self, signal: LeadSignal, data: dict[str, Any], now: dt.datetime) -> Match | None:
+        if not self.crossed(signal) or not self.armed(signal):
             return None
+        score, prev = signal.score.value, signal.score.previous
         return {"score.value": score, "score.previous": prev, "threshold": self.value}
+
+    def may_fire(self, signal: LeadSignal) -> bool:
+        return self.crossed(signal)
+
+    def why_not(self, signal: LeadSignal, data: dict[str, Any], now: dt.datetime) -> str:
+        return (
+            f"score fell below {pct(self.value)} again but has not been at or above "
+            f"{pct(self.value + self.margin)} since the last crossing (margin {pct(self.margin)})"
+        )

@@ -184,3 +184,51 @@ def test_unknown_operator_suggests_the_nearest() -> None:
         )
     )
     assert any("did you mean `gte`" in p for p in out)
+
+
+# -- fresh scores for timer-triggered rules ---------------------------------------------
+
+
+def test_timer_rule_texts_the_score_as_of_now() -> None:
+    """A lead goes quiet after scoring high; 14 days later the text gives today's (decayed)
+    score, not the one from its last event."""
+    t = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
+    base = {"source": "web", "lead_id": "L1"}
+    events = [
+        parse_event(
+            {
+                "event_id": "c",
+                "type": "lead.created",
+                "occurred_at": t.isoformat(),
+                "source": "crm",
+                "lead_id": "L1",
+                "fields": {"company": "Acme", "owner_rep_id": "rep-1"},
+            }
+        ),
+        *[
+            parse_event(
+                base
+                | {
+                    "event_id": f"v{i}",
+                    "type": "form.submitted" if i == 0 else "page.viewed",
+                    "occurred_at": (t + dt.timedelta(minutes=i)).isoformat(),
+                    **({"form": "demo-request"} if i == 0 else {"path": "/pricing"}),
+                }
+            )
+            for i in range(4)
+        ],
+    ]
+    pb = playbook(
+        "  - id: quiet\n    trigger: {type: inactivity, for: 14d}\n"
+        '    actions: [{type: nudge, template: "quiet; score {{ score.value | pct }}"}]\n'
+    )
+    report = simulate(events, [pb], horizon=dt.timedelta(days=15))
+    [outcome] = report.outcomes
+    shown = int(outcome.command.text.rsplit(" ", 1)[1].rstrip("%"))
+    jump = playbook(
+        "  - id: hot\n    trigger: {type: score.crossed_above, value: 30%}\n"
+        '    actions: [{type: nudge, template: "hot {{ score.value | pct }}"}]\n'
+    )
+    [hot] = simulate(events, [jump]).outcomes
+    assert int(hot.command.text.split()[1].rstrip("%")) >= 40  # it was hot when last seen
+    assert 0 < shown <= 10, outcome.command.text  # points halve every 72 h: ~1/25 left after 14 d
