@@ -180,7 +180,9 @@ async def reps(reads: Reads) -> dict[str, Any]:
     return {"reps": rows, "horizon_days": HORIZON.days}
 
 
-def model(data_dir: Path) -> dict[str, Any]:
+def model(data_dir: Path, snapshots: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The registry's models and history; with the record's ``snapshots``, the live
+    model's win/loss drivers on the leads closed so far."""
     from scoring.registry import Registry
 
     registry = Registry(data_dir)
@@ -203,7 +205,16 @@ def model(data_dir: Path) -> dict[str, Any]:
         else []
     )
     importance = (live or {}).get("importance", {})
+    drivers: list[dict[str, Any]] = []
+    if promoted and snapshots:
+        from scoring.drivers import drivers as win_loss
+        from scoring.model_scorer import CompiledModel
+        from scoring.train import snapshots_from_rows
+
+        compiled = CompiledModel.load(registry, registry.get(promoted))
+        drivers = win_loss(compiled, snapshots_from_rows(snapshots, names=compiled.names))
     return {
+        "drivers": drivers,
         "promoted": promoted,
         "live": live,
         "models": models,

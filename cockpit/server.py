@@ -205,7 +205,12 @@ async def reps_view(request: web.Request) -> web.StreamResponse:
 
 
 async def model_view(request: web.Request) -> web.StreamResponse:
-    ctx = await asyncio.to_thread(pages.model, request.app[DATA_DIR])
+    data_dir = request.app[DATA_DIR]
+    from scoring.registry import Registry
+
+    live = Registry(data_dir).promoted_version()
+    snaps = await request.app[READS].snapshots() if live else None
+    ctx = await asyncio.to_thread(pages.model, data_dir, snaps)
     return render(request, "model.html", ctx | {"title": "Model"})
 
 

@@ -271,6 +271,14 @@ class Reads:
     async def sms_suppressions(self) -> list[dict[str, Any]]:
         return await self._all("SELECT * FROM sms_suppressions ORDER BY at")
 
+    async def snapshots(self) -> list[dict[str, Any]]:
+        """Every score snapshot with its feature state decoded, oldest first (for the
+        model's win/loss drivers)."""
+        rows = await self._all("SELECT * FROM score_snapshots ORDER BY occurred_at, event_id")
+        for row in rows:
+            row["state_json"] = json.loads(row["state_json"])
+        return rows
+
     # -- outcomes -------------------------------------------------------------------------
     async def outcomes(self) -> dict[str, dict[str, Any]]:
         """lead_id → ``{"status", "won_at"}`` (epoch seconds of its ``deal.won``, if any)."""
