@@ -22,10 +22,11 @@ import datetime as dt
 import json
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from connectors import hubspot
+from connectors import hubspot, salesforce
 from connectors.fieldmap import FieldMap
 from connectors.hubspot_backfill import events, parse_since
 from crm.connector_state import STATES, ConnectorState
@@ -33,7 +34,7 @@ from crm.store import Store
 from nudge.errors import ConfigError, EventRejected
 from nudge.events import event_to_json, parse_event
 from nudge.settings import Settings
-from streams.crm_connectors import DEFAULT_FIELD_MAP
+from streams.crm_connectors import DEFAULT_FIELD_MAP, SALESFORCE_FIELD_MAP, salesforce_client
 
 OBJECT_TYPES = {"contact": "contacts", "deal": "deals"}
 
@@ -42,11 +43,11 @@ def register(sub: Any) -> None:
     connect = sub.add_parser("connect", help="check a CRM connection; list what was written to it")
     cp = connect.add_subparsers(dest="connect_command", metavar="SUBCOMMAND", required=True)
     check = cp.add_parser("check", help="check the field map against the CRM's properties")
-    check.add_argument("system", choices=["hubspot"])
-    check.add_argument("--map", help="field map YAML (default: NUDGE_HUBSPOT_FIELD_MAP or bundled)")
+    check.add_argument("system", choices=["hubspot", "salesforce"])
+    check.add_argument("--map", help="field map YAML (default: the CRM's setting or bundled)")
     check.set_defaults(func=_check)
     backfill = cp.add_parser("backfill", help="read the CRM's history into an NDJSON event file")
-    backfill.add_argument("system", choices=["hubspot"])
+    backfill.add_argument("system", choices=["hubspot", "salesforce"])
     backfill.add_argument("--since", default="2y", help="how far back: 2y, 18m, 90d or a date (2y)")
     backfill.add_argument(
         "--out", required=True, type=Path, help="NDJSON file to write (mode 0600)"
@@ -63,24 +64,24 @@ def register(sub: Any) -> None:
     status.set_defaults(func=_status)
 
 
-def problems(fmap: FieldMap, types: dict[str, dict[str, str]]) -> list[str]:
-    """Every mapping the portal cannot take, as ``file:line: ...`` (pure: ``types`` per object)."""
+def problems(
+    fmap: FieldMap,
+    types: dict[str, dict[str, str]],
+    *,
+    crm: str = "HubSpot",
+    objects: dict[str, str] = OBJECT_TYPES,
+) -> list[str]:
+    """Every mapping the CRM cannot take, as ``file:line: ...`` (pure: ``types`` per object)."""
     out = []
     for m in sorted(fmap.fields.values(), key=lambda m: m.line):
-        known = types.get(OBJECT_TYPES[m.object], {})
+        known = types.get(objects[m.object], {})
         where = f"{fmap.path}:{m.line}: {m.field}"
         if m.property not in known:
-            out.append(f"{where}: HubSpot has no {m.object} property {m.property!r}")
+            out.append(f"{where}: {crm} has no {objects[m.object]} field {m.property!r}")
         elif known[m.property] != m.type:
             out.append(
-                f"{where}: {m.property!r} is of type {known[m.property]!r} in HubSpot; "
+                f"{where}: {m.property!r} is of type {known[m.property]!r} in {crm}; "
                 f"the map says {m.type!r}"
-            )
-    for engagement in ("calls", "notes"):
-        if hubspot.MARKER not in types.get(engagement, {}):
-            out.append(
-                f"HubSpot {engagement} have no {hubspot.MARKER!r} property: create it (a single-line "
-                "text property) so a retried write is recognised and not logged twice"
             )
     return out
 
@@ -97,29 +98,68 @@ def _connect(args: Any) -> tuple[hubspot.HubSpot, FieldMap]:
     return hubspot.HubSpot(token, settings.hubspot_api_url), fmap
 
 
-def _check(args: Any) -> int:
+def _hubspot_check(args: Any) -> tuple[FieldMap, list[str]]:
     hs, fmap = _connect(args)
-    path = fmap.path
     types = {t: hs.property_types(t) for t in ("contacts", "deals", "calls", "notes")}
     found = problems(fmap, types)
+    for engagement in ("calls", "notes"):
+        if hubspot.MARKER not in types.get(engagement, {}):
+            found.append(
+                f"HubSpot {engagement} have no {hubspot.MARKER!r} property: create it (a single-line "
+                "text property) so a retried write is recognised and not logged twice"
+            )
+    return fmap, found
+
+
+def _salesforce(args: Any) -> tuple[salesforce.Salesforce, FieldMap]:
+    settings = Settings()
+    sf = salesforce_client(settings)
+    if sf is None:
+        raise ConfigError("set SALESFORCE_INSTANCE_URL and SALESFORCE_ACCESS_TOKEN")
+    path = Path(args.map) if args.map else settings.salesforce_field_map or SALESFORCE_FIELD_MAP
+    return sf, FieldMap.load(path)
+
+
+def _salesforce_check(args: Any) -> tuple[FieldMap, list[str]]:
+    sf, fmap = _salesforce(args)
+    types = {o: salesforce.field_types(sf, o) for o in ("Lead", "Opportunity", "Task")}
+    found = problems(
+        fmap, types, crm="Salesforce", objects={"contact": "Lead", "deal": "Opportunity"}
+    )
+    if types["Task"].get(salesforce.MARKER + "*external") != "yes":
+        found.append(
+            f"Salesforce Task has no external id field {salesforce.MARKER!r}: create it (text, "
+            "External ID, Unique) so a retried write updates its Task instead of adding one"
+        )
+    return fmap, found
+
+
+def _check(args: Any) -> int:
+    fmap, found = (_hubspot_check if args.system == "hubspot" else _salesforce_check)(args)
     for line in found:
         print(line)
     if not found:
-        print(f"{path}: {len(fmap.fields)} fields map onto HubSpot properties of the right type")
+        crm = "HubSpot" if args.system == "hubspot" else "Salesforce"
+        print(f"{fmap.path}: {len(fmap.fields)} fields map onto {crm} fields of the right type")
     return 1 if found else 0
 
 
 def _backfill(args: Any) -> int:
-    hs, fmap = _connect(args)
     now = dt.datetime.now(dt.UTC)
     since = parse_since(args.since, now)
 
     def progress(kind: str, n: int) -> None:
         print(f"{kind}: {n:,} read", file=sys.stderr, flush=True)
 
+    if args.system == "hubspot":
+        hs, fmap = _connect(args)
+        history: Iterable[dict[str, Any]] = events(hs, fmap, since, progress)
+    else:
+        sf, fmap = _salesforce(args)
+        history = salesforce.backfill(sf, fmap, since, progress)
     good: list[tuple[str, bytes]] = []
     rejected = 0
-    for raw in events(hs, fmap, since, progress):
+    for raw in history:
         try:
             event = parse_event(raw)
         except EventRejected as exc:

@@ -400,3 +400,76 @@ async def drain(
         else:
             await state.finish_write(SYSTEM, target["update_id"], "failed", now(), error=message)
     return written
+
+
+# -- check and backfill ------------------------------------------------------------------------
+TYPES = {
+    "string": "string",
+    "textarea": "string",
+    "email": "string",
+    "phone": "string",
+    "url": "string",
+    "reference": "string",
+    "id": "string",
+    "picklist": "enumeration",
+    "multipicklist": "enumeration",
+    "double": "number",
+    "int": "number",
+    "currency": "number",
+    "percent": "number",
+    "date": "date",
+    "datetime": "datetime",
+    "boolean": "bool",
+}
+"""Salesforce field types → the field map's types."""
+
+
+def field_types(sf: Salesforce, sobject: str) -> dict[str, str]:
+    """A sobject's fields and their field-map types (``describe``); ``*external`` marks external ids."""
+    answer = sf._call(getattr(sf.sf, sobject).describe)
+    out = {}
+    for f in answer.get("fields", []):
+        out[f["name"]] = TYPES.get(f.get("type", ""), f.get("type", ""))
+        if f.get("externalId"):
+            out[f["name"] + "*external"] = "yes"
+    return out
+
+
+BACKFILL = {
+    "Lead": "SELECT Id, Email, Phone, FirstName, LastName, OwnerId, CreatedDate, SystemModstamp{extra} "
+    "FROM Lead WHERE CreatedDate >= {since} ORDER BY CreatedDate ASC",
+    "Contact": "SELECT Id, Email, Phone, FirstName, LastName, OwnerId, CreatedDate, SystemModstamp{extra} "
+    "FROM Contact WHERE CreatedDate >= {since} ORDER BY CreatedDate ASC",
+    "OpportunityHistory": QUERIES["OpportunityHistory"].replace(
+        "SystemModstamp >= {cursor}", "CreatedDate >= {since}"
+    ),
+    "Task": QUERIES["Task"].replace("SystemModstamp >= {cursor}", "CreatedDate >= {since}"),
+}
+
+
+def backfill(
+    sf: Salesforce, fmap: FieldMap, since: dt.datetime, progress: Callable[[str, int], None]
+) -> list[dict[str, Any]]:
+    """The org's history since ``since`` as point-in-time events (people at their creation)."""
+    mapped = {m.property for m in fmap.reading("contact")}
+    extras = {
+        "Lead": "".join(f", {p}" for p in sorted(mapped)),
+        "Contact": "".join(f", {p}" for p in sorted(mapped - LEAD_ONLY)),
+    }
+    out: list[dict[str, Any]] = []
+    for obj, template in BACKFILL.items():
+        rows = sf.query(
+            template.format(since=soql_time(since), extra=extras.get(obj, ""), cursor="")
+        )
+        for rec in rows:
+            if obj in ("Lead", "Contact"):
+                event = person_event(obj, {**rec, "SystemModstamp": rec.get("CreatedDate")}, fmap)
+                event["type"] = "lead.created"
+                out.append(event)
+            elif obj == "OpportunityHistory":
+                if (e := stage_event(rec)) is not None:
+                    out.append(e)
+            elif (e := call_event({**rec, MARKER: None})) is not None:
+                out.append(e)
+        progress(obj, len(rows))
+    return out

@@ -339,6 +339,8 @@ class FakeSalesforce:
         return 405, [{"message": "method not allowed", "errorCode": "METHOD_NOT_ALLOWED"}]
 
     async def sobject(self, request: web.Request) -> web.Response:
+        if request.method == "GET" and request.path.rstrip("/").endswith("/describe"):
+            return self.describe(request.path.split("/sobjects/", 1)[1].split("/")[0])
         body = await request.json() if request.can_read_body else {}
         status, answer = self._write(request.method, request.path, body)
         if answer is None:
@@ -363,6 +365,25 @@ class FakeSalesforce:
             )
         return web.json_response({"compositeResponse": out})
 
+    def describe(self, sobject: str) -> web.Response:
+        if sobject not in FIELDS:
+            return self._error(404, "NOT_FOUND", "The requested resource does not exist")
+        return web.json_response(
+            {
+                "name": sobject,
+                "fields": [
+                    {
+                        "name": name,
+                        "type": sf_type(name),
+                        "externalId": name == "Nudge_Update_Id__c",
+                        "unique": name == "Nudge_Update_Id__c",
+                        "updateable": name != "Id",
+                    }
+                    for name in sorted(FIELDS[sobject])
+                ],
+            }
+        )
+
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._gate])
         base = f"/services/data/{VERSION}"
@@ -372,6 +393,92 @@ class FakeSalesforce:
         app.router.add_post(f"{base}/composite", self.composite)
         app.router.add_route("*", base + "/sobjects/{tail:.+}", self.sobject)
         return app
+
+
+def sf_type(name: str) -> str:
+    """The Salesforce field type of a fake field, as ``describe`` reports it."""
+    if name in ("NumberOfEmployees", "CallDurationInSeconds"):
+        return "int"
+    if name == "Amount":
+        return "currency"
+    if name in ("CloseDate", "ActivityDate"):
+        return "date"
+    if name.endswith("Date") or name == "SystemModstamp":
+        return "datetime"
+    if name == "IsConverted":
+        return "boolean"
+    if name in ("StageName", "Status", "Industry", "TaskSubtype", "CallType"):
+        return "picklist"
+    if name == "Id":
+        return "id"
+    if name.endswith("Id"):
+        return "reference"
+    return {"Email": "email", "Phone": "phone", "Description": "textarea"}.get(name, "string")
+
+
+def generate_org(
+    fake: FakeSalesforce, leads: int, *, now: dt.datetime, seed: int = 11
+) -> dict[str, int]:
+    """Two years of an org: leads, and for some a contact with calls and an opportunity whose
+    stage history ends won more often for the more-called (a model has something to learn)."""
+    import random
+
+    rng = random.Random(seed)
+    made = {"people": 0, "calls": 0, "won": 0}
+    for i in range(leads):
+        created = now - dt.timedelta(days=rng.uniform(5, 700))
+        intent = rng.random()
+        as_contact = rng.random() < 0.4
+        person = fake.add(
+            "Contact" if as_contact else "Lead",
+            {
+                "Email": f"p{i}@org{i % 500}.example",
+                "LastName": f"P{i}",
+                "Title": rng.choice(["CFO", "CTO", "VP Ops"]),
+                **(
+                    {}
+                    if as_contact
+                    else {"Company": f"Org {i % 500}", "Industry": rng.choice(["Retail", "Energy"])}
+                ),
+            },
+            at=created,
+        )
+        made["people"] += 1
+        calls = int(intent * 5 * rng.random() + (2 if intent > 0.7 else 0))
+        for c in range(calls):
+            when = created + dt.timedelta(days=rng.uniform(0, 30) + c)
+            if when < now:
+                fake.add(
+                    "Task",
+                    {
+                        "WhoId": person,
+                        "TaskSubtype": "Call",
+                        "CallDurationInSeconds": rng.randint(60, 1800),
+                    },
+                    at=when,
+                )
+                made["calls"] += 1
+        if as_contact and rng.random() < 0.8:
+            opp = fake.add("Opportunity", {"Name": f"Opp {i}", "ContactId": person}, at=created)
+            when = created + dt.timedelta(days=rng.uniform(1, 10))
+            for stage in ["Prospecting", "Qualification", "Proposal/Price Quote"][
+                : rng.randint(1, 3)
+            ]:
+                fake.add("OpportunityHistory", {"OpportunityId": opp, "StageName": stage}, at=when)
+                when += dt.timedelta(days=rng.uniform(3, 20))
+            if when < now:
+                won = rng.random() < 0.15 + 0.7 * intent
+                fake.add(
+                    "OpportunityHistory",
+                    {
+                        "OpportunityId": opp,
+                        "StageName": "Closed Won" if won else "Closed Lost",
+                        "Amount": rng.randint(5, 80) * 1000,
+                    },
+                    at=when,
+                )
+                made["won"] += int(won)
+    return made
 
 
 def _when_key(text: str) -> str:

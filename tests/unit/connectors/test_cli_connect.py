@@ -30,7 +30,7 @@ def test_check_passes_on_the_bundled_map(
 ) -> None:
     """The bundled field map fits a portal with HubSpot's default properties plus Nudge's own."""
     assert main(["connect", "check", "hubspot"]) == 0
-    assert "fields map onto HubSpot properties" in capsys.readouterr().out
+    assert "fields map onto HubSpot fields of the right type" in capsys.readouterr().out
 
 
 def test_check_names_file_and_line_of_each_mismatch(
@@ -47,7 +47,7 @@ def test_check_names_file_and_line_of_each_mismatch(
     del portal.properties["notes"]["nudge_update_id"]
     assert main(["connect", "check", "hubspot", "--map", str(path)]) == 1
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == f"{path}:3: lead.custom.budget: HubSpot has no contact property 'budget_range'"
+    assert out[0] == f"{path}:3: lead.custom.budget: HubSpot has no contacts field 'budget_range'"
     assert (
         out[1]
         == f"{path}:4: lead.deal_value: 'amount' is of type 'number' in HubSpot; the map says 'string'"

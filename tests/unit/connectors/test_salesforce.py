@@ -219,3 +219,74 @@ async def test_refused_subrequests_fail_with_salesforce_message(
         states["lead.custom.budget"][0] == "failed"
         and "INVALID_FIELD" in states["lead.custom.budget"][1]
     )
+
+
+def test_check_names_file_and_line_and_the_missing_external_id(
+    org: FakeSalesforce,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`nudge connect check salesforce` passes on the bundled map; a missing field, a wrong type
+    and a Task without the external id field are each reported; exit 1."""
+    from cli import main
+
+    monkeypatch.setenv("SALESFORCE_INSTANCE_URL", org.url)
+    monkeypatch.setenv("SALESFORCE_ACCESS_TOKEN", org.token)
+    assert main(["connect", "check", "salesforce"]) == 0
+    assert "fields map onto Salesforce fields of the right type" in capsys.readouterr().out
+    bad = tmp_path / "sf.yaml"
+    bad.write_text(
+        "fields:\n  lead.title: {property: Title, type: string}\n"
+        "  lead.custom.budget: {property: Budget__c, type: string}\n"
+        "  deal.value: {property: Amount, type: string}\n"
+    )
+    from tests.fakes import salesforce_server
+
+    monkeypatch.setitem(
+        salesforce_server.FIELDS, "Task", salesforce_server.FIELDS["Task"] - {"Nudge_Update_Id__c"}
+    )
+    assert main(["connect", "check", "salesforce", "--map", str(bad)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{bad}:3: lead.custom.budget: Salesforce has no Lead field 'Budget__c'"
+    assert (
+        out[1]
+        == f"{bad}:4: deal.value: 'Amount' is of type 'number' in Salesforce; the map says 'string'"
+    )
+    assert out[2].startswith("Salesforce Task has no external id field 'Nudge_Update_Id__c'")
+
+
+@pytest.mark.slow  # ~1 min: 3,000 people read and a model trained
+def test_backfill_salesforce_then_train(
+    org: FakeSalesforce,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A generated org's two years become point-in-time events in time order (0600), and train a model."""
+    import os
+    import stat
+
+    from cli import main
+    from tests.fakes.salesforce_server import generate_org
+
+    made = generate_org(org, 3000, now=dt.datetime.now(dt.UTC))
+    monkeypatch.setenv("SALESFORCE_INSTANCE_URL", org.url)
+    monkeypatch.setenv("SALESFORCE_ACCESS_TOKEN", org.token)
+    monkeypatch.setenv("NUDGE_DATA_DIR", str(tmp_path / "var"))
+    out = tmp_path / "sf.ndjson"
+    assert main(["connect", "backfill", "salesforce", "--since", "2y", "--out", str(out)]) == 0
+    assert "Lead:" in capsys.readouterr().err
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    count = {
+        k: sum(e["type"] == k for e in events) for k in ("lead.created", "call.ended", "deal.won")
+    }
+    assert count == {
+        "lead.created": made["people"],
+        "call.ended": made["calls"],
+        "deal.won": made["won"],
+    }
+    assert [e["occurred_at"] for e in events] == sorted(e["occurred_at"] for e in events)
+    assert main(["model", "train", "--events", str(out), "--window-days", "730"]) == 0
+    assert json.loads(capsys.readouterr().out)["positives"] >= 200
