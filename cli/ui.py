@@ -61,7 +61,8 @@ async def _serve(settings: Settings, host: str, port: int, tokens: list[str]) ->
     from cockpit.server import build_app
 
     limits = Limits()
-    app = build_app(settings.database, settings.data_dir, tokens, limits)
+    worker_url = settings.ui_worker_url or f"http://{settings.web_host}:{settings.web_port}"
+    app = build_app(settings.database, settings.data_dir, tokens, limits, worker_url)
     runner = web.AppRunner(
         app, keepalive_timeout=limits.keepalive_timeout, access_log=None, handle_signals=True
     )

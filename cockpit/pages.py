@@ -141,7 +141,8 @@ async def lead(reads: Reads, lead_id: str) -> dict[str, Any] | None:
         "answers": answers,
         "field_changes": changes,
         "notes": notes,
-        "trace": None,
+        "trace": [],
+        "trace_note": None,
     }
 
 

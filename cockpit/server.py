@@ -21,7 +21,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from cockpit import auth, pages
+from cockpit import auth, pages, worker
 from cockpit.limits import Limits, started_middleware, timeout_middleware
 from crm.reads import Reads
 from crm.store import Store
@@ -37,6 +37,7 @@ READS: web.AppKey[Reads] = web.AppKey("reads", Reads)
 STORE: web.AppKey[Store] = web.AppKey("store", Store)
 TOKENS: web.AppKey[list[str]] = web.AppKey("tokens", list)
 DATA_DIR: web.AppKey[Path] = web.AppKey("data_dir", Path)
+WORKER_URL: web.AppKey[str] = web.AppKey("worker_url", str)
 THROTTLE: web.AppKey[auth.LoginThrottle] = web.AppKey("throttle", auth.LoginThrottle)
 JINJA: web.AppKey[jinja2.Environment] = web.AppKey("jinja", jinja2.Environment)
 
@@ -185,6 +186,10 @@ async def lead_view(request: web.Request) -> web.StreamResponse:
     ctx = await pages.lead(request.app[READS], lead_id)
     if ctx is None:
         raise web.HTTPNotFound(text=f"no lead {lead_id!r}\n")
+    tokens = request.app[TOKENS]
+    ctx["trace"], ctx["trace_note"] = await worker.trace(
+        request.app[WORKER_URL], tokens[0] if tokens else None, lead_id
+    )
     return render(request, "lead.html", ctx | {"title": ctx["lead"]["company"] or lead_id})
 
 
@@ -222,8 +227,15 @@ async def inventory_view(request: web.Request) -> web.StreamResponse:
 JSON = r"{fmt:(\.json)?}"
 
 
-def build_app(database: Path, data_dir: Path, tokens: list[str], limits: Limits) -> web.Application:
-    """The cockpit application; it opens the store on start-up and closes it on cleanup."""
+def build_app(
+    database: Path,
+    data_dir: Path,
+    tokens: list[str],
+    limits: Limits,
+    worker_url: str = "http://127.0.0.1:6066",
+) -> web.Application:
+    """The cockpit application; it opens the store on start-up and closes it on cleanup.
+    ``worker_url``: the worker asked for a lead's decision trace."""
     if not tokens:
         raise ValueError("the cockpit needs at least one token")
     app = web.Application(
@@ -237,6 +249,7 @@ def build_app(database: Path, data_dir: Path, tokens: list[str], limits: Limits)
     )
     app[TOKENS] = tokens
     app[DATA_DIR] = data_dir
+    app[WORKER_URL] = worker_url
     app[THROTTLE] = auth.LoginThrottle()
     app[JINJA] = _environment()
 

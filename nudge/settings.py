@@ -186,6 +186,11 @@ class Settings(BaseSettings):
         "`NUDGE_API_TOKEN` is required.",
     )
     ui_port: int = Field(default=6070, ge=0, le=65535, description="Port of `nudge ui`.")
+    ui_worker_url: str | None = Field(
+        default=None,
+        description="Worker whose decision trace the cockpit's lead page shows. Unset: "
+        "`http://<NUDGE_WEB_HOST>:<NUDGE_WEB_PORT>`.",
+    )
 
     twilio_account_sid: str | None = Field(
         default=None,

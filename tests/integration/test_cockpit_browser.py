@@ -146,6 +146,9 @@ def test_cockpit_in_a_browser(cockpit: str, browser: object) -> None:
     page.locator("table#firings tbody tr td a").first.click()
     page.wait_for_selector("table#nudges")
     assert page.locator("table#nudges tbody tr").count() >= 1
+    # the worker's decision trace: the rule that nudged about this lead fired
+    assert f"{rule_name.replace(' / ', '/')}" in page.locator("#trace").inner_text()
+    assert "fired" in page.locator("#trace").inner_text()
     page.screenshot(path=str(SHOTS / "lead-nudged.png"), full_page=True)
 
     for name, path, selector in (

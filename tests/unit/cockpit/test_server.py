@@ -116,7 +116,9 @@ async def client(tmp_path: Path) -> AsyncIterator[TestClient]:
     store = await Store.open(tmp_path / "nudge.db")
     await fill(store)
     await store.close()
-    app = build_app(tmp_path / "nudge.db", tmp_path, [TOKEN, "older-token"], Limits())
+    app = build_app(
+        tmp_path / "nudge.db", tmp_path, [TOKEN, "older-token"], Limits(), "http://127.0.0.1:9"
+    )
     async with TestClient(TestServer(app, host="127.0.0.1")) as c:
         yield c
 
@@ -222,10 +224,13 @@ async def test_listener_limits(tmp_path: Path) -> None:
     await runner.setup()
     listener = await serve(runner, "127.0.0.1", 0, limits)
     port = listener.sockets[0].getsockname()[1]
+    writers: list[asyncio.StreamWriter] = []
     try:
         idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
+        writers += [w for _, w in idle]
         await asyncio.sleep(0.1)
-        extra, _ = await asyncio.open_connection("127.0.0.1", port)
+        extra, extra_writer = await asyncio.open_connection("127.0.0.1", port)
+        writers.append(extra_writer)
         assert (await asyncio.wait_for(extra.read(), 5)).startswith(b"HTTP/1.1 503")
         # the silent ones are closed by the header deadline (1 s, swept each second)
         for silent, _ in idle:
@@ -236,6 +241,8 @@ async def test_listener_limits(tmp_path: Path) -> None:
             r = await http.get(f"http://127.0.0.1:{port}/health")
             assert r.status == 200
     finally:
+        for w in writers:
+            w.close()
         listener.close()
         await runner.cleanup()
 
@@ -244,7 +251,7 @@ async def test_inventory_page_charts_the_latest_inventory(tmp_path: Path) -> Non
     """With an inventory written, /inventory shows each silo's AUC by horizon as a table
     and a server-made SVG chart; without one it says how to make it."""
     await (await Store.open(tmp_path / "nudge.db")).close()
-    app = build_app(tmp_path / "nudge.db", tmp_path, [TOKEN], Limits())
+    app = build_app(tmp_path / "nudge.db", tmp_path, [TOKEN], Limits(), "http://127.0.0.1:9")
     auth = {"Authorization": f"Bearer {TOKEN}"}
     async with TestClient(TestServer(app, host="127.0.0.1")) as c:
         assert (
@@ -276,3 +283,66 @@ async def test_inventory_page_charts_the_latest_inventory(tmp_path: Path) -> Non
         )
         body = await (await c.get("/inventory", headers=auth)).text()
         assert "<svg" in body and "0.97" in body and "0.61" in body
+
+
+async def test_lead_page_shows_the_workers_decision_trace(tmp_path: Path) -> None:
+    """The lead page asks the worker's explain route (with the cockpit's token) and shows
+    each kept evaluation in words, newest first; with no worker it says so."""
+    from playbooks.trace import Check, Evaluation, TraceBook
+    from streams import explain
+
+    book = TraceBook()
+    book.record(
+        [
+            Evaluation(
+                at="2026-03-02T15:00:00+00:00",
+                playbook="hot-lead",
+                rule="crossed",
+                lead_id="lead-1",
+                event_id="e1",
+                event_type="page.viewed",
+                outcome="conditions",
+                reason="a condition failed",
+                checks=[Check("lead.employees >= 50", {"lead.employees": 12}, False)],
+            ),
+            Evaluation(
+                at="2026-03-02T15:05:00+00:00",
+                playbook="hot-lead",
+                rule="crossed",
+                lead_id="lead-1",
+                event_id="e2",
+                event_type="page.viewed",
+                outcome="cooldown",
+                reason="cooldown until 2026-03-02 16:00",
+            ),
+        ]
+    )
+    seen: list[str | None] = []
+
+    async def explain_route(request: web.Request) -> web.StreamResponse:
+        seen.append(request.headers.get("Authorization"))
+        return await explain.handler(type("P", (), {"traces": book})())(request)
+
+    fake_worker = web.Application()
+    fake_worker.router.add_get("/playbooks/explain", explain_route)
+    store = await Store.open(tmp_path / "nudge.db")
+    await fill(store)
+    await store.close()
+    async with TestServer(fake_worker, host="127.0.0.1") as worker_server:
+        app = build_app(
+            tmp_path / "nudge.db", tmp_path, [TOKEN], Limits(), str(worker_server.make_url("/"))
+        )
+        async with TestClient(TestServer(app, host="127.0.0.1")) as c:
+            auth = {"Authorization": f"Bearer {TOKEN}"}
+            page = await (await c.get("/leads/lead-1.json", headers=auth)).json()
+            heads = [e["head"] for e in page["trace"]]
+            assert "didn't fire: cooldown until 2026-03-02 16:00" in heads[0]
+            assert "didn't fire: a condition failed" in heads[1]
+            assert "`lead.employees` was 12" in page["trace"][1]["details"][0]
+            assert seen == [f"Bearer {TOKEN}"]
+            html = await (await c.get("/leads/lead-1", headers=auth)).text()
+            assert "cooldown until 2026-03-02 16:00" in html
+    gone = build_app(tmp_path / "nudge.db", tmp_path, [TOKEN], Limits(), "http://127.0.0.1:9")
+    async with TestClient(TestServer(gone, host="127.0.0.1")) as c:
+        page = await (await c.get("/leads/lead-1.json", headers=auth)).json()
+        assert page["trace"] == [] and "no worker answered" in page["trace_note"]
