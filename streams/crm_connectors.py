@@ -45,6 +45,9 @@ from streams.views import error_response
 log = get_logger(__name__)
 
 DRAIN_INTERVAL = 2.0
+READ_BUDGET = 4.0
+"""Seconds the HubSpot webhook may spend reading objects: HubSpot gives up on an answer after
+5 s and retries the batch, so a slow API gets a 503 (retried) rather than a timed-out call."""
 DEFAULT_FIELD_MAP = Path(hubspot.__file__).with_name("hubspot_fields.yaml")
 
 Publish = Callable[[Any], Awaitable[Any]]
@@ -104,9 +107,9 @@ class HubSpotHook:
         if self.hs is None:
             return web.json_response({"error": "HUBSPOT_ACCESS_TOKEN is not set"}, status=503)
         try:
-            events, skipped = await self._events(notes)
-        except hubspot.CrmError as exc:
-            log.warning("hubspot webhook: API read failed; HubSpot will retry", error=str(exc))
+            events, skipped = await asyncio.wait_for(self._events(notes), READ_BUDGET)
+        except (hubspot.CrmError, TimeoutError) as exc:
+            log.warning("hubspot webhook: API read failed; HubSpot will retry", error=repr(exc))
             return web.json_response({"error": "HubSpot API unavailable, retry"}, status=503)
         for event in events:
             await self.publish(event)

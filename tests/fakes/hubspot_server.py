@@ -123,6 +123,8 @@ class FakeHubSpot:
     requests: list[tuple[str, str]] = field(default_factory=list)
     outage: int | None = None
     create_latency: float = 0.0
+    read_latency: float = 0.0
+    """Seconds a batch read waits before answering (a slow HubSpot)."""
     """Seconds a create waits before answering, after it is stored (as at HubSpot: a client
     that dies meanwhile has created an object it never heard about)."""
     _failures: list[Failure] = field(default_factory=list)
@@ -281,6 +283,8 @@ class FakeHubSpot:
         object_type = request.match_info["type"]
         if not self._known(object_type):
             return self._error(404, "OBJECT_NOT_FOUND", f"Unknown object type {object_type}")
+        if self.read_latency:
+            await asyncio.sleep(self.read_latency)
         body = await request.json()
         ids = [str(i["id"]) for i in body.get("inputs", [])]
         if len(ids) > 100:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,19 @@ async def test_api_outage_answers_503_so_hubspot_retries(
     cid = portal.add("contacts", {"email": "ann@acme.example"})
     portal.outage = 503
     assert (await portal.webhook(url, [portal.notification("contact.creation", cid)]))[0] == 503
+    assert published == []
+
+
+async def test_a_slow_api_answers_503_within_hubspots_time_limit(
+    portal: FakeHubSpot, hook: tuple[str, list[Any]]
+) -> None:
+    """When reading the objects takes longer than HubSpot waits (5 s), the batch gets a 503 in time."""
+    url, published = hook
+    cid = portal.add("contacts", {"email": "ann@acme.example"})
+    portal.read_latency = 6.0
+    started = time.monotonic()
+    status, _ = await portal.webhook(url, [portal.notification("contact.creation", cid)])
+    assert status == 503 and time.monotonic() - started < 5.0
     assert published == []
 
 
