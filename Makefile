@@ -45,8 +45,15 @@ lint: $(STAMP)  ## ruff and mypy, as the project configures them
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: $(STAMP)  ## benchmarks; figures to compare run to run
+QUIX := bench/.venv-quix/.installed
+
+$(QUIX):  # quix-streams, the bench's yardstick: its own venv, never a dependency of Nudge
+	$(PY) -m venv bench/.venv-quix
+	bench/.venv-quix/bin/pip install --quiet 'quixstreams>=3.28,<4'
+	touch $(QUIX)
+
+bench: $(STAMP) $(QUIX)  ## benchmarks; figures to compare run to run
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:  ## remove the venv and local state
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) bench/.venv-quix var .pytest_cache .mypy_cache .ruff_cache

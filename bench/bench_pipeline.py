@@ -1,14 +1,19 @@
 """Pipeline benchmark on the embedded broker: ceiling, framework floor, and Nudge end to end.
 
-    python bench/bench_pipeline.py [--leads 5000] [--events-per-lead 4]
+    python bench/bench_pipeline.py [--leads 4000] [--events-per-lead 4] [--scorer both]
 
-Prints, from one run on one broker with the same events:
+Prints, from one run with the same events:
   1. raw aiokafka consume + JSON decode of the events (the ceiling);
   2. a trivial Faust agent that only counts them (the framework's floor cost);
-  3. ``nudge worker`` end to end: ingest → state → rescore → playbooks → delivery
-     (console notifier to /dev/null), and its ratio to 1 and 2;
-  4. latency from producing an event to the notifier's return (outbox), p50/p95/p99;
-  5. rescoring time per event (in process) and worker memory per 10k leads.
+  3. a quix-streams app that counts per key with RocksDB state and a changelog (what a
+     team might pick instead; run from ``bench/.venv-quix``, which ``make bench`` makes);
+  4. ``nudge worker`` end to end (ingest → state → rescore → playbooks → delivery, console
+     notifier to /dev/null), once with the points scorer and once with a promoted
+     300-tree XGBoost model: events/s, CPU per event, ratios to 1, 2 and 3, latency from
+     producing an event to the notifier's return (p50/p95/p99) at full load and at half
+     load (the same events paced at half the full-load rate), memory per 10k leads.
+Each worker pass gets a fresh broker and data dir. Rates swing with the machine's load:
+compare CPU per event and back-to-back runs.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from broker import EmbeddedBroker, free_port  # noqa: E402
 from nudge.events import parse_event  # noqa: E402
@@ -202,10 +208,182 @@ def rescore_timing(events: list[dict[str, Any]], limit: int = 20000) -> tuple[fl
     return times[len(times) // 2], times[int(len(times) * 0.99)]
 
 
+QUIX_PYTHON = ROOT / "bench" / ".venv-quix" / "bin" / "python"
+
+
+def quix_counter(bootstrap: str, n: int) -> tuple[float, float] | None:
+    """Events/s and CPU s per event of a quix-streams per-key counter; None if not set up."""
+    if not QUIX_PYTHON.exists():
+        return None
+    with tempfile.TemporaryDirectory() as state_dir:
+        env = {
+            **os.environ,
+            "BENCH_BOOTSTRAP": bootstrap,
+            "BENCH_TOPIC": "web.events",
+            "BENCH_N": str(n),
+            "BENCH_STATE_DIR": state_dir,
+        }
+        out = subprocess.run(
+            [str(QUIX_PYTHON), str(ROOT / "bench" / "_quix_counter.py")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    elapsed = [line for line in out.stdout.splitlines() if line.startswith("ELAPSED ")]
+    if not elapsed:
+        raise SystemExit(f"quix counter failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
+    _, wall, _, cpu = elapsed[-1].split()
+    return n / float(wall), float(cpu) / n
+
+
+async def produce_paced(
+    bootstrap: str, events: list[dict[str, Any]], rate: float
+) -> dict[str, float]:
+    """Produce ``events`` at about ``rate`` events/s, in 10 ms slices."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1)
+    await producer.start()
+    sent_at: dict[str, float] = {}
+    per_slice = max(1, int(rate / 100))
+    start = time.perf_counter()
+    try:
+        for k in range(0, len(events), per_slice):
+            due = start + k / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            for e in events[k : k + per_slice]:
+                sent_at[e["event_id"]] = time.time()
+                await producer.send(topic_of(e), json.dumps(e).encode(), key=key_of(e))
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent_at
+
+
+def progress(what: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {what}", file=sys.stderr, flush=True)
+
+
+def quantiles(values: list[float]) -> tuple[float, float, float]:
+    if not values:
+        return (float("nan"),) * 3
+    v = sorted(values)
+    return tuple(v[min(len(v) - 1, int(len(v) * q))] for q in (0.5, 0.95, 0.99))  # type: ignore[return-value]
+
+
+def worker_pass(
+    events: list[dict[str, Any]],
+    lead_events: int,
+    *,
+    model: bool,
+    rate: float | None,
+    storage: str,
+    keep: Any = None,
+    model_leads: int = 1000,
+) -> dict[str, Any]:
+    """One fresh broker and worker; produce the events (paced if ``rate``); measure."""
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        EmbeddedBroker(storage=storage, data_dir=Path(tmp)) as broker,  # type: ignore[arg-type]
+    ):
+        version = None
+        if model:
+            from _model import promote_reference_model
+
+            progress("training the 300-tree reference model")
+            version = promote_reference_model(Path(tmp), leads=model_leads)
+        progress(
+            f"worker pass: {'model' if model else 'points'}, {'paced' if rate else 'full load'}"
+        )
+        port = free_port()
+        env = {
+            **os.environ,
+            "KAFKA_URL": broker.url,
+            "NUDGE_DATA_DIR": tmp,
+            "NUDGE_WEB_PORT": str(port),
+            "NUDGE_LOG_LEVEL": "error",
+            "NUDGE_MIN_CONVERSIONS": "0",
+            "PYTHONPATH": str(ROOT),
+            "NUDGE_QUIET_HOURS_START": "00:00",
+            "NUDGE_QUIET_HOURS_END": "00:00",
+        }
+        log_path = Path(tempfile.gettempdir()) / "bench_pipeline_worker.log"
+        worker_log = open(log_path, "wb")  # noqa: SIM115 - closed with the worker
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "cli", "worker"],
+            env=env,
+            stdout=subprocess.DEVNULL,  # the console notifier's boxes
+            stderr=worker_log,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            started = time.monotonic()
+            while True:
+                try:
+                    if get(base + "/ready").get("ready"):
+                        break
+                except OSError:
+                    pass
+                if time.monotonic() - started > 60:
+                    raise SystemExit(f"worker did not become ready; see {log_path}")
+                time.sleep(0.1)
+            ready_s = time.monotonic() - started
+            rss_ready, cpu_ready = rss_kb(worker.pid), cpu_seconds(worker.pid)
+            start = time.perf_counter()
+            if rate is None:
+                sent_at = asyncio.run(produce(broker.bootstrap, events))
+            else:
+                sent_at = asyncio.run(produce_paced(broker.bootstrap, events, rate))
+            while True:
+                s = get(base + "/stats")
+                if s.get("signals.evaluated", 0) + s.get(
+                    "signals.skipped", 0
+                ) >= lead_events and s.get("nudges.handled", 0) >= s.get("playbook.fired", 0):
+                    break
+                if time.perf_counter() - start > 900:
+                    raise SystemExit(f"pipeline did not finish: {s}")
+                time.sleep(0.05)
+            e2e_s = time.perf_counter() - start
+            rss_done, cpu_done = rss_kb(worker.pid), cpu_seconds(worker.pid)
+            time.sleep(1.5)  # last sends reach the outbox
+            con = sqlite3.connect(Path(tmp) / "nudge.db")
+            rows = con.execute(
+                "SELECT command_json, COALESCE(sent_at, updated_at) FROM outbox WHERE state='sent'"
+            ).fetchall()
+            con.close()
+            latencies = [
+                (dt.datetime.fromisoformat(u).timestamp() - sent_at[trigger]) * 1000
+                for c, u in rows
+                if (trigger := json.loads(c).get("trigger_event_id")) in sent_at
+            ]
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+            worker_log.close()
+        if keep is not None:
+            keep(broker)
+    return {
+        "rate": lead_events / e2e_s,
+        "cpu": (cpu_done - cpu_ready) / lead_events,
+        "latency": quantiles(latencies),
+        "nudges": len(latencies),
+        "fired": s.get("playbook.fired", 0),
+        "mem_mib": (rss_done - rss_ready) / 1024,
+        "ready_s": ready_s,
+        "version": version,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--leads", type=int, default=5000)
+    ap.add_argument("--leads", type=int, default=4000)
     ap.add_argument("--events-per-lead", type=int, default=4)
+    ap.add_argument("--scorer", choices=["points", "model", "both"], default="both")
+    ap.add_argument("--no-half-load", action="store_true", help="skip the paced half-load passes")
+    ap.add_argument(
+        "--model-leads", type=int, default=1000, help="generated leads the model is trained on"
+    )
     ap.add_argument(
         "--storage",
         choices=["memory", "persistent"],
@@ -217,124 +395,86 @@ def main() -> None:
     lead_events = sum(1 for e in events if e["type"] != "rep.upserted")
     web_events = sum(1 for e in events if topic_of(e) == "web.events")
     print(
-        f"events: {len(events)} ({args.leads} leads, {hot} turning hot), "
+        f"{dt.date.today()}: {len(events)} events ({args.leads} leads, {hot} turning hot), "
         f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
         f"broker storage: {args.storage}"
     )
+    floors: dict[str, Any] = {}
 
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        EmbeddedBroker(storage=args.storage, data_dir=Path(tmp)) as broker,
-    ):
-        port = free_port()
-        env = {
-            **os.environ,
-            "KAFKA_URL": broker.url,
-            "NUDGE_DATA_DIR": tmp,
-            "NUDGE_WEB_PORT": str(port),
-            "NUDGE_LOG_LEVEL": "error",
-            "PYTHONPATH": str(ROOT),
-            "NUDGE_QUIET_HOURS_START": "00:00",
-            "NUDGE_QUIET_HOURS_END": "00:00",
-        }
-        log_path = Path(tempfile.gettempdir()) / "bench_pipeline_worker.log"
-        worker_log = open(log_path, "wb")  # noqa: SIM115 - closed with the worker
-        print(f"worker log: {log_path}")
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "cli", "worker"],
-            env=env,
-            stdout=subprocess.DEVNULL,  # the console notifier's boxes
-            stderr=worker_log,
+    def measure_floors(broker: EmbeddedBroker) -> None:
+        progress("ceiling, trivial Faust agent, quix-streams counter")
+        floors["raw"] = asyncio.run(raw_consume(broker.bootstrap, len(events)))
+        floors["trivial"] = trivial_agent(broker.url, web_events)
+        floors["quix"] = quix_counter(broker.bootstrap, web_events)
+
+    scorers = ["points", "model"] if args.scorer == "both" else [args.scorer]
+    results: dict[str, dict[str, Any]] = {}
+    for i, scorer in enumerate(scorers):
+        full = worker_pass(
+            events,
+            lead_events,
+            model=scorer == "model",
+            rate=None,
+            storage=args.storage,
+            keep=measure_floors if i == 0 else None,
+            model_leads=args.model_leads,
         )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if get(base + "/ready").get("ready"):
-                        break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("worker did not become ready")
-                time.sleep(0.2)
-            rss_ready, cpu_ready = rss_kb(worker.pid), cpu_seconds(worker.pid)
-            start = time.perf_counter()
-            asyncio.run(produce(broker.bootstrap, events))
-            produced = time.perf_counter() - start
-            while True:
-                s = get(base + "/stats")
-                if s.get("signals.evaluated", 0) + s.get(
-                    "signals.skipped", 0
-                ) >= lead_events and s.get("nudges.handled", 0) >= s.get("playbook.fired", 0):
-                    break
-                if time.perf_counter() - start > 600:
-                    raise SystemExit(f"pipeline did not finish: {s}")
-                time.sleep(0.05)
-            e2e_s = time.perf_counter() - start
-            rss_done, cpu_done = rss_kb(worker.pid), cpu_seconds(worker.pid)
-            fired = s.get("playbook.fired", 0)
-
-            # latency: hot bursts, paced, on an idle worker
-            lat_events, _ = make_events(40, 3, seed=2, prefix="lat-", hot_share=1.0)
-            sent_at: dict[str, float] = {}
-            for e in lat_events:
-                sent_at.update(asyncio.run(produce(broker.bootstrap, [e])))
-            time.sleep(3)
-            # sent_at is the notifier's return; updated_at may be a later receipt
-
-            con = sqlite3.connect(Path(tmp) / "nudge.db")
-            states = dict(con.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state"))
-            print(f"outbox: {states}")
-            rows = con.execute(
-                "SELECT command_json, COALESCE(sent_at, updated_at) FROM outbox WHERE state='sent' "
-                "AND lead_id LIKE 'lat-%'"
-            ).fetchall()
-            latencies = sorted(
-                (
-                    dt.datetime.fromisoformat(u).timestamp()
-                    - sent_at[json.loads(c)["trigger_event_id"]]
-                )
-                * 1000
-                for c, u in rows
-                if json.loads(c)["trigger_event_id"] in sent_at
+        half = None
+        if not args.no_half_load:
+            half = worker_pass(
+                events,
+                lead_events,
+                model=scorer == "model",
+                rate=full["rate"] / 2,
+                storage=args.storage,
+                model_leads=args.model_leads,
             )
-        finally:
-            worker.terminate()
-            worker.wait(timeout=30)
-            worker_log.close()
+        results[scorer] = {"full": full, "half": half}
 
-        raw_rate = asyncio.run(raw_consume(broker.bootstrap, len(events)))
-        trivial_rate, trivial_cpu = trivial_agent(broker.url, web_events)
-
-    e2e_rate = lead_events / e2e_s
+    raw, (trivial, trivial_cpu), quix = floors["raw"], floors["trivial"], floors["quix"]
+    print(f"raw aiokafka          {raw:10.0f} events/s   (ceiling: consume + json decode)")
+    print(
+        f"trivial Faust         {trivial:10.0f} events/s   {trivial_cpu * 1e6:6.0f} µs CPU/event (count only)"
+    )
+    if quix:
+        print(
+            f"quix-streams counter  {quix[0]:10.0f} events/s   {quix[1] * 1e6:6.0f} µs CPU/event (per-key count, RocksDB + changelog)"
+        )
+    else:
+        print("quix-streams counter  skipped: run `make bench` once to create bench/.venv-quix")
+    for scorer, r in results.items():
+        full, half = r["full"], r["half"]
+        label = (
+            "points scorer" if scorer == "points" else f"300-tree XGBoost model {full['version']}"
+        )
+        print(f"nudge, {label}:")
+        print(
+            f"  end to end          {full['rate']:10.0f} events/s   {full['cpu'] * 1e6:6.0f} µs CPU/event"
+            f"   ({full['fired']} rules fired, {full['nudges']} texts)"
+        )
+        ratios = f"  ratio to ceiling {full['rate'] / raw:6.1%}, to trivial {full['rate'] / trivial:6.1%}"
+        ratios += f" (CPU {trivial_cpu / full['cpu']:6.1%})"
+        if quix:
+            ratios += f", to quix counter {full['rate'] / quix[0]:6.1%}"
+        print(ratios)
+        print(
+            "  latency event→notifier  p50 {:.0f} ms, p95 {:.0f} ms, p99 {:.0f} ms at full load".format(
+                *full["latency"]
+            )
+        )
+        if half:
+            print(
+                "                          p50 {:.0f} ms, p95 {:.0f} ms, p99 {:.0f} ms at half load ".format(
+                    *half["latency"]
+                )
+                + f"({half['rate']:.0f} events/s offered, n={half['nudges']})"
+            )
+        print(
+            f"  worker memory       {full['mem_mib'] / args.leads * 10000:10.0f} MiB per 10k leads;"
+            f" ready after {full['ready_s']:.1f} s"
+        )
     p50, p99 = rescore_timing(events)
-    q = (
-        (lambda p: latencies[min(len(latencies) - 1, int(len(latencies) * p))])
-        if latencies
-        else (lambda p: float("nan"))
-    )
-    print(f"produce            {len(events) / produced:10.0f} events/s")
-    print(f"raw aiokafka       {raw_rate:10.0f} events/s   (ceiling: consume + json decode)")
-    print(f"trivial Faust      {trivial_rate:10.0f} events/s   (floor cost: count only)")
-    print(f"nudge end to end   {e2e_rate:10.0f} events/s   ({fired} rules fired)")
-    cpu_per_event = (cpu_done - cpu_ready) / lead_events
-    print(
-        f"  CPU per event      {cpu_per_event * 1e6:10.0f} µs   "
-        f"(trivial agent: {trivial_cpu * 1e6:.0f} µs; all threads, steadier than rates)"
-    )
-    print(f"  ratio to ceiling     {e2e_rate / raw_rate:6.1%}")
-    print(f"  ratio to trivial     {e2e_rate / trivial_rate:6.1%}")
-    print(f"  CPU ratio to trivial {trivial_cpu / cpu_per_event:6.1%}")
-    print(
-        f"latency event→notifier (n={len(latencies)}): p50 {q(0.5):.0f} ms, "
-        f"p95 {q(0.95):.0f} ms, p99 {q(0.99):.0f} ms"
-    )
     print(f"rescoring per event  p50 {p50:.0f} µs, p99 {p99:.0f} µs (points scorer, in process)")
-    print(
-        f"worker memory        {(rss_done - rss_ready) / 1024 / args.leads * 10000:.0f} MiB "
-        f"per 10k leads (RSS {rss_ready // 1024} → {rss_done // 1024} MiB)"
-    )
 
 
 if __name__ == "__main__":
