@@ -13,8 +13,9 @@ Event ids are ``salesforce:<object>:<Id>:<SystemModstamp>``; lead ids ``salesfor
 (Lead ``00Q...`` or Contact ``003...``). Tasks Nudge wrote itself (``Nudge_Update_Id__c``
 set) are not read back. The caller writes the new checkpoints only once the events are
 on the broker (:mod:`streams.crm_connectors`). A first sync starts at the moment of
-connecting: history is read by a backfill into a training file, never into the stream,
-so it cannot text anyone.
+connecting for stage changes and calls (history goes to a training file through the
+backfill), and loads every Lead and Contact as it is (:func:`initial_load`, source
+``salesforce.initial``), which updates records and scores but fires no playbook rule.
 
 Out: :func:`drain` writes up to 25 due ``crm_writes`` rows in one ``/composite`` request:
 fields as ``PATCH`` on the Lead/Contact (or the Opportunity for deal fields), calls,
@@ -241,6 +242,31 @@ class SyncResult:
     cursors: dict[str, str]
     deals: dict[str, str]
     """lead id → opportunity id, for writing deal fields back."""
+
+
+def initial_load(sf: Salesforce, fmap: FieldMap, now: dt.datetime) -> SyncResult:
+    """The first sync: every Lead and Contact as it is now (source ``salesforce.initial``:
+    it updates the record and scores but fires no rule), and no older stage changes or calls.
+    The people's checkpoints continue from the newest record read, the rest from ``now``."""
+    mapped = {m.property for m in fmap.reading("contact")}
+    extras = {
+        "Lead": "".join(f", {p}" for p in sorted(mapped)),
+        "Contact": "".join(f", {p}" for p in sorted(mapped - LEAD_ONLY)),
+    }
+    cursors = {obj: soql_time(now) for obj in QUERIES}
+    events = []
+    for obj in ("Lead", "Contact"):
+        query = QUERIES[obj].replace(" WHERE SystemModstamp >= {cursor}", "")
+        newest: str | None = None
+        for rec in sf.query(query.format(extra=extras[obj])):
+            event = person_event(obj, rec, fmap)
+            event["source"] = f"{SYSTEM}.initial"
+            events.append(event)
+            when = parse_time(rec.get("SystemModstamp"))
+            if when is not None:
+                newest = max(newest or "", soql_time(when))
+        cursors[obj] = newest or soql_time(now)
+    return SyncResult(events, cursors, {})
 
 
 def sync(sf: Salesforce, cursors: dict[str, str], fmap: FieldMap) -> SyncResult:

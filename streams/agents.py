@@ -118,8 +118,15 @@ async def handle_lead_timer(
     out.add(p.signals, signal_key(owner, lead_id), signal.model_dump_json().encode())
 
 
+INITIAL_LOAD = ".initial"
+"""Source suffix of the events a connector's first load brings in (``salesforce.initial``)."""
+
+
 def is_history(signal: LeadSignal, now: dt.datetime, age_hours: float) -> bool:
-    """An event-caused signal about something older than ``age_hours`` (0: never)."""
+    """An event-caused signal about the past: part of a connector's initial load, or older
+    than ``age_hours`` (0: no age limit)."""
+    if str(signal.event.get("source", "")).endswith(INITIAL_LOAD):
+        return True
     return age_hours > 0 and signal.at < now - dt.timedelta(hours=age_hours)
 
 

@@ -235,18 +235,19 @@ def salesforce_client(settings: Settings) -> salesforce.Salesforce | None:
 async def sync_salesforce(p: Pipeline, sf: salesforce.Salesforce, fmap: FieldMap) -> int:
     """One incremental read: events to their topics, flushed, then links and checkpoints saved.
 
-    A first run starts every object's checkpoint at now (see :mod:`connectors.salesforce`).
+    A first run is the initial load (:func:`connectors.salesforce.initial_load`).
     """
     state = ConnectorState(await p.store())
     now = p.clock.now()
     cursors = {}
     for obj in salesforce.QUERIES:
         cursor = await state.checkpoint(salesforce.SYSTEM, obj)
-        if cursor is None:
-            cursor = salesforce.soql_time(now)
-            await state.set_checkpoint(salesforce.SYSTEM, obj, cursor, now)
-        cursors[obj] = cursor
-    result = await asyncio.to_thread(salesforce.sync, sf, cursors, fmap)
+        if cursor is not None:
+            cursors[obj] = cursor
+    if len(cursors) < len(salesforce.QUERIES):  # never synced: the initial load
+        result = await asyncio.to_thread(salesforce.initial_load, sf, fmap, now)
+    else:
+        result = await asyncio.to_thread(salesforce.sync, sf, cursors, fmap)
     sent = 0
     for raw in result.events:
         try:

@@ -19,10 +19,10 @@ from tests.harness import AgentHarness
 NOW = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
 
 
-def crossing(at: dt.datetime) -> dict[str, object]:
+def crossing(at: dt.datetime, source: str = "web") -> dict[str, object]:
     return LeadSignal(
         lead=LeadView(lead_id="L1", company="Acme", owner_rep_id="rep-1"),
-        event={"type": "page.viewed"},
+        event={"type": "page.viewed", "source": source},
         event_id=f"e-{at.isoformat()}",
         event_type="page.viewed",
         at=at,
@@ -56,5 +56,16 @@ async def test_old_events_fire_no_rule(
         nudges = h.topics["nudges"].sent
         assert len(nudges) == texts
         assert h.p.stats["signals.history"] == (1 - texts)
+    finally:
+        await h.close()
+
+
+async def test_a_connectors_initial_load_fires_no_rule(tmp_path: Path) -> None:
+    """An event of a first load (source ``*.initial``) is history even when fresh and the age guard is off."""
+    h = AgentHarness(tmp_path, clock=FixedClock(NOW))
+    try:
+        fresh = crossing(NOW - dt.timedelta(minutes=1), source="salesforce.initial")
+        await h.run("playbook", agents.playbook, [h.message("lead.signals", fresh, key=b"rep-1")])
+        assert h.topics["nudges"].sent == [] and h.p.stats["signals.history"] == 1
     finally:
         await h.close()

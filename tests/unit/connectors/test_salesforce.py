@@ -96,6 +96,32 @@ def test_sync_reads_changes_since_the_checkpoint_page_by_page(org: FakeSalesforc
     assert {e["event_id"] for e in again.events} <= {e["event_id"] for e in result.events}
 
 
+def test_initial_load_brings_people_as_they_are_and_no_history(org: FakeSalesforce) -> None:
+    """The first sync loads every Lead and Contact (source salesforce.initial), no old stage
+    changes or calls; the people's cursors continue from the newest record."""
+    old = org.add(
+        "Lead", {"Email": "old@acme.example", "Company": "Old"}, at=T0 - dt.timedelta(days=300)
+    )
+    contact = org.add("Contact", {"Email": "c@globex.example"}, at=T0 - dt.timedelta(days=3))
+    opp = org.add("Opportunity", {"Name": "G", "ContactId": contact}, at=T0 - dt.timedelta(days=3))
+    org.add(
+        "OpportunityHistory",
+        {"OpportunityId": opp, "StageName": "Closed Won"},
+        at=T0 - dt.timedelta(days=2),
+    )
+    org.add("Task", {"WhoId": contact, "TaskSubtype": "Call"}, at=T0 - dt.timedelta(days=2))
+    result = salesforce.initial_load(client(org), FMAP, T0)
+    assert sorted(e["lead_id"] for e in result.events) == sorted(
+        map(salesforce.lead_id, (old, contact))
+    )
+    assert {e["type"] for e in result.events} == {"lead.updated"}
+    assert {e["source"] for e in result.events} == {"salesforce.initial"}
+    assert result.cursors["Contact"] == salesforce.soql_time(T0 - dt.timedelta(days=3))
+    assert (
+        result.cursors["Task"] == result.cursors["OpportunityHistory"] == salesforce.soql_time(T0)
+    )
+
+
 def answer(lead: str, field: str, value: Any, q: str = "q1") -> bytes:
     return json.dumps(
         {
