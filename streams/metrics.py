@@ -83,7 +83,8 @@ class Metrics:
         self.refused = Counter(
             "nudge_http_refused",
             "HTTP requests refused before their handler, by reason "
-            "(auth, rate, content_type, encoding, too_large, timeout, not_found, method)",
+            "(auth, rate, content_type, encoding, too_large, timeout, not_found, method), and "
+            "connections closed by the connection cap (connection_cap)",
             ["reason"],
             registry=r,
         )

@@ -10,7 +10,8 @@ Limits (settings ``NUDGE_WEB_*``, documented in the README's SECURITY section):
   ``NUDGE_API_TOKEN`` (:func:`streams.access.check_bind`).
 - **connections**: at most ``web_max_connections``; one more closes the oldest
   connection not inside a request, so a flood of idle or slow connections cannot
-  starve a health probe or exhaust file descriptors.
+  starve a health probe or exhaust file descriptors (counted as
+  ``nudge_http_refused_total{reason="connection_cap"}``, one warning a minute).
 - **header timeout**: ``web_header_timeout`` from connect (and between keep-alive
   requests) until a request's headers are complete; aiohttp's keep-alive timer,
   which it starts at connect, is that timer.
@@ -33,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+import time
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -129,11 +131,24 @@ class ConnectionCap:
     or waiting between keep-alive requests. Handlers in flight are never cut.
     """
 
-    def __init__(self, server: web.Server, cap: int) -> None:
+    WARN_EVERY = 60.0
+    """Seconds between two warnings that the cap is being hit (a flood is one line a minute)."""
+
+    def __init__(
+        self,
+        server: web.Server,
+        cap: int,
+        on_evict: Callable[[int], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.server = server
         self.cap = cap
         self.busy: set[RequestHandler] = set()
         self.evicted = 0
+        self.on_evict = on_evict
+        self.clock = clock
+        self._warned_at: float | None = None
+        self._warned_count = 0
         self._made = server.connection_made
 
     def install(self) -> None:
@@ -153,10 +168,21 @@ class ConnectionCap:
         for conn in victims:
             self.server._connections.pop(conn, None)
             conn.force_close()
-        self.evicted += len(victims)
-        if len(victims) < excess:  # every other connection is mid-request: refuse this one
+        closed = len(victims)
+        if closed < excess:  # every other connection is mid-request: refuse this one
             handler.force_close()
-            self.evicted += 1
+            closed += 1
+        self.evicted += closed
+        if self.on_evict is not None:
+            self.on_evict(closed)
+        now = self.clock()
+        if self._warned_at is None or now - self._warned_at >= self.WARN_EVERY:
+            log.warning(
+                "connection cap reached: closing the oldest idle connections",
+                cap=self.cap,
+                closed_since_last_warning=self.evicted - self._warned_count,
+            )
+            self._warned_at, self._warned_count = now, self.evicted
 
 
 class HttpServer(Service):
@@ -204,15 +230,18 @@ class HttpServer(Service):
         )
         await self.runner.setup()
         assert self.runner.server is not None
+        evicted = self.metrics.refused.labels("connection_cap")
         self.cap = ConnectionCap(
-            self.runner.server, connection_cap(self.settings.web_max_connections, fd_limit)
+            self.runner.server,
+            connection_cap(self.settings.web_max_connections, fd_limit),
+            on_evict=evicted.inc,
         )
         self.cap.install()
         site = web.TCPSite(
             self.runner,
             self.settings.web_host,
             self.settings.web_port,
-            backlog=1024,
+            backlog=4096,  # the kernel caps it at net.core.somaxconn
             shutdown_timeout=5.0,
         )
         await site.start()
