@@ -181,3 +181,23 @@ def events(
                 "direction": "inbound" if inbound else "outbound",
             }
     progress("calls", n)
+
+
+def current(
+    hs: HubSpot, fmap: FieldMap, now: dt.datetime
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The initial load: every contact as it is now (source ``hubspot.initial``: it updates the
+    record and score but fires no rule), and each deal's contacts (lead id → deal id), so
+    answers about a deal can be written back before the deal changes."""
+    events = []
+    for obj in pages(hs, "contacts", [*contact_properties(fmap), "lastmodifieddate"]):
+        when = _when(obj.properties.get("lastmodifieddate")) or _when(obj.updated_at) or now
+        note = Notification(f"initial:{obj.id}", "contact", "update", str(obj.id), min(when, now))
+        event = contact_event(note, obj.properties, fmap)
+        event["source"] = "hubspot.initial"
+        events.append(event)
+    deals: dict[str, str] = {}
+    for obj in pages(hs, "deals", ["dealstage"], associations=["contacts"]):
+        for cid in _contacts_of(obj):
+            deals[lead_id(cid)] = str(obj.id)
+    return events, deals

@@ -28,7 +28,7 @@ from typing import Any
 from aiohttp import web
 from faust.types import EventT
 
-from connectors import hubspot, salesforce, writer
+from connectors import hubspot, hubspot_backfill, salesforce, writer
 from connectors.fieldmap import FieldMap
 from crm.connector_state import ConnectorState
 from crm.store import Store
@@ -45,6 +45,8 @@ from streams.views import error_response
 log = get_logger(__name__)
 
 DRAIN_INTERVAL = 2.0
+INITIAL_LOAD_INTERVAL = 10.0
+"""Seconds between checks whether HubSpot's initial load is still to do (it runs once)."""
 READ_BUDGET = 4.0
 """Seconds the HubSpot webhook may spend reading objects: HubSpot gives up on an answer after
 5 s and retries the batch, so a slow API gets a 503 (retried) rather than a timed-out call."""
@@ -182,13 +184,64 @@ def routes(
     return [web.post("/webhooks/hubspot", HubSpotHook(publish, store, settings, clock).handle)]
 
 
+async def load_hubspot(
+    hs: hubspot.HubSpot,
+    fmap: FieldMap,
+    state: ConnectorState,
+    publish: Publish,
+    flush: Callable[[], Awaitable[Any]],
+    now: Any,
+) -> int | None:
+    """The HubSpot initial load, once: contacts published (and flushed), deals linked, then
+    marked done. ``None`` when it was done before. A crash midway redoes it with the same
+    event ids, which ingest drops."""
+    if await state.checkpoint(hubspot.SYSTEM, "initial") is not None:
+        return None
+    events, deals = await asyncio.to_thread(hubspot_backfill.current, hs, fmap, now)
+    sent = 0
+    for raw in events:
+        try:
+            await publish(parse_event(raw))
+            sent += 1
+        except EventRejected as exc:
+            log.warning(
+                "hubspot contact not usable", event_id=raw.get("event_id"), reason=exc.reason
+            )
+    await flush()
+    for lead, deal in deals.items():
+        await state.link(hubspot.SYSTEM, lead, "deal", deal, now)
+    await state.set_checkpoint(hubspot.SYSTEM, "initial", "done", now)
+    return sent
+
+
 def register(p: Pipeline) -> None:
-    """The writer agents, drain timers and the Salesforce sync, for the CRMs configured."""
+    """The writer agents, drain timers, the Salesforce sync and the HubSpot initial load."""
     register_salesforce(p)
     hs = client(p.settings)
     if hs is None:
         return
     fmap = field_map(p.settings)
+
+    async def publish(event: Any) -> None:
+        await p.crm_events.send(key=str(event.lead_id).encode(), value=event_to_json(event))
+
+    async def initial() -> None:
+        try:
+            sent = await load_hubspot(
+                hs,
+                fmap,
+                ConnectorState(await p.store()),
+                publish,
+                p.app.producer.flush,
+                p.clock.now(),
+            )
+        except hubspot.CrmError as exc:
+            log.warning("hubspot initial load failed; retried", error=str(exc))
+            return
+        if sent is not None:
+            p.stats["hubspot.initial"] += sent
+
+    p.app.timer(INITIAL_LOAD_INTERVAL, on_leader=True)(initial)
 
     async def record(pipeline: Pipeline, event: EventT[Any]) -> None:
         state = ConnectorState(await pipeline.store())

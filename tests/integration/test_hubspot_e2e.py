@@ -75,6 +75,11 @@ async def test_contact_to_nudge_and_answers_back_exactly_once(
             NUDGE_HUBSPOT_API_URL=portal.url,
             NUDGE_HUBSPOT_FIELD_MAP=str(fmap),
         )
+        # a contact that was in the portal before Nudge was connected
+        early = portal.add(
+            "contacts",
+            {"email": "early@old.example", "company": "Early Co", "hubspot_owner_id": OWNER},
+        )
         worker = start_worker(**env)
         status, body = worker.post_events(
             [
@@ -123,6 +128,13 @@ async def test_contact_to_nudge_and_answers_back_exactly_once(
             what="the portal contact became a lead owned by rep-1",
         )
 
+        # the initial load brought the earlier contact in, and texted no one about it
+        await until(
+            lambda: rows(worker.db, f"SELECT * FROM leads WHERE lead_id='hubspot-{early}'"),
+            timeout=45,
+            what="the initial load",
+        )
+
         # 2. web activity makes it hot: the owner gets a text
         assert worker.post_events(web_burst("cto@acme.example"))[0] == 200
         await until(
@@ -130,7 +142,9 @@ async def test_contact_to_nudge_and_answers_back_exactly_once(
             timeout=45,
             what="the hot-lead text",
         )
-        assert [m["To"] for m in twilio_fake.messages] == [REP_PHONE]
+        assert [m["To"] for m in twilio_fake.messages] == [
+            REP_PHONE
+        ]  # one text: none about Early Co
 
         # 3. HubSpot goes down; the rep logs a call ("1") and answers the post-meeting questions
         portal.outage = 503

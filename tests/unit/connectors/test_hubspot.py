@@ -21,7 +21,7 @@ from crm.store import Store
 from nudge.clock import SystemClock
 from nudge.errors import ConfigError
 from nudge.settings import Settings
-from streams.crm_connectors import DEFAULT_FIELD_MAP, routes
+from streams.crm_connectors import DEFAULT_FIELD_MAP, load_hubspot, routes
 from tests.fakes.hubspot_server import FakeHubSpot
 
 FMAP = FieldMap.load(DEFAULT_FIELD_MAP)
@@ -180,6 +180,39 @@ async def test_a_slow_api_answers_503_within_hubspots_time_limit(
     status, _ = await portal.webhook(url, [portal.notification("contact.creation", cid)])
     assert status == 503 and time.monotonic() - started < 5.0
     assert published == []
+
+
+async def test_initial_load_publishes_every_contact_once_and_links_deals(
+    portal: FakeHubSpot, store: Store
+) -> None:
+    """The first load: each contact as a hubspot.initial lead.updated, deals linked to their
+    contacts' leads; a second call does nothing."""
+    cids = [
+        portal.add("contacts", {"email": f"c{i}@acme.example", "company": "Acme"}) for i in range(3)
+    ]
+    deal = portal.add("deals", {"dealname": "Acme", "dealstage": "qualifiedtobuy"})
+    portal.associate("deals", deal, "contacts", cids[0])
+    published: list[Any] = []
+
+    async def publish(event: Any) -> None:
+        published.append(event)
+
+    async def flush() -> None:
+        published.append("flushed")
+
+    state = ConnectorState(store)
+    hs = hubspot.HubSpot(portal.access_token, portal.url)
+    now = dt.datetime.now(dt.UTC)
+    assert await load_hubspot(hs, FMAP, state, publish, flush, now) == 3
+    events, last = published[:-1], published[-1]
+    assert last == "flushed"
+    assert sorted(e.lead_id for e in events) == sorted(f"hubspot-{c}" for c in cids)
+    assert {e.source for e in events} == {"hubspot.initial"} and {e.type for e in events} == {
+        "lead.updated"
+    }
+    assert await state.remote_id("hubspot", f"hubspot-{cids[0]}", "deal") == deal
+    assert await load_hubspot(hs, FMAP, state, publish, flush, now) is None
+    assert len(published) == 4
 
 
 # -- out -------------------------------------------------------------------------------------------
