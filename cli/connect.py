@@ -185,7 +185,7 @@ def _backfill(args: Any) -> int:
 
 def _status(args: Any) -> int:
     async def run() -> list[dict[str, Any]]:
-        store = await Store.open(Settings().database)
+        store = await Store.open(Settings().store_location)
         try:
             return await ConnectorState(store).writes(args.system, args.state, args.limit)
         finally:

@@ -127,7 +127,7 @@ async def _snapshots_from_store(horizon: dt.timedelta) -> Any:
     from nudge.signals import NudgeCommand
     from scoring.train import snapshots_from_rows
 
-    store = await Store.open(Settings().database)
+    store = await Store.open(Settings().store_location)
     try:
         rows = await store.snapshots()
         nudges = [

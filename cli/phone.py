@@ -77,7 +77,7 @@ async def run_phone(
     poll: float = 0.5,
 ) -> None:
     """Show the rep's texts as they arrive and send each input line as an inbound SMS."""
-    store = await Store.open(settings.database)
+    store = await Store.open(settings.store_location)
     try:
         rep = await store.get_rep(rep_id)
         if rep is None:

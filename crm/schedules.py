@@ -67,7 +67,7 @@ class Schedules:
         self._lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, path: Path) -> Schedules:
+    async def open(cls, path: Path | str) -> Schedules:
         """Open (and migrate) the CRM database at ``path``; for tools and tests."""
         from crm.store import Store
 

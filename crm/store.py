@@ -47,12 +47,25 @@ async def fetch_one(db: aiosqlite.Connection, sql: str, params: Any = ()) -> Any
 class Store:
     """One connection to the CRM database. Use :meth:`open` to get a migrated store."""
 
-    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+    kind = "sqlite"
+    """``sqlite``, or ``postgresql`` for a store opened on a URL (:mod:`crm.pg`)."""
+
+    def __init__(self, db: aiosqlite.Connection, path: Path | str) -> None:
         self.db = db
         self.path = path
 
     @classmethod
-    async def open(cls, path: Path) -> Store:
+    async def open(cls, path: Path | str) -> Store:
+        """The SQLite file at ``path``, or the PostgreSQL database a ``postgresql://`` URL
+        names (the same interface, migrations and SQL; see :mod:`crm.pg`)."""
+        if isinstance(path, str) and path.startswith(("postgresql://", "postgres://")):
+            from crm import pg
+
+            store = cls(await pg.connect(path), path)  # type: ignore[arg-type]
+            store.kind = "postgresql"
+            await pg.migrate(store)
+            return store
+        path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         db = await aiosqlite.connect(path, timeout=30)
         db.row_factory = aiosqlite.Row

@@ -9,7 +9,9 @@ NudgeError                 base of everything Nudge raises on purpose
 ├── DeliveryError          a provider refused or failed a send
 │   ├── TransientDeliveryError   worth retrying (429, 5xx, timeouts)
 │   └── PermanentDeliveryError   never retried (invalid number, opted out), with the code
-└── BrokerError            the Kafka broker could not be started or reached
+├── BrokerError            the Kafka broker could not be started or reached
+└── StoreUnavailable       the record (PostgreSQL) cannot be reached or the transaction was
+                           lost: the same work is retried once it answers, never dead-lettered
 """
 
 from __future__ import annotations
@@ -70,3 +72,8 @@ class PermanentDeliveryError(DeliveryError):
 
 class BrokerError(NudgeError):
     """The Kafka broker could not be started or reached."""
+
+
+class StoreUnavailable(NudgeError):
+    """The database could not be reached, or dropped the transaction (a restart, a failover,
+    a serialization conflict). Nothing of the failed transaction was kept: redo the work."""

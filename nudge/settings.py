@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     db_path: Path | None = Field(
         default=None, description="SQLite database file. Unset: `<data_dir>/nudge.db`."
     )
+    database_url: str | None = Field(
+        default=None,
+        description="`postgresql://user:password@host:5432/db`: keep the record in PostgreSQL "
+        "(workers on several hosts share it). Unset: SQLite in `NUDGE_DB_PATH`.",
+    )
     app_id: str = Field(
         default="nudge",
         description="Faust app id: the consumer group and the topic prefix of tables.",
@@ -357,8 +362,13 @@ class Settings(BaseSettings):
 
     @property
     def database(self) -> Path:
-        """The SQLite file in use."""
+        """The SQLite file (used when no ``database_url`` is set)."""
         return self.db_path or self.data_dir / "nudge.db"
+
+    @property
+    def store_location(self) -> Path | str:
+        """Where the record is: the PostgreSQL URL when set, else the SQLite file."""
+        return self.database_url or self.database
 
     @property
     def embedded_broker(self) -> bool:

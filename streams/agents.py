@@ -17,7 +17,9 @@ outbox never sends an id twice.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import functools
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -27,6 +29,7 @@ from faust.types import EventT
 
 from crm.outbox import Outbox
 from delivery import deliver
+from nudge.errors import StoreUnavailable
 from nudge.events import RepUpserted, parse_event
 from nudge.logs import get_logger
 from nudge.signals import LeadSignal, NudgeCommand, ScheduleStep
@@ -200,13 +203,34 @@ Handler = Callable[[Pipeline, EventT[Any]], Awaitable[None]]
 BatchHandler = Callable[[Pipeline, list[EventT[Any]]], Awaitable[None]]
 
 
+STORE_RETRY_CAP = 10.0
+"""Longest wait (s) between two tries of work the record could not take (database down)."""
+
+
+async def until_stored(p: Pipeline, name: str, work: Callable[[], Awaitable[None]]) -> None:
+    """Run ``work`` until the record takes it: while the database is unreachable the same
+    message (or batch) is tried again, with backoff, instead of being dead-lettered —
+    Kafka's order and at-least-once delivery are kept, nothing is lost."""
+    delay = 0.5
+    while True:
+        try:
+            await work()
+            return
+        except StoreUnavailable as exc:
+            p.stats[f"{name}.store_retries"] += 1
+            log.warning("the record is unavailable; retrying", agent=name, error=str(exc))
+            await asyncio.sleep(delay)
+            delay = min(STORE_RETRY_CAP, delay * 2)
+
+
 def _agent(p: Pipeline, name: str, topic: Any, handle: Handler) -> None:
-    """One agent: every message through ``handle``; a failure dead-letters that message only."""
+    """One agent: every message through ``handle``; a failure dead-letters that message only
+    (a database outage is waited out instead, :func:`until_stored`)."""
 
     async def run(stream: Any) -> None:
         async for event in stream.events():
             try:
-                await handle(p, event)
+                await until_stored(p, name, functools.partial(handle, p, event))
             except Exception as exc:
                 await unexpected(p, name, event, exc)
 
@@ -217,9 +241,10 @@ async def handle_batch(
     p: Pipeline, name: str, handle: BatchHandler, events: list[EventT[Any]]
 ) -> None:
     """Handle one micro-batch; if it fails as a whole, handle its messages one by one, so
-    a failure dead-letters only the message that causes it."""
+    a failure dead-letters only the message that causes it (a database outage is waited
+    out instead, :func:`until_stored`)."""
     try:
-        await handle(p, events)
+        await until_stored(p, name, functools.partial(handle, p, events))
     except Exception as exc:
         log.warning(
             "batch failed; handling its messages one by one",
@@ -229,7 +254,7 @@ async def handle_batch(
         )
         for event in events:
             try:
-                await handle(p, [event])
+                await until_stored(p, name, functools.partial(handle, p, [event]))
             except Exception as exc:
                 await unexpected(p, name, event, exc)
 
@@ -260,6 +285,8 @@ async def lead(p: Pipeline, events: list[EventT[Any]]) -> None:
         for lead_id, item in unpack(event):
             try:
                 await handle_activity(p, lead_id, item, leads, out, event)
+            except StoreUnavailable:
+                raise  # the whole batch is redone once the record answers
             except Exception as exc:
                 leads.discard(lead_id)
                 await unexpected(p, "lead", event, exc, (lead_id, item))
@@ -273,6 +300,8 @@ async def playbook(p: Pipeline, events: list[EventT[Any]]) -> None:
         for key, item in unpack(event):
             try:
                 await handle_signal(p, key, item, guards, event)
+            except StoreUnavailable:
+                raise  # the whole batch is redone once the record answers
             except Exception as exc:
                 await unexpected(p, "playbook", event, exc, (key, item))
     # the commands first: a cooldown saved for a nudge lost in a crash would block it

@@ -19,6 +19,7 @@ from crm.store import Store
 from delivery import Policy
 from notifiers import Notifier
 from nudge.clock import Clock
+from nudge.errors import StoreUnavailable
 from nudge.logs import get_logger
 from nudge.settings import Settings
 from nudge.signals import LeadView, RepView
@@ -71,7 +72,7 @@ class Pipeline:
         if self._store is None:
             async with self._store_lock:
                 if self._store is None:
-                    self._store = await Store.open(self.settings.database)
+                    self._store = await Store.open(self.settings.store_location)
                     stuck = await self._store.in_flight()
                     if stuck:
                         log.warning(
@@ -85,14 +86,14 @@ class Pipeline:
         """The durable scheduler, on its own connection (it runs its own transactions)."""
         if self._schedules is None:
             await self.store()  # migrations first
-            self._schedules = await Schedules.open(self.settings.database)
+            self._schedules = await Schedules.open(self.settings.store_location)
         return self._schedules
 
     async def conversation_db(self) -> Any:
         """A connection for the conversation agent alone (it runs its own transactions)."""
         if self._conversation_db is None:
             await self.store()
-            self._conversation_db = await Store.open(self.settings.database)
+            self._conversation_db = await Store.open(self.settings.store_location)
         return self._conversation_db.db
 
     def envelopes(self) -> Envelopes:
@@ -108,19 +109,26 @@ class Pipeline:
         """Write the lead snapshots changed since the last flush, in one transaction."""
         if not self.dirty_leads and not self.snapshots:
             return 0
-        batch = [(view.model_dump(mode="json"), score) for view, score in self.dirty_leads.values()]
+        batch_items = list(self.dirty_leads.items())
+        batch = [(view.model_dump(mode="json"), score) for _, (view, score) in batch_items]
         self.dirty_leads = {}
         snaps, self.snapshots = self.snapshots, []
         if self._snapshot_db is None:
             # its own connection: a second's worth of snapshots takes a while to write,
             # and the agents' quick look-ups must not queue behind it on one thread
             await self.store()  # migrations first
-            self._snapshot_db = await Store.open(self.settings.database)
+            self._snapshot_db = await Store.open(self.settings.store_location)
         store = self._snapshot_db
-        if batch:
-            await store.save_leads(batch)
-        if snaps:
-            await store.save_snapshots(snaps)
+        try:
+            if batch:
+                await store.save_leads(batch)
+            if snaps:
+                await store.save_snapshots(snaps)
+        except StoreUnavailable:  # kept for the next flush (newer views of a lead win)
+            for lead_id, entry in batch_items:
+                self.dirty_leads.setdefault(lead_id, entry)
+            self.snapshots = snaps + self.snapshots
+            raise
         return len(batch)
 
     async def close(self) -> None:

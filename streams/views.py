@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -99,7 +100,9 @@ async def readiness(p: Pipeline) -> dict[str, Any]:
         store = await p.store()
         await fetch_one(store.db, "SELECT 1 FROM schema_version LIMIT 1")
         path = store.path
-        if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
+        if isinstance(path, Path) and (
+            not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK)
+        ):
             store_ok = f"{path} is not writable"
     except Exception as exc:
         store_ok = f"{type(exc).__name__}: {exc}"

@@ -43,6 +43,29 @@ ENGINES = pytest.mark.parametrize(
 (``pytest -m kafka`` selects the second)."""
 
 
+STORES = pytest.mark.parametrize("store", ["sqlite", "postgresql"], indirect=True)
+"""Run a module's store-using tests on SQLite and on PostgreSQL (the ``store`` fixture)."""
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A PostgreSQL server (Debian's binaries) in a temp dir for the session; each test
+    asks it for a fresh database (``postgres.database()`` returns its URL)."""
+    import shutil
+    import tempfile
+
+    from tests.postgres import PostgresServer
+
+    # not under pytest's tmp dirs: those are root's alone, and as root the server runs as
+    # the postgres user, who must reach its directory
+    directory = Path(tempfile.mkdtemp(prefix="nudge-pg-"))
+    try:
+        with PostgresServer(directory) as server:
+            yield server
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """Three KRaft nodes (broker + controller each) on loopback, for the whole session:
@@ -157,7 +180,8 @@ def start_worker(
     group = f"nudge-test-{os.getpid()}-{abs(hash(request.node.nodeid)) % 10**8}"
 
     def start(**env: str) -> WorkerProcess:
-        data_dir = tmp_path / "var"
+        # one data dir for all (as docker-compose's shared volume), unless the test gives one
+        data_dir = Path(env["NUDGE_DATA_DIR"]) if "NUDGE_DATA_DIR" in env else tmp_path / "var"
         port = free_port()
         pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
         full_env = {

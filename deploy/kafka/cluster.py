@@ -109,6 +109,9 @@ Configuration:
 """
 
 
+ACTIVE_CONTROLLER = re.compile(r"Becoming the active controller at epoch (\d+)")
+
+
 class ClusterError(RuntimeError):
     """The cluster could not be fetched, formatted or started; the message says why."""
 
@@ -360,6 +363,18 @@ class KafkaCluster:
         """Delete every topic but Kafka's own (``__*``) and wait until they are gone, so the
         next user of a long-lived cluster starts from no topics, as on a fresh one."""
         asyncio.run(_delete_topics(self.bootstrap, timeout))
+
+    def controller_leader(self) -> Node | None:
+        """The node that is the active KRaft controller now: the running node whose log
+        names it the active controller at the highest epoch."""
+        best: tuple[int, Node] | None = None
+        for node in self.nodes:
+            if not node.running or not node.log_file.exists():
+                continue
+            for epoch in ACTIVE_CONTROLLER.findall(node.log_file.read_text(errors="replace")):
+                if best is None or int(epoch) > best[0]:
+                    best = (int(epoch), node)
+        return best[1] if best else None
 
     def kill(self, node: Node, sig: int = signal.SIGKILL) -> None:
         if node.process is not None and node.process.poll() is None:

@@ -45,8 +45,16 @@ async def slack_fake() -> AsyncIterator[FakeSlack]:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(tmp_path / "nudge.db")
+async def store(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    """A migrated store on a fresh SQLite file, or (parametrized ``postgresql``, see
+    ``STORES`` in tests/conftest.py) on a fresh PostgreSQL database."""
+    kind = getattr(request, "param", "sqlite")
+    location = (
+        request.getfixturevalue("postgres").database()
+        if kind == "postgresql"
+        else tmp_path / "nudge.db"
+    )
+    s = await Store.open(location)
     try:
         yield s
     finally:

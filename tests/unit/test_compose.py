@@ -26,7 +26,8 @@ def known_env_names() -> set[str]:
 
 
 def test_services_images_and_healthchecks() -> None:
-    """Kafka (official image, KRaft), a topic-init step and two healthy-checked workers."""
+    """Kafka (official image, KRaft), PostgreSQL, a topic-init step and two health-checked
+    workers that keep the record in PostgreSQL."""
     services = compose()["services"]
     assert services["kafka"]["image"].startswith("apache/kafka:")
     assert "controller" in services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]
@@ -37,6 +38,9 @@ def test_services_images_and_healthchecks() -> None:
         assert "/ready" in " ".join(worker["healthcheck"]["test"])
         assert worker["depends_on"]["topics"]["condition"] == "service_completed_successfully"
         assert any(v.endswith(":/data") for v in worker["volumes"])
+        assert worker["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert worker["environment"]["NUDGE_DATABASE_URL"].startswith("postgresql://")
+    assert services["postgres"]["image"].startswith("postgres:")
     ports = {services[n]["ports"][0] for n in ("worker-1", "worker-2")}
     assert ports == {"6066:6066", "6067:6066"}
 

@@ -14,9 +14,12 @@ from notifiers.base import Notifier
 from notifiers.slack import SlackNotifier
 from notifiers.twilio_sms import TwilioSmsNotifier
 from nudge.signals import NudgeCommand
+from tests.conftest import STORES
 from tests.fakes.fixtures import add_rep
 from tests.fakes.slack_server import FakeSlack
 from tests.fakes.twilio_server import FakeTwilio
+
+pytestmark = STORES  # every test on SQLite and on PostgreSQL
 
 NOON_NY = dt.datetime(2026, 3, 2, 17, 0, tzinfo=dt.UTC)
 LATE_NY = dt.datetime(2026, 3, 3, 3, 30, tzinfo=dt.UTC)  # 22:30 in New York
@@ -223,7 +226,9 @@ async def test_daily_limit_counts_local_day(
 async def test_nudge_interrupted_mid_send_is_never_resent(
     store: Store, twilio_fake: FakeTwilio, sms: dict[str, Notifier]
 ) -> None:
-    """A nudge a crashed worker left in 'sending' is not sent again after a restart."""
+    """A nudge a crashed worker left in 'sending' is not sent again by a delivery or a drain
+    after a restart: only the reconciliation, which asks the provider, may release it
+    (tests/unit/notifiers/test_reconcile.py)."""
     await add_rep(store)
     outbox = Outbox(store)
     await outbox.enqueue(command(1), NOON_NY)

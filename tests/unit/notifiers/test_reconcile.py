@@ -20,10 +20,13 @@ from notifiers.phones import to_e164
 from notifiers.slack import SlackNotifier
 from notifiers.twilio_sms import TwilioSmsNotifier
 from nudge.signals import NudgeCommand
+from tests.conftest import STORES
 from tests.fakes.fixtures import add_rep
 from tests.fakes.slack_server import FakeSlack
 from tests.fakes.twilio_server import FakeTwilio
 from tests.unit.notifiers.test_delivery import NOON_NY, command
+
+pytestmark = STORES  # every test on SQLite and on PostgreSQL
 
 STALE = dt.timedelta(seconds=60)
 LATER = NOON_NY + dt.timedelta(seconds=61)

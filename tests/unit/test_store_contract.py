@@ -1,0 +1,172 @@
+"""One contract for both stores: SQLite (the embedded default) and PostgreSQL.
+
+Every test runs on each (``STORES``); the concurrency tests open two stores on one
+database, as two workers on two hosts would, and race them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crm.outbox import Outbox
+from crm.schedules import Schedules
+from crm.store import Store, normalise_identity
+from nudge.signals import NudgeCommand, ScheduleStep
+from tests.fakes.fixtures import add_rep
+
+NOW = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where a store lives: a SQLite file, or a fresh PostgreSQL database's URL."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("postgres").database())
+    return tmp_path / "nudge.db"
+
+
+def command(n: int, rep_id: str = "rep-1") -> NudgeCommand:
+    return NudgeCommand(
+        nudge_id=f"n_{n}",
+        rep_id=rep_id,
+        lead_id=f"L{n}",
+        text=f"nudge {n}",
+        playbook="p",
+        rule="r",
+        trigger_event_id=f"e{n}",
+        created_at=NOW,
+    )
+
+
+def step(n: int, due: dt.datetime = NOW) -> ScheduleStep:
+    return ScheduleStep(
+        schedule_id=f"s{n:03d}",
+        due_at=due,
+        partition_key=f"lead-{n}",
+        purpose="continue",
+        lead_id=f"lead-{n}",
+        playbook="p",
+        rule="r",
+        trigger_event_id=f"e{n}",
+        created_at=NOW,
+    )
+
+
+async def test_migrations_apply_once_and_are_recorded(location: Path | str) -> None:
+    """Opening the same database twice applies each migration once; both stores end at the
+    same version."""
+    store = await Store.open(location)
+    version = await store.migrate()
+    await store.close()
+    store = await Store.open(location)
+    try:
+        assert await store.migrate() == version >= 40
+        rows = await store.db.execute_fetchall("SELECT version FROM schema_version")
+        assert len(rows) == len({r[0] for r in rows})
+    finally:
+        await store.close()
+
+
+async def test_two_workers_migrating_at_once(location: Path | str) -> None:
+    """Two workers opening a new database at the same moment both end up on a migrated one."""
+    a, b = await asyncio.gather(Store.open(location), Store.open(location))
+    try:
+        assert await a.migrate() == await b.migrate()
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_outbox_claim_has_one_winner_across_connections(location: Path | str) -> None:
+    """The same nudge enqueued twice is one row; claimed by two stores at once, by one."""
+    a, b = await Store.open(location), await Store.open(location)
+    try:
+        await add_rep(a)
+        oa, ob = Outbox(a), Outbox(b)
+        assert await oa.enqueue(command(1), NOW)
+        assert not await ob.enqueue(command(1), NOW)
+        for n in range(2, 12):
+            await oa.enqueue(command(n), NOW)
+        wins = await asyncio.gather(
+            *(o.claim(f"n_{n}", NOW) for n in range(1, 12) for o in (oa, ob))
+        )
+        assert sum(wins) == 11
+        assert [r["state"] for r in await a.outbox()] == ["sending"] * 11
+        # the order a rep's nudges arrived in is kept (rowid / seq)
+        await oa.requeue("n_5", NOW, NOW, reason="x", error_code=None)
+        await oa.requeue("n_3", NOW, NOW, reason="x", error_code=None)
+        assert [r["nudge_id"] for r in await ob.pending_for_rep("rep-1")] == ["n_3", "n_5"]
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_stale_sending_is_retaken_by_one(location: Path | str) -> None:
+    """A row left in sending is taken over by exactly one of two reconcilers."""
+    a, b = await Store.open(location), await Store.open(location)
+    try:
+        await add_rep(a)
+        oa, ob = Outbox(a), Outbox(b)
+        await oa.enqueue(command(1), NOW)
+        await oa.claim("n_1", NOW)
+        await oa.sending("n_1", NOW, "sms")
+        later = NOW + dt.timedelta(minutes=5)
+        [row] = await oa.stale_sending(later - dt.timedelta(seconds=60))
+        assert row["channel"] == "sms"
+        wins = await asyncio.gather(
+            oa.retake("n_1", row["updated_at"], later), ob.retake("n_1", row["updated_at"], later)
+        )
+        assert sorted(wins) == [False, True]
+        assert await ob.stale_sending(later - dt.timedelta(seconds=60)) == []
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_schedule_leases_never_overlap(location: Path | str) -> None:
+    """Two schedulers on two connections claim due rows at once: every row goes to exactly
+    one of them; a lapsed lease is offered again, a done row never."""
+    first, second = await Schedules.open(location), await Schedules.open(location)
+    try:
+        assert await first.add_many([step(n) for n in range(40)], NOW) == 40
+        assert await second.add_many([step(n) for n in range(40)], NOW) == 0
+        got = await asyncio.gather(first.due(NOW, limit=25), second.due(NOW, limit=25))
+        ids = [s.schedule_id for batch in got for s in batch]
+        assert len(ids) == len(set(ids)) == 40
+        await first.done("s000", NOW)
+        lapsed = NOW + dt.timedelta(minutes=6)
+        again = {s.schedule_id for s in await second.due(lapsed, limit=100)}
+        assert "s000" not in again and len(again) == 39
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_reps_identities_and_attempts(location: Path | str) -> None:
+    """Reps upsert, identities resolve normalised, attempts number from 1, opt-outs stick."""
+    store = await Store.open(location)
+    try:
+        await add_rep(store, "rep-9", phone="+14155550199")
+        rep: Any = await store.get_rep("rep-9")
+        assert rep is not None and rep["phone"] == "+14155550199"
+        email = ("email", normalise_identity("email", "Jane@Acme.com"))
+        await store.link_identities({email: "lead-1"})
+        again = ("email", normalise_identity("email", " jane@ACME.com"))
+        assert await store.resolve_many([again, ("email", "nobody@x.com")]) == {again: "lead-1"}
+        outbox = Outbox(store)
+        await outbox.enqueue(command(1, "rep-9"), NOW)
+        await outbox.log_attempt("n_1", NOW, channel="sms", outcome="transient", error_code="503")
+        await outbox.log_attempt("n_1", NOW, channel="sms", outcome="sent")
+        assert [a["attempt"] for a in await outbox.attempts("n_1")] == [1, 2]
+        await outbox.set_sms_opt_out("+14155550199", True, NOW, rep_id="rep-9", reason="STOP")
+        assert await outbox.sms_opted_out("+14155550199", "rep-9")
+        await outbox.set_sms_opt_out("+14155550199", False, NOW, rep_id="rep-9", reason="START")
+        assert not await outbox.sms_opted_out("+14155550199", "rep-9")
+        assert await outbox.first_sight("SM1", NOW) and not await outbox.first_sight("SM1", NOW)
+    finally:
+        await store.close()
