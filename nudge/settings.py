@@ -303,6 +303,12 @@ class Settings(BaseSettings):
         le=3600.0,
         description="Seconds between incremental reads of Salesforce (on one worker, the leader).",
     )
+    decision_clock: Literal["wall", "event"] = Field(
+        default="wall",
+        description="What time playbook decisions and delivery policy use. `wall`: now. "
+        "`event`: the time of the event that caused them, as `nudge playbooks simulate` "
+        "does — to replay history through a worker and get the decisions simulate reports.",
+    )
     history_age_hours: float = Field(
         default=0.0,
         ge=0.0,

@@ -140,8 +140,8 @@ async def handle_signal(
     signal = LeadSignal.model_validate(item)
     p.stats["signals.evaluated"] += 1
     before = guards.get(key)
-    now = p.clock.now()
     step = step_of(signal)
+    now = signal.at if p.settings.decision_clock == "event" and step is None else p.clock.now()
     if step is None and is_history(signal, now, p.settings.history_age_hours):
         p.stats["signals.history"] += 1  # state and score were updated; the past texts no one
         return
@@ -342,7 +342,7 @@ OWN_MESSAGES = ("questionnaire", "reply")
 async def handle_nudge(p: Pipeline, command: NudgeCommand) -> None:
     """Queue the nudge in the outbox and send what is due for its rep (delivery decides)."""
     store = await p.store()
-    now = p.clock.now()
+    now = command.created_at if p.settings.decision_clock == "event" else p.clock.now()
     if command.playbook not in OWN_MESSAGES and await store.snoozed(
         command.rep_id, command.lead_id, now
     ):
