@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: help demo worker test test-fast test-slow test-kafka kafka lint bench clean
+.PHONY: help demo worker ui test test-fast test-slow test-kafka kafka lint bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ demo: $(STAMP)  ## set up, then run the whole stack on the bundled sample day
 
 worker: $(STAMP)  ## set up, then run a long-lived worker (embedded broker unless KAFKA_URL)
 	$(BIN)/nudge worker
+
+ui: $(STAMP)  ## set up, then serve the manager's cockpit on http://127.0.0.1:6070/
+	$(BIN)/nudge ui
 
 test: $(STAMP)  ## set up, then run every test (unit and end-to-end)
 	$(BIN)/python -m pytest
