@@ -298,6 +298,9 @@ class Reads:
 def _decode_lead(row: dict[str, Any]) -> dict[str, Any]:
     row["profile"] = json.loads(row.pop("profile_json", None) or "{}")
     raw = row.pop("score_json", None)
+    checkpoint = row.pop("state_json", None)  # where the record keeps the derived state
+    if not raw and checkpoint:
+        raw = json.dumps(json.loads(checkpoint).get("score"))
     row["score_detail"] = json.loads(raw) if raw else None
     score, value = row.get("score"), row.get("deal_value")
     row["expected_value"] = (
