@@ -146,15 +146,47 @@ async def lead(reads: Reads, lead_id: str) -> dict[str, Any] | None:
     }
 
 
-async def playbooks(reads: Reads, decisions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def configured_rules(paths: list[Path]) -> dict[str, Any]:
+    """The rules of the playbooks a worker with these settings loads (``NUDGE_PLAYBOOKS``;
+    none: the shipped default), and every file it would refuse, with its errors."""
+    from playbooks.loader import check_paths
+
+    rules, refused = [], []
+    for checked in check_paths(paths or None):
+        if checked.playbook is None:
+            refused.append({"file": checked.file, "errors": [str(e) for e in checked.errors]})
+            continue
+        for rule in checked.playbook.rules:
+            rules.append(
+                {
+                    "playbook": checked.playbook.name,
+                    "rule": rule.id,
+                    "description": rule.description,
+                    "explore": rule.explore,
+                    "enabled": checked.playbook.enabled,
+                }
+            )
+    return {"rules": rules, "refused": refused}
+
+
+async def playbooks(
+    reads: Reads,
+    configured: dict[str, Any] | None = None,
+    decisions: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     nudges = await reads.nudges(limit=100_000)
     outcomes = await reads.outcomes()
     control = summaries.control_units(decisions, outcomes, HORIZON) if decisions else None
     rows = summaries.rule_rows(nudges, await reads.rep_replies(), outcomes, HORIZON, control)
+    loaded = {(r["playbook"], r["rule"]): r for r in (configured or {}).get("rules", [])}
     for row in rows:
         lift = row["lift"]
         row["lift_chart"] = charts.lift_svg(lift) if lift else ""
+        row["loaded"] = loaded.get((row["playbook"], row["rule"]))
+    fired = {(r["playbook"], r["rule"]) for r in rows}
     return {
+        "never_fired": [r for key, r in loaded.items() if key not in fired],
+        "refused": (configured or {}).get("refused", []),
         "rules": rows,
         "horizon_days": HORIZON.days,
         "window_h": summaries.REPLY_WINDOW.total_seconds() / 3600,

@@ -38,6 +38,7 @@ STORE: web.AppKey[Store] = web.AppKey("store", Store)
 TOKENS: web.AppKey[list[str]] = web.AppKey("tokens", list)
 DATA_DIR: web.AppKey[Path] = web.AppKey("data_dir", Path)
 WORKER_URL: web.AppKey[str] = web.AppKey("worker_url", str)
+PLAYBOOKS: web.AppKey[list[Path]] = web.AppKey("playbooks", list)
 THROTTLE: web.AppKey[auth.LoginThrottle] = web.AppKey("throttle", auth.LoginThrottle)
 JINJA: web.AppKey[jinja2.Environment] = web.AppKey("jinja", jinja2.Environment)
 
@@ -194,7 +195,8 @@ async def lead_view(request: web.Request) -> web.StreamResponse:
 
 
 async def playbooks_view(request: web.Request) -> web.StreamResponse:
-    ctx = await pages.playbooks(request.app[READS])
+    configured = await asyncio.to_thread(pages.configured_rules, request.app[PLAYBOOKS])
+    ctx = await pages.playbooks(request.app[READS], configured)
     return render(request, "playbooks.html", ctx | {"title": "Playbooks"})
 
 
@@ -233,9 +235,11 @@ def build_app(
     tokens: list[str],
     limits: Limits,
     worker_url: str = "http://127.0.0.1:6066",
+    playbooks: list[Path] | None = None,
 ) -> web.Application:
     """The cockpit application; it opens the store on start-up and closes it on cleanup.
-    ``worker_url``: the worker asked for a lead's decision trace."""
+    ``worker_url``: the worker asked for a lead's decision trace; ``playbooks``: the
+    playbook files or folders the workers load (none: the shipped default)."""
     if not tokens:
         raise ValueError("the cockpit needs at least one token")
     app = web.Application(
@@ -250,6 +254,7 @@ def build_app(
     app[TOKENS] = tokens
     app[DATA_DIR] = data_dir
     app[WORKER_URL] = worker_url
+    app[PLAYBOOKS] = list(playbooks or [])
     app[THROTTLE] = auth.LoginThrottle()
     app[JINJA] = _environment()
 

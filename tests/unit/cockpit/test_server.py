@@ -346,3 +346,33 @@ async def test_lead_page_shows_the_workers_decision_trace(tmp_path: Path) -> Non
     async with TestClient(TestServer(gone, host="127.0.0.1")) as c:
         page = await (await c.get("/leads/lead-1.json", headers=auth)).json()
         assert page["trace"] == [] and "no worker answered" in page["trace_note"]
+
+
+async def test_playbooks_page_lists_loaded_rules_that_never_fired_and_refused_files(
+    tmp_path: Path,
+) -> None:
+    """Rules of NUDGE_PLAYBOOKS with no nudge yet are listed; a file the workers would
+    refuse is shown with its file:line error."""
+    from playbooks.loader import DEFAULT_PLAYBOOKS
+
+    store = await Store.open(tmp_path / "nudge.db")
+    await fill(store)
+    await store.close()
+    books = tmp_path / "books"
+    books.mkdir()
+    for f in DEFAULT_PLAYBOOKS.iterdir():
+        (books / f.name).write_text(f.read_text())
+    (books / "broken.yaml").write_text("name: broken\nrules: [{id: x}]\n")
+    app = build_app(
+        tmp_path / "nudge.db", tmp_path, [TOKEN], Limits(), "http://127.0.0.1:9", [books]
+    )
+    async with TestClient(TestServer(app, host="127.0.0.1")) as c:
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        page = await (await c.get("/playbooks.json", headers=auth)).json()
+        assert [r["rule"] for r in page["rules"]] == ["crossed"]  # the one that fired
+        assert {r["playbook"] for r in page["never_fired"]} == {"hot-lead"}
+        (refused,) = page["refused"]
+        assert refused["file"].endswith("broken.yaml")
+        assert any("broken.yaml:" in e for e in refused["errors"])
+        html = await (await c.get("/playbooks", headers=auth)).text()
+        assert "Refused:" in html and "have not fired" in html
