@@ -22,6 +22,7 @@ from nudge.clock import SystemClock
 from nudge.errors import ConfigError
 from nudge.settings import Settings
 from streams.crm_connectors import DEFAULT_FIELD_MAP, load_hubspot, routes
+from tests.conftest import STORES
 from tests.fakes.hubspot_server import FakeHubSpot
 
 FMAP = FieldMap.load(DEFAULT_FIELD_MAP)
@@ -182,6 +183,7 @@ async def test_a_slow_api_answers_503_within_hubspots_time_limit(
     assert published == []
 
 
+@STORES
 async def test_initial_load_publishes_every_contact_once_and_links_deals(
     portal: FakeHubSpot, store: Store
 ) -> None:
@@ -260,6 +262,7 @@ class Clock:
         return self.at
 
 
+@STORES
 async def test_answers_and_calls_written_once_despite_redelivery(
     portal: FakeHubSpot, store: Store
 ) -> None:
@@ -282,6 +285,7 @@ async def test_answers_and_calls_written_once_despite_redelivery(
     assert sorted(r["state"] for r in rows) == ["done", "done"]
 
 
+@STORES
 async def test_rate_limit_and_outage_back_off_and_lose_nothing(
     portal: FakeHubSpot, store: Store
 ) -> None:
@@ -308,6 +312,7 @@ async def test_rate_limit_and_outage_back_off_and_lose_nothing(
     assert portal.objects["contacts"][cid]["properties"]["company"] == "Acme Corp"
 
 
+@STORES
 async def test_a_write_cut_off_after_the_create_is_not_repeated(
     portal: FakeHubSpot, store: Store
 ) -> None:
@@ -326,6 +331,7 @@ async def test_a_write_cut_off_after_the_create_is_not_repeated(
     assert len(portal.engagements("calls", cid)) == 1
 
 
+@STORES
 async def test_unmapped_and_foreign_updates_are_listed_not_written(
     portal: FakeHubSpot, store: Store
 ) -> None:

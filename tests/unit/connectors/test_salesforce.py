@@ -14,6 +14,7 @@ from connectors import salesforce, writer
 from connectors.fieldmap import FieldMap
 from crm.connector_state import ConnectorState
 from crm.store import Store
+from tests.conftest import STORES
 from tests.fakes.salesforce_server import FakeSalesforce
 from tests.fakes.threaded import served
 
@@ -164,6 +165,7 @@ class Clock:
         return self.at
 
 
+@STORES
 async def test_writes_go_in_one_composite_and_land_once(org: FakeSalesforce, store: Store) -> None:
     """A lead field, a deal field and a call go in one /composite request; redelivery writes nothing twice."""
     lead_rec = org.add("Lead", {"Email": "a@acme.example"})
@@ -189,6 +191,7 @@ async def test_writes_go_in_one_composite_and_land_once(org: FakeSalesforce, sto
     assert task["Nudge_Update_Id__c"] == "activity:twilio-call:CA9"
 
 
+@STORES
 async def test_limits_and_outages_defer_and_a_retried_call_is_upserted_not_doubled(
     org: FakeSalesforce, store: Store
 ) -> None:
@@ -220,6 +223,7 @@ async def test_limits_and_outages_defer_and_a_retried_call_is_upserted_not_doubl
     assert row["state"] == "done"
 
 
+@STORES
 async def test_refused_subrequests_fail_with_salesforce_message(
     org: FakeSalesforce, store: Store, tmp_path: Path
 ) -> None:
