@@ -16,6 +16,8 @@ HORIZON = dt.timedelta(days=30)
 """Outcome horizon of the Playbooks and Reps pages (the model's default horizon)."""
 
 SPARK_POINTS = 40
+LIMIT = 200
+"""Leads listed at most (the top of the ranking; narrow it with the filters)."""
 
 
 def _iso(epoch: float) -> str:
@@ -35,7 +37,9 @@ async def filters(reads: Reads) -> dict[str, Any]:
 async def leads(reads: Reads, query: dict[str, str]) -> dict[str, Any]:
     chosen = {k: query.get(k) or None for k in ("rep", "team", "stage", "playbook")}
     order = "score" if query.get("order") == "score" else "ev"
-    rows = await reads.leads(order=order, **chosen)  # type: ignore[arg-type]
+    status = query.get("status", "open")
+    chosen["status"] = status if status in ("open", "won", "lost") else None
+    rows = await reads.leads(order=order, limit=LIMIT, **chosen)
     ids = [r["lead_id"] for r in rows]
     points = await reads.score_points(ids)
     touches = await reads.last_rep_touch(ids)
@@ -65,7 +69,13 @@ async def leads(reads: Reads, query: dict[str, str]) -> dict[str, Any]:
                 "nudges": counts.get(r["lead_id"], {"total": 0, "pending": 0}),
             }
         )
-    return {"leads": out, "chosen": chosen, "order": order, "filters": await filters(reads)}
+    return {
+        "leads": out,
+        "chosen": chosen,
+        "order": order,
+        "limit": LIMIT,
+        "filters": await filters(reads),
+    }
 
 
 async def lead(reads: Reads, lead_id: str) -> dict[str, Any] | None:

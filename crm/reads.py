@@ -61,12 +61,17 @@ class Reads:
         team: str | None = None,
         stage: str | None = None,
         playbook: str | None = None,
+        status: str | None = "open",
         order: str = "ev",
         limit: int = 200,
     ) -> list[dict[str, Any]]:
         """Leads with their owner, ranked by expected value (``ev``: score × deal value,
-        unknown values last) or by ``score``; filtered by owner, team, stage, playbook."""
+        unknown values last) or by ``score``; filtered by owner, team, stage, playbook and
+        status (``open`` by default; None: all)."""
         where, params = [], []
+        if status:
+            where.append("l.status = ?")
+            params.append(status)
         if rep:
             where.append("l.owner_rep_id = ?")
             params.append(rep)

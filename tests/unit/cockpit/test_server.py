@@ -376,3 +376,23 @@ async def test_playbooks_page_lists_loaded_rules_that_never_fired_and_refused_fi
         assert any("broken.yaml:" in e for e in refused["errors"])
         html = await (await c.get("/playbooks", headers=auth)).text()
         assert "Refused:" in html and "have not fired" in html
+
+
+async def test_leads_are_open_ones_by_default(tmp_path: Path) -> None:
+    """A won lead leaves the default (open) ranking and shows under status=won and all."""
+    store = await Store.open(tmp_path / "nudge.db")
+    await fill(store)
+    await store.db.execute("UPDATE leads SET status = 'won' WHERE lead_id = 'lead-2'")
+    await store.db.commit()
+    await store.close()
+    app = build_app(tmp_path / "nudge.db", tmp_path, [TOKEN], Limits(), "http://127.0.0.1:9")
+    async with TestClient(TestServer(app, host="127.0.0.1")) as c:
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+
+        async def ids(query: str) -> list[str]:
+            page = await (await c.get(f"/leads.json{query}", headers=auth)).json()
+            return [lead["lead_id"] for lead in page["leads"]]
+
+        assert await ids("") == ["lead-1"]
+        assert await ids("?status=won") == ["lead-2"]
+        assert await ids("?status=all") == ["lead-2", "lead-1"]
