@@ -230,14 +230,15 @@ JSON = r"{fmt:(\.json)?}"
 
 
 def build_app(
-    database: Path,
+    database: Path | str,
     data_dir: Path,
     tokens: list[str],
     limits: Limits,
     worker_url: str = "http://127.0.0.1:6066",
     playbooks: list[Path] | None = None,
 ) -> web.Application:
-    """The cockpit application; it opens the store on start-up and closes it on cleanup.
+    """The cockpit application; it opens the store (a SQLite file or a PostgreSQL URL) on
+    start-up and closes it on cleanup.
     ``worker_url``: the worker asked for a lead's decision trace; ``playbooks``: the
     playbook files or folders the workers load (none: the shipped default)."""
     if not tokens:

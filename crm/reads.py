@@ -134,7 +134,7 @@ class Reads:
                       UNION ALL SELECT lead_id, answered_at FROM questionnaire_answers
                         WHERE lead_id IN ({m})
                       UNION ALL SELECT lead_id, received_at FROM activity_notes
-                        WHERE lead_id IN ({m}))
+                        WHERE lead_id IN ({m})) AS touches
                     GROUP BY lead_id""",
                 [*chunk, *chunk, *chunk],
             ):
@@ -148,7 +148,7 @@ class Reads:
         for chunk in _chunks(list(lead_ids)):
             for r in await self.db.execute_fetchall(
                 "SELECT lead_id, COUNT(*), "
-                f"SUM(state IN ({_marks(PENDING_STATES)})) FROM outbox "
+                f"SUM(CASE WHEN state IN ({_marks(PENDING_STATES)}) THEN 1 ELSE 0 END) FROM outbox "
                 f"WHERE lead_id IN ({_marks(chunk)}) GROUP BY lead_id",
                 [*PENDING_STATES, *chunk],
             ):

@@ -111,14 +111,18 @@ async def fill(store: Store) -> None:
     )
 
 
-@pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[TestClient]:
-    store = await Store.open(tmp_path / "nudge.db")
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def client(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[TestClient]:
+    """The cockpit over a filled record, on each store Nudge supports."""
+    location: Path | str = (
+        str(request.getfixturevalue("postgres").database())
+        if request.param == "postgresql"
+        else tmp_path / "nudge.db"
+    )
+    store = await Store.open(location)
     await fill(store)
     await store.close()
-    app = build_app(
-        tmp_path / "nudge.db", tmp_path, [TOKEN, "older-token"], Limits(), "http://127.0.0.1:9"
-    )
+    app = build_app(location, tmp_path, [TOKEN, "older-token"], Limits(), "http://127.0.0.1:9")
     async with TestClient(TestServer(app, host="127.0.0.1")) as c:
         yield c
 
