@@ -66,3 +66,24 @@ def inventory_svg(result: dict[str, Any]) -> str:
     ax.set_ylabel("ROC AUC (that silo alone)")
     ax.legend(fontsize="small", loc="upper right")
     return _svg(fig)
+
+
+def calibration_svg(table: list[dict[str, Any]]) -> str:
+    """Predicted against observed rate per equal-count bin (the training report's
+    reliability table): points on the diagonal are honest probabilities."""
+    fig = _figure(3.6, 3.4)
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], "--", color="grey", linewidth=1, label="honest")
+    ax.plot(
+        [row["predicted"] for row in table],
+        [row["observed"] for row in table],
+        "o-",
+        color="#36c",
+        label="holdout bins",
+    )
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("predicted probability")
+    ax.set_ylabel("observed rate")
+    ax.legend(fontsize="small", loc="upper left")
+    return _svg(fig)

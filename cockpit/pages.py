@@ -256,7 +256,11 @@ def model(data_dir: Path, snapshots: list[dict[str, Any]] | None = None) -> dict
 
         compiled = CompiledModel.load(registry, registry.get(promoted))
         drivers = win_loss(compiled, snapshots_from_rows(snapshots, names=compiled.names))
+    checks = ((live or {}).get("metrics") or {}).get("holdout_checks") or {}
+    table = checks.get("reliability") or []
     return {
+        "checks": checks,
+        "calibration_chart": charts.calibration_svg(table) if table else "",
         "drivers": drivers,
         "promoted": promoted,
         "live": live,

@@ -400,3 +400,49 @@ async def test_leads_are_open_ones_by_default(tmp_path: Path) -> None:
         assert await ids("") == ["lead-1"]
         assert await ids("?status=won") == ["lead-2"]
         assert await ids("?status=all") == ["lead-2", "lead-1"]
+
+
+async def test_model_page_shows_the_live_models_report_and_history(tmp_path: Path) -> None:
+    """With a promoted model: its holdout figures, the calibration chart from its
+    reliability table, the promote/rollback history; before any: the points scorer."""
+    from scoring.registry import Registry
+
+    await (await Store.open(tmp_path / "nudge.db")).close()
+    app = build_app(tmp_path / "nudge.db", tmp_path, [TOKEN], Limits(), "http://127.0.0.1:9")
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    async with TestClient(TestServer(app, host="127.0.0.1")) as c:
+        assert "points scorer" in await (await c.get("/model", headers=auth)).text()
+        registry = Registry(tmp_path)
+        checks = {
+            "brier": 0.17,
+            "brier_constant": 0.2,
+            "roc_auc_95": [0.71, 0.79],
+            "top_decile_predicted": 0.52,
+            "top_decile_observed": 0.49,
+            "reliability": [
+                {"n": 50, "predicted": p, "observed": p * 0.9} for p in (0.9, 0.5, 0.1)
+            ],
+        }
+        meta = {
+            "features": ["pricing_views_7d"],
+            "positives": 80,
+            "horizon_days": 30,
+            "trained_at": T0.isoformat(),
+            "importance": {"pricing_views_7d": 3.0},
+            "metrics": {"holdout": {"roc_auc": 0.75}, "holdout_checks": checks},
+        }
+        first = registry.save(b"{}", meta, T0)
+        second = registry.save(b"{}", meta, T0 + dt.timedelta(seconds=1))
+        registry.promote(first.version, T0)
+        registry.promote(second.version, T0 + dt.timedelta(hours=1))
+        registry.rollback(T0 + dt.timedelta(hours=2))
+        page = await (await c.get("/model.json", headers=auth)).json()
+        assert page["promoted"] == first.version
+        assert [h[1] for h in page["history"]] == [
+            "rollback",
+            f"promote {second.version}",
+            f"promote {first.version}",
+        ]
+        assert page["calibration_chart"].startswith("<svg")
+        html = await (await c.get("/model", headers=auth)).text()
+        assert "Calibration (holdout)" in html and "promised 52 %, happened 49 %" in html
