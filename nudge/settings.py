@@ -140,6 +140,11 @@ class Settings(BaseSettings):
         description="A model is used only once it was trained on at least this many "
         "conversions; until then the points scorer scores (rule_based=True).",
     )
+    non_actionable: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["deal_value", "age_days", "employees", "events_total"],
+        description="Model features never given as a reason (comma-separated feature or "
+        "CRM field names, e.g. `deal_value,age_days,industry`): facts a rep cannot act on.",
+    )
     notifier: Literal["auto", "console", "twilio", "slack"] = Field(
         default="auto",
         description="Where nudges go. `auto`: Twilio/Slack when their credentials are set, "
@@ -346,6 +351,13 @@ class Settings(BaseSettings):
         "looked up in the provider's log, then marked sent or queued again. Longer than any live "
         "send (three calls with a 10 s timeout each).",
     )
+
+    @field_validator("non_actionable", mode="before")
+    @classmethod
+    def _split_names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [p.strip() for p in value.split(",") if p.strip()]
+        return value
 
     @field_validator("playbooks", mode="before")
     @classmethod

@@ -50,9 +50,13 @@ class Fitted:
     best_iteration: int
     scale_pos_weight: float
     importance: dict[str, float] = field(default_factory=dict)
+    first: xgb.Booster | None = None
+    """With ``refit``: the booster before the refit, which never saw the validation labels
+    (the one to measure on data after the validation slice)."""
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        margins = self.booster.predict(
+    def predict(self, x: np.ndarray, *, first: bool = False) -> np.ndarray:
+        booster = self.first if first and self.first is not None else self.booster
+        margins = booster.predict(
             xgb.DMatrix(x, missing=np.nan),
             output_margin=True,
             iteration_range=(0, self.best_iteration + 1),
@@ -72,6 +76,7 @@ def fit(
     params: dict[str, Any] | None = None,
     seed: int = 0,
     refit: bool = True,
+    calibration: str = "auto",
 ) -> Fitted:
     """Fit with imbalance weighting and early stopping on ``val``; calibrate on ``val``.
 
@@ -102,7 +107,8 @@ def fit(
     best = int(getattr(booster, "best_iteration", MAX_ROUNDS - 1))
     booster = booster[: best + 1]
     margins = booster.predict(dval, output_margin=True).astype(np.float64)
-    calibration = calibrate(margins, y_val, w_val)
+    calibration_spec = calibrate(margins, y_val, w_val, calibration)
+    first = booster
     if refit:
         y_all = np.concatenate([y_train, y_val])
         w_all = np.concatenate([w_train, w_val])
@@ -116,14 +122,21 @@ def fit(
         importance = {
             names[int(k[1:])]: float(v) for k, v in gain.items() if not isinstance(v, list)
         }
-    return Fitted(booster, calibration, best, spw, importance)
+    return Fitted(booster, calibration_spec, best, spw, importance, first)
 
 
-def calibrate(margins: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> dict[str, Any]:
-    """Fit isotonic (enough positives) or Platt scaling from margins to probability."""
+def calibrate(
+    margins: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, kind: str = "auto"
+) -> dict[str, Any]:
+    """Fit isotonic or Platt scaling from margins to probability.
+
+    ``auto``: isotonic when there are enough positives, else Platt. Event snapshots ask
+    for Platt: their positives come in clusters (every snapshot of one converting lead),
+    so an isotonic step fits a handful of leads and over-promises at the top.
+    """
     if len(np.unique(y)) < 2:
         return {"kind": "none"}
-    if int(y.sum()) >= ISOTONIC_MIN_POSITIVES:
+    if kind == "isotonic" or (kind == "auto" and int(y.sum()) >= ISOTONIC_MIN_POSITIVES):
         raw = 1 / (1 + np.exp(-margins))
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
         iso.fit(raw, y, sample_weight=w)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +31,15 @@ from nudge.errors import NudgeError
 from nudge.events import LeadEvent
 from nudge.settings import Settings
 from nudge.signals import Score
-from scoring.features import compile_extractors, describe, feature_vector
+from scoring.features import compile_extractors, describe, family_of, feature_vector
 from scoring.points import PointsScorer, load_points_config
 from scoring.registry import ModelInfo, Registry
 from scoring.state import LeadState
 from scoring.trees import CompiledTrees, sigmoid
+
+MIN_REASON = 0.1
+"""A feature is a reason only if it raised this lead's log-odds by at least this much
+(0.1 ≈ 2.5 points at a 50 % score): smaller pushes are noise a rep should not read."""
 
 P_MIN, P_MAX = 0.001, 0.999
 """Calibrated scores are kept inside these bounds: an isotonic bin with no positives in the
@@ -77,7 +81,12 @@ class Calibrator:
 class CompiledModel:
     """A registered model ready for one-row scoring."""
 
-    def __init__(self, booster_json: bytes, meta: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        booster_json: bytes,
+        meta: dict[str, Any],
+        non_actionable: Iterable[str] = ("deal_value", "age_days", "employees", "events_total"),
+    ) -> None:
         self.version: str = meta.get("version", "unversioned")
         self.names: list[str] = list(meta["features"])
         self.positives = int(meta.get("positives", 0))
@@ -97,10 +106,18 @@ class CompiledModel:
         self.members: list[list[int]] = [[] for _ in groups]
         for i, g in enumerate(self.group_of):
             self.members[int(g)].append(i)
+        blocked = set(non_actionable)
+        self.actionable = np.asarray(
+            [name not in blocked for name in groups], dtype=np.bool_
+        )
 
     @classmethod
-    def load(cls, registry: Registry, info: ModelInfo) -> CompiledModel:
-        return cls(registry.load_booster_json(info.version), info.meta)
+    def load(
+        cls, registry: Registry, info: ModelInfo, non_actionable: Iterable[str] | None = None
+    ) -> CompiledModel:
+        if non_actionable is None:
+            return cls(registry.load_booster_json(info.version), info.meta)
+        return cls(registry.load_booster_json(info.version), info.meta, non_actionable)
 
     def vector(self, state: LeadState, now: float) -> np.ndarray:
         row = feature_vector(state.features, state.profile, self.extractors, now)
@@ -110,15 +127,36 @@ class CompiledModel:
         return self.calibrate(self.trees.margin(x))
 
     def explain(self, x: np.ndarray, top: int = 3) -> tuple[float, list[str]]:
-        """Calibrated probability and the plain-word reasons that pushed it most."""
+        """Calibrated probability and the plain-word reasons that pushed it up most.
+
+        A reason is a field that raised this lead's score by at least :data:`MIN_REASON`
+        log-odds, that the team did not mark non-actionable (``NUDGE_NON_ACTIONABLE``:
+        deal value, lead age, ...), and that says something happened: an absence ("no
+        CRM records in the last day", "no demo request yet") is never a reason. When
+        nothing qualifies the list is empty — better no reason than a misleading one.
+        """
         margin, contribs, _bias = self.trees.margin_and_contribs(x)
         p = self.calibrate(margin)
         per_group = np.bincount(self.group_of, weights=contribs, minlength=len(self.members))
-        order = np.argsort(-per_group)[:top]
-        chosen = [int(g) for g in order if per_group[g] > 1e-6]
-        if not chosen:  # nothing raised it: say what held it down most
-            chosen = [int(g) for g in np.argsort(per_group)[:top] if per_group[g] < -1e-6]
+        chosen: list[int] = []
+        for g in np.argsort(-per_group):
+            if per_group[g] < MIN_REASON or len(chosen) == top:
+                break
+            if self.actionable[g] and self._present(int(g), x):
+                chosen.append(int(g))
         return p, [self._describe_group(g, x) for g in chosen]
+
+    def _present(self, group: int, x: np.ndarray) -> bool:
+        """True when the group's value says something happened (non-zero, not missing)."""
+        members = self.members[group]
+        if len(members) > 1:
+            return any(x[i] >= 0.5 for i in members)
+        v = float(x[members[0]])
+        if math.isnan(v):
+            return False
+        if family_of(self.names[members[0]]) in {"count", "call_minutes"}:
+            return round(v) >= 1  # a decayed 0.3 reads "no ... in the last day"
+        return v != 0.0
 
     def _describe_group(self, group: int, x: np.ndarray) -> str:
         members = self.members[group]
@@ -192,13 +230,18 @@ class LiveScorer:
         *,
         fallback: PointsScorer | None = None,
         min_conversions: int | None = None,
+        non_actionable: list[str] | None = None,
         check_every: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.registry = Registry(data_dir)
         self.fallback = fallback or PointsScorer()
+        settings = Settings() if min_conversions is None or non_actionable is None else None
         self.min_conversions = (
-            Settings().min_conversions if min_conversions is None else min_conversions
+            settings.min_conversions if settings and min_conversions is None else min_conversions
+        ) or 0
+        self.non_actionable: list[str] = list(
+            settings.non_actionable if settings and non_actionable is None else non_actionable or []
         )
         self.check_every = check_every
         self._monotonic = monotonic
@@ -214,6 +257,7 @@ class LiveScorer:
             settings.data_dir,
             fallback=PointsScorer(load_points_config(settings.scoring_rules)),
             min_conversions=settings.min_conversions,
+            non_actionable=list(settings.non_actionable),
         )
 
     @property
@@ -243,7 +287,9 @@ class LiveScorer:
                     f"{self.min_conversions} are needed (NUDGE_MIN_CONVERSIONS)"
                 )
             else:
-                self.model_scorer = ModelScorer(CompiledModel.load(self.registry, info))
+                self.model_scorer = ModelScorer(
+                    CompiledModel.load(self.registry, info, self.non_actionable)
+                )
                 self.note = f"model {version}"
         except (OSError, ValueError, KeyError, NudgeError) as exc:
             self.note = f"could not load model {version}, still using {before}: {exc}"

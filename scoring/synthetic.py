@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -61,6 +62,47 @@ class Synthetic:
     events: list[LeadEvent]
     truth: dict[str, float]
     """lead_id → the true probability that the lead converts."""
+    created: dict[str, float] = field(default_factory=dict)
+    """lead_id → the epoch the lead was created."""
+
+    def within(self, lead_id: str, at: float, horizon_days: float = 30.0) -> float:
+        """The true probability that an open lead converts within the horizon after ``at``.
+
+        The outcome comes ``1 + Exp(MEAN_DAYS_TO_OUTCOME)`` days after creation, whatever
+        it is, so for a lead still open at ``at`` the chance its outcome falls inside the
+        horizon is known exactly (memoryless after the first day), and the outcome is a
+        win with probability ``truth``.
+        """
+        return within(self.truth[lead_id], self.created[lead_id], at, horizon_days)
+
+    def truth_json(self) -> dict[str, Any]:
+        """What ``nudge model synth --truth`` writes and ``train --truth`` reads."""
+        return {
+            "process": "conversion",
+            "mean_days_to_outcome": MEAN_DAYS_TO_OUTCOME,
+            "leads": {k: [self.truth[k], self.created[k]] for k in self.truth},
+        }
+
+
+def within(p: float, created: float, at: float, horizon_days: float) -> float:
+    """P(converts within ``horizon_days`` after epoch ``at``) for a lead open at ``at``."""
+    first = created + 86400.0  # no outcome in the first day
+    start = max(at, first)
+    span = (at + horizon_days * 86400.0 - start) / 86400.0
+    if span <= 0:
+        return 0.0
+    return p * (1.0 - math.exp(-span / MEAN_DAYS_TO_OUTCOME))
+
+
+def truth_from_json(doc: dict[str, Any], horizon_days: float) -> Callable[[str, float], float]:
+    """The ``(lead_id, epoch) → probability`` function for ``train`` from ``truth_json``."""
+    leads = doc["leads"]
+
+    def fn(lead_id: str, at: float) -> float:
+        p, created = leads[lead_id]
+        return within(float(p), float(created), at, horizon_days)
+
+    return fn
 
 
 def _at(day: float) -> dt.datetime:
@@ -76,6 +118,7 @@ def generate(n_leads: int = 1500, days: int = 180, seed: int = 7) -> Synthetic:
     rng = np.random.default_rng(seed)
     events: list[LeadEvent] = []
     truth: dict[str, float] = {}
+    born: dict[str, float] = {}
     industries = list(INDUSTRIES)
     for i in range(n_leads):
         lead = f"L{i:05d}"
@@ -85,6 +128,7 @@ def generate(n_leads: int = 1500, days: int = 180, seed: int = 7) -> Synthetic:
         p = _sigmoid(-1.3 + 1.4 * z + INDUSTRIES[industry] + 0.15 * (math.log10(employees) - 2))
         truth[lead] = p
         created = float(rng.uniform(0, days - 5))
+        born[lead] = _at(created).timestamp()
         outcome_at = created + 1 + float(rng.exponential(MEAN_DAYS_TO_OUTCOME))
         won = bool(rng.random() < p)
         ids = (f"{lead}-{k}" for k in range(1, 10**9))
@@ -139,7 +183,7 @@ def generate(n_leads: int = 1500, days: int = 180, seed: int = 7) -> Synthetic:
                     )
                 )
     events.sort(key=lambda e: (e.occurred_at, e.event_id))
-    return Synthetic(events, truth)
+    return Synthetic(events, truth, born)
 
 
 def _activity(

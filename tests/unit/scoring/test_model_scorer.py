@@ -100,3 +100,27 @@ def test_a_crm_field_is_one_reason_and_scores_stay_inside_bounds(small_world) ->
         p, reasons = model.explain(snaps.x[i])
         assert 0.001 <= p <= 0.999
         assert not any(" is not " in r for r in reasons)
+
+
+def test_reasons_are_actionable_pushes_up(small_world) -> None:  # type: ignore[no-untyped-def]
+    """Every reason raised the score by at least MIN_REASON, names something that
+    happened (never "no ..."), and never a field marked non-actionable."""
+    from scoring.features import describe
+    from scoring.model_scorer import MIN_REASON
+
+    _data, snaps, result = small_world
+    model = CompiledModel(result.booster_json, result.meta, non_actionable=["deal_value", "age_days"])
+    blocked = {describe("deal_value", 1.0)[:9], "lead is"}
+    seen = 0
+    for i in range(0, len(snaps.t), max(1, len(snaps.t) // 300)):
+        x = snaps.x[i]
+        _p, reasons = model.explain(x)
+        _m, contribs, _b = model.trees.margin_and_contribs(x)
+        per_group = np.bincount(model.group_of, weights=contribs, minlength=len(model.members))
+        worded = {model._describe_group(g, x): float(per_group[g]) for g in range(len(per_group))}
+        for r in reasons:
+            seen += 1
+            assert worded[r] >= MIN_REASON, (r, worded[r])
+            assert not r.startswith("no ") and "not answered" not in r and "unknown" not in r
+            assert not any(r.startswith(b) for b in blocked), r
+    assert seen > 50
