@@ -41,6 +41,11 @@ def register(sub: Any) -> None:
     tr.add_argument("--horizon-days", type=float, default=30, help="converted within (30)")
     tr.add_argument("--window-days", type=float, default=180, help="sliding window (180)")
     tr.add_argument("--promote", action="store_true", help="promote the new model at once")
+    tr.add_argument(
+        "--truth",
+        type=Path,
+        help="ground truth JSON from `synth --truth`: its AUC and Brier are printed beside",
+    )
     tr.set_defaults(func=_train)
 
     ev = mp.add_parser("evaluate", help="train and evaluate on any labelled CSV")
@@ -67,6 +72,7 @@ def register(sub: Any) -> None:
     sy.add_argument("--days", type=int, default=180)
     sy.add_argument("--seed", type=int, default=7)
     sy.add_argument("--out", default="-", help="file to write (default: standard output)")
+    sy.add_argument("--truth", type=Path, help="also write the true probabilities (JSON) here")
     sy.set_defaults(func=_synth)
 
     inv = mp.add_parser(
@@ -154,9 +160,19 @@ def _train(args: argparse.Namespace) -> int:
         nudges = read_nudges(args.nudges) if args.nudges else []
         snaps = replay(events, nudges, horizon=horizon, progress=sys.stderr)
         print(f"{len(events):,} events -> {len(snaps.t):,} snapshots", file=sys.stderr)
+    truth = None
+    if args.truth:
+        from scoring.synthetic import truth_from_json
+
+        with _open_text(args.truth) as fh:
+            truth = truth_from_json(json.load(fh), args.horizon_days)
     try:
         result = train(
-            snaps, horizon=horizon, window=dt.timedelta(days=args.window_days), now=utcnow()
+            snaps,
+            horizon=horizon,
+            window=dt.timedelta(days=args.window_days),
+            now=utcnow(),
+            truth=truth,
         )
     except ValueError as exc:
         raise NudgeError(f"{args.events or Settings().database}: {exc}") from None
@@ -166,6 +182,7 @@ def _train(args: argparse.Namespace) -> int:
         "version": info.version,
         "path": str(info.path),
         "positives": info.positives,
+        "labelled_share": result.meta["labelled_share"],
         "metrics": result.meta["metrics"],
         "promoted": False,
     }
@@ -279,6 +296,8 @@ def _synth(args: argparse.Namespace) -> int:
     from scoring.synthetic import generate
 
     data = generate(args.leads, args.days, args.seed)
+    if args.truth:
+        args.truth.write_text(json.dumps(data.truth_json()))
     out = sys.stdout.buffer if args.out == "-" else open(args.out, "wb")  # noqa: SIM115
     try:
         for event in data.events:

@@ -18,7 +18,15 @@ that dropping it costs ≥ 0.05 AUC on the time split while it alone scores ≥ 
 Columns: a column whose non-empty values all parse as numbers is numeric; any other is
 categorical, one-hot encoded (its 50 most frequent values; the rest share one column).
 Empty, ``NA`` and ``unknown``-like markers are kept as their own category for
-categoricals and as missing for numbers.
+categoricals and as missing for numbers. Stray markers (``?``, ``NA``, ``-``, ``n/a``,
+...) in a column that is otherwise all numbers would make it categorical — 60 levels of
+"numbers as text" instead of one number; they are read as missing, with a warning
+naming the column, the marker and how often it appeared. A column that is nearly all
+numbers but has other text is kept categorical, with a warning.
+
+Beside every AUC, ``evaluate`` reports the probability checks of
+:mod:`scoring.reliability` (reliability table, Brier against the constant-rate guess,
+AUC interval) for cross-validation and the time split.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ import gzip
 import io
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -38,10 +46,14 @@ from sklearn.model_selection import StratifiedKFold
 
 from nudge.errors import ConfigError
 from scoring.learn import Fitted, fit, metrics
+from scoring.reliability import format_honesty, honesty
 
 TRUE = {"1", "1.0", "true", "yes", "y", "t"}
 FALSE = {"0", "0.0", "false", "no", "n", "f"}
 MISSING = {"", "na", "nan", "null", "none"}
+MARKERS = {"?", "??", "-", "--", ".", "na", "n/a", "#n/a", "nan", "null", "none", "missing"}
+"""Stray markers read as missing in an otherwise numeric column (with a warning)."""
+NEARLY_NUMERIC = 0.95
 MAX_LEVELS = 50
 LEAK_SINGLE_AUC = 0.9
 LEAK_DROP_AUC = 0.05
@@ -59,6 +71,8 @@ class Table:
     """For each encoded column, the CSV column it came from."""
     order: np.ndarray
     """Row indices in time order (by the time column, else file order)."""
+    warnings: list[str] = field(default_factory=list)
+    """What reading the file changed or doubted (stray markers read as missing, ...)."""
 
 
 def read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
@@ -134,11 +148,12 @@ def load_table(
     columns: list[np.ndarray] = []
     names: list[str] = []
     source: list[str] = []
+    notes: list[str] = []
     for ci, col in enumerate(header):
         if col in skip:
             continue
         values = [r[ci].strip() for r in rows]
-        numbers = _as_numbers(values)
+        numbers = _as_numbers(values, col, notes)
         if numbers is not None:
             columns.append(numbers)
             names.append(col)
@@ -161,19 +176,50 @@ def load_table(
     if not columns:
         raise ConfigError(f"{path}: no feature columns left after the label and --drop")
     x = np.column_stack(columns).astype(np.float32)
-    return Table(x, y, names, source, order)
+    return Table(x, y, names, source, order, notes)
 
 
-def _as_numbers(values: list[str]) -> np.ndarray | None:
+def _as_numbers(
+    values: list[str], column: str = "", notes: list[str] | None = None
+) -> np.ndarray | None:
+    """The column as floats (NaN for missing), or None when it is categorical.
+
+    Stray markers in an otherwise numeric column are read as missing and noted; a column
+    that is nearly all numbers but has other text stays categorical and is noted.
+    """
     out = np.empty(len(values))
+    strays: dict[str, int] = {}
+    others: dict[str, int] = {}
+    numeric = 0
     for i, v in enumerate(values):
-        if v.lower() in MISSING:
+        low = v.lower()
+        if low == "":
             out[i] = math.nan
             continue
         try:
             out[i] = float(v)
+            numeric += 1
+            continue
         except ValueError:
-            return None
+            out[i] = math.nan
+        if low in MARKERS:
+            strays[v] = strays.get(v, 0) + 1
+        else:
+            others[v] = others.get(v, 0) + 1
+    if numeric == 0:
+        return None
+    if others:
+        if notes is not None and numeric >= NEARLY_NUMERIC * (numeric + sum(others.values())):
+            shown = ", ".join(f"{k!r}" for k in sorted(others, key=lambda k: -others[k])[:3])
+            notes.append(
+                f"column {column!r} is {numeric / (numeric + sum(others.values())):.0%} "
+                f"numbers but also has {shown}: read as categorical; fix those values "
+                "or --drop it"
+            )
+        return None
+    if strays and notes is not None:
+        shown = ", ".join(f"{k!r} ({n})" for k, n in sorted(strays.items(), key=lambda kv: -kv[1]))
+        notes.append(f"column {column!r}: the markers {shown} are read as missing numbers")
     return out
 
 
@@ -209,6 +255,7 @@ def cross_validate(
     out: dict[str, Any] = metrics(table.y, p)
     out["fold_roc_auc"] = aucs
     out["roc_auc_mean"] = round(float(np.mean(aucs)), 4)
+    out["checks"] = honesty(table.y, p)
     return out
 
 
@@ -221,7 +268,9 @@ def time_split(
     tr, te = order[:n_train], order[n_train:]
     fitted = _split_fit(table.x[tr], table.y[tr], seed, table.names)
     p = fitted.predict(table.x[te])
-    return metrics(table.y[te], p), fitted, table.y[te], p
+    out: dict[str, Any] = metrics(table.y[te], p)
+    out["checks"] = honesty(table.y[te], p)
+    return out, fitted, table.y[te], p
 
 
 def leak_warnings(table: Table, fitted: Fitted, base_auc: float, seed: int = 0) -> list[str]:
@@ -294,11 +343,14 @@ def evaluate(
             f"{table.y.mean():.1%} positive",
             file=log,
         )
+        for note in table.warnings:
+            print(f"warning: {note}", file=log)
     cv = cross_validate(table, seed=seed, log=log)
     ts, fitted, y_test, p_test = time_split(table, seed)
     if log:
-        print(f"time split: ROC AUC {ts['roc_auc']}", file=log)
-    warnings = leak_warnings(table, fitted, ts["roc_auc"], seed)
+        print(format_honesty("5-fold CV (pooled out-of-fold)", cv["checks"]), file=log)
+        print(format_honesty("time split (last 20 %)", ts["checks"]), file=log)
+    warnings = table.warnings + leak_warnings(table, fitted, ts["roc_auc"], seed)
     result: dict[str, Any] = {
         "file": str(path),
         "rows": len(table.y),

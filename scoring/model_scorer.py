@@ -107,9 +107,7 @@ class CompiledModel:
         for i, g in enumerate(self.group_of):
             self.members[int(g)].append(i)
         blocked = set(non_actionable)
-        self.actionable = np.asarray(
-            [name not in blocked for name in groups], dtype=np.bool_
-        )
+        self.actionable = np.asarray([name not in blocked for name in groups], dtype=np.bool_)
 
     @classmethod
     def load(
@@ -236,13 +234,14 @@ class LiveScorer:
     ) -> None:
         self.registry = Registry(data_dir)
         self.fallback = fallback or PointsScorer()
-        settings = Settings() if min_conversions is None or non_actionable is None else None
-        self.min_conversions = (
-            settings.min_conversions if settings and min_conversions is None else min_conversions
-        ) or 0
-        self.non_actionable: list[str] = list(
-            settings.non_actionable if settings and non_actionable is None else non_actionable or []
-        )
+        if min_conversions is None or non_actionable is None:
+            settings = Settings()
+            if min_conversions is None:
+                min_conversions = settings.min_conversions
+            if non_actionable is None:
+                non_actionable = list(settings.non_actionable)
+        self.min_conversions: int = min_conversions
+        self.non_actionable: list[str] = list(non_actionable)
         self.check_every = check_every
         self._monotonic = monotonic
         self._next_check = -math.inf

@@ -125,7 +125,5 @@ def format_honesty(name: str, h: dict[str, Any], truth: dict[str, Any] | None = 
         )
     lines.append("  decile  predicted  observed       n")
     for k, row in enumerate(h["reliability"], 1):
-        lines.append(
-            f"  {k:>6}  {row['predicted']:>9.1%}  {row['observed']:>8.1%}  {row['n']:>6,}"
-        )
+        lines.append(f"  {k:>6}  {row['predicted']:>9.1%}  {row['observed']:>8.1%}  {row['n']:>6,}")
     return "\n".join(lines)

@@ -34,14 +34,16 @@ def write_report(
 
     out.mkdir(parents=True, exist_ok=True)
 
-    # calibration: mean predicted vs observed rate in 10 equal-count bins
-    order = np.argsort(p_test)
-    bins = np.array_split(order, 10)
-    pred = [float(p_test[b].mean()) for b in bins if len(b)]
-    obs = [float(y_test[b].mean()) for b in bins if len(b)]
+    # calibration: mean predicted vs observed rate in 10 equal-count bins, for the
+    # pooled cross-validation predictions and for the time split
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect")
-    ax.plot(pred, obs, "o-", label="model (time split)")
+    for key, label in (("cv", "5-fold CV"), ("time_split", "time split")):
+        table = (result.get(key) or {}).get("checks", {}).get("reliability")
+        if table:
+            pred = [row["predicted"] for row in table]
+            obs = [row["observed"] for row in table]
+            ax.plot(pred, obs, "o-", label=label)
     ax.set_xlabel("predicted probability")
     ax.set_ylabel("observed positive rate")
     ax.set_title("Calibration")
@@ -81,6 +83,17 @@ def write_report(
     rows = ["| metric | 5-fold CV | time split |", "| --- | --- | --- |"]
     for key in ("roc_auc", "pr_auc", "brier", "log_loss", "top_decile_lift", "top_decile_rate"):
         rows.append(f"| {key} | {result['cv'][key]} | {result['time_split'][key]} |")
+    checks = {k: (result.get(k) or {}).get("checks") or {} for k in ("cv", "time_split")}
+    if all(checks.values()):
+        rows.append(
+            f"| Brier of the constant-rate guess | {checks['cv']['brier_constant']} | "
+            f"{checks['time_split']['brier_constant']} |"
+        )
+        rows.append(
+            "| ROC AUC 95 % interval | "
+            + " | ".join("{:.3f}-{:.3f}".format(*checks[k]["roc_auc_95"]) for k in checks)
+            + " |"
+        )
     warn = "\n".join(f"- {w}" for w in result["warnings"]) or "- none"
     page = f"""# Model evaluation: {Path(result["file"]).name}
 
@@ -96,7 +109,7 @@ tests on the last 20 %, as a model deployed at that moment would be judged.
 ## Warnings
 {warn}
 
-## Calibration (time split)
+## Calibration (5-fold CV and time split)
 ![calibration](calibration.png)
 
 ## Lift by decile (time split)

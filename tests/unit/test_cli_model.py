@@ -42,13 +42,21 @@ def test_bad_input_exits_2_with_the_column_named(
 def test_synth_train_promote_rollback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Synthetic events train a model that can be promoted and rolled back."""
+    """Synthetic events train a model that can be promoted and rolled back; train prints
+    the labelled share, the reliability table and the ground truth's own figures."""
     monkeypatch.setenv("NUDGE_DATA_DIR", str(tmp_path))
-    events = tmp_path / "ev.ndjson"
-    assert main(["model", "synth", "--leads", "400", "--days", "120", "--out", str(events)]) == 0
-    assert main(["model", "train", "--events", str(events), "--promote"]) == 0
-    summary = json.loads(capsys.readouterr().out)
+    events, truth = tmp_path / "ev.ndjson", tmp_path / "truth.json"
+    synth = ["model", "synth", "--leads", "400", "--days", "120", "--out", str(events)]
+    assert main([*synth, "--truth", str(truth)]) == 0
+    assert (
+        main(["model", "train", "--events", str(events), "--truth", str(truth), "--promote"]) == 0
+    )
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
     assert summary["promoted"] and summary["metrics"]["holdout"]["roc_auc"] > 0.5
+    assert 0 < summary["labelled_share"] < 1
+    assert "labelled share" in captured.err and "constant-rate guess" in captured.err
+    assert "ground truth: ROC AUC" in captured.err and "decile" in captured.err
     assert (tmp_path / "models" / "PROMOTED").read_text().strip() == summary["version"]
     assert main(["model", "rollback"]) == 0
     assert not (tmp_path / "models" / "PROMOTED").exists()

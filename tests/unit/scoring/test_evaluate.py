@@ -100,3 +100,34 @@ def test_too_few_positives_is_a_clear_error(tmp_path: Path) -> None:
     path.write_text("a,y\n" + "".join(f"{i},{int(i < 3)}\n" for i in range(200)))
     with pytest.raises(ConfigError, match="only 3 rows of its rarer value"):
         load_table(path, "y")
+
+
+def test_stray_markers_are_missing_numbers_with_a_warning(tmp_path: Path) -> None:
+    """A numeric column with '?' and 'NA' stays one numeric column (markers missing) and
+    the warning names the column and the markers; a mostly-numeric column with other
+    text stays categorical with a warning."""
+    path = tmp_path / "d.csv"
+    lines = ["age,score,label"]
+    for i in range(300):
+        age = "?" if i % 17 == 0 else "NA" if i % 23 == 0 else str(20 + i % 40)
+        score = "high" if i == 5 else str(i % 10)
+        lines.append(f"{age},{score},{int(i % 3 == 0)}")
+    path.write_text("\n".join(lines) + "\n")
+    table = load_table(path, "label")
+    assert "age" in table.names and not any(n.startswith("age=") for n in table.names)
+    age = table.x[:, table.names.index("age")]
+    assert np.isnan(age[0]) and np.isnan(age[23]) and age[1] == 21
+    assert any("'age'" in w and "'?'" in w and "'NA'" in w for w in table.warnings)
+    assert any("'score'" in w and "'high'" in w for w in table.warnings)
+
+
+def test_evaluate_reports_the_probability_checks(tmp_path: Path) -> None:
+    """CV and time split carry a reliability table, Brier vs the constant guess and an
+    AUC interval; on a real signal the Brier beats the constant guess."""
+    result = evaluate(write_csv(tmp_path / "d.csv", n=1200), "converted", log=None)
+    for key in ("cv", "time_split"):
+        checks = result[key]["checks"]
+        assert len(checks["reliability"]) == 10
+        lo, hi = checks["roc_auc_95"]
+        assert lo <= checks["roc_auc"] <= hi
+    assert result["cv"]["checks"]["brier"] < result["cv"]["checks"]["brier_constant"]

@@ -109,7 +109,9 @@ def test_reasons_are_actionable_pushes_up(small_world) -> None:  # type: ignore[
     from scoring.model_scorer import MIN_REASON
 
     _data, snaps, result = small_world
-    model = CompiledModel(result.booster_json, result.meta, non_actionable=["deal_value", "age_days"])
+    model = CompiledModel(
+        result.booster_json, result.meta, non_actionable=["deal_value", "age_days"]
+    )
     blocked = {describe("deal_value", 1.0)[:9], "lead is"}
     seen = 0
     for i in range(0, len(snaps.t), max(1, len(snaps.t) // 300)):
