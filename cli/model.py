@@ -172,6 +172,7 @@ def _train(args: argparse.Namespace) -> int:
             horizon=horizon,
             window=dt.timedelta(days=args.window_days),
             now=utcnow(),
+            progress=sys.stderr,
             truth=truth,
         )
     except ValueError as exc:
