@@ -179,17 +179,11 @@ def audience_problem(
     for cond in aud.leads:
         try:
             if not holds(cond, data, now):
-                return f"audience: {_seen(cond, data)}"
+                seen = Check(cond.describe(), cond.reads(data), False)
+                return f"audience: {_failed_text(seen)}"
         except ExpressionFailed as exc:
             return f"audience: {exc}"
     return None
-
-
-def _seen(cond: Condition, data: dict[str, Any]) -> str:
-    values = ", ".join(
-        f"`{k}` was {'absent' if v is None else repr(v)}" for k, v in cond.reads(data).items()
-    )
-    return f"{values}, needs {cond.describe()}" if values else f"needs {cond.describe()}"
 
 
 def coin(*parts: str) -> float:

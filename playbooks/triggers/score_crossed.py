@@ -29,10 +29,53 @@ def earlier_points(signal: LeadSignal) -> list[ScorePoint]:
     return list(history)
 
 
-def armed(points: list[ScorePoint], fired_side: Any, rearm_side: Any) -> bool:
-    """Has the score been on the re-arm side since it was last on the firing side?"""
-    last = max((i for i, p in enumerate(points) if fired_side(p.value)), default=None)
-    return last is None or any(rearm_side(p.value) for p in points[last + 1 :])
+class Crossing(TriggerKind):
+    """A line ``value`` the score crosses upward (``up``) or downward, once per crossing."""
+
+    value: ScoreValue = Field(gt=0, le=1)
+    margin: ScoreValue = Field(default=DEFAULT_MARGIN, ge=0, le=1)
+    score_based: ClassVar[bool] = True
+    score_fields: ClassVar[tuple[str, ...]] = ("value", "margin")
+    up: ClassVar[bool] = True
+
+    def beyond(self, score: float) -> bool:
+        """On the firing side of the line (at or above it going up, below it going down)."""
+        return score >= self.value if self.up else score < self.value
+
+    def rearmed(self, score: float) -> bool:
+        """Far enough back on the other side for the next crossing to count."""
+        if self.up:
+            return score < self.value - self.margin
+        return score >= self.value + self.margin
+
+    def crossed(self, signal: LeadSignal) -> bool:
+        prev = signal.score.previous
+        if self.up:
+            return self.beyond(signal.score.value) and (prev is None or not self.beyond(prev))
+        return self.beyond(signal.score.value) and prev is not None and not self.beyond(prev)
+
+    def armed(self, signal: LeadSignal) -> bool:
+        """Has the score been back past the margin since it was last beyond the line?"""
+        points = earlier_points(signal)
+        last = max((i for i, p in enumerate(points) if self.beyond(p.value)), default=None)
+        return last is None or any(self.rearmed(p.value) for p in points[last + 1 :])
+
+    def fires(self, signal: LeadSignal, data: dict[str, Any], now: dt.datetime) -> Match | None:
+        if not self.crossed(signal) or not self.armed(signal):
+            return None
+        score, prev = signal.score.value, signal.score.previous
+        return {"score.value": score, "score.previous": prev, "threshold": self.value}
+
+    def may_fire(self, signal: LeadSignal) -> bool:
+        return self.crossed(signal)
+
+    def why_not(self, signal: LeadSignal, data: dict[str, Any], now: dt.datetime) -> str:
+        way, back = ("crossed", "below") if self.up else ("fell below", "at or above")
+        line = self.value - self.margin if self.up else self.value + self.margin
+        return (
+            f"score {way} {pct(self.value)} again but has not been {back} {pct(line)} "
+            f"since the last crossing (margin {pct(self.margin)})"
+        )
 
 
 @register(
@@ -42,40 +85,13 @@ def armed(points: list[ScorePoint], fired_side: Any, rearm_side: Any) -> bool:
     trigger: {type: score.crossed_above, value: 70%}
     """,
 )
-class ScoreCrossedAbove(TriggerKind):
+class ScoreCrossedAbove(Crossing):
     """Fires when a lead's score goes from below ``value`` to at or above it (``70%`` or
     ``0.7``), once per crossing: it re-arms when the score has been below ``value`` minus
     ``margin`` (default 5%).
     """
 
     type: Literal["score.crossed_above"]
-    value: ScoreValue = Field(gt=0, le=1)
-    margin: ScoreValue = Field(default=DEFAULT_MARGIN, ge=0, le=1)
-    score_based: ClassVar[bool] = True
-    score_fields: ClassVar[tuple[str, ...]] = ("value", "margin")
-
-    def crossed(self, signal: LeadSignal) -> bool:
-        prev = signal.score.previous
-        return signal.score.value >= self.value and (prev is None or prev < self.value)
-
-    def armed(self, signal: LeadSignal) -> bool:
-        low = self.value - self.margin
-        return armed(earlier_points(signal), lambda v: v >= self.value, lambda v: v < low)
-
-    def fires(self, signal: LeadSignal, data: dict[str, Any], now: dt.datetime) -> Match | None:
-        if not self.crossed(signal) or not self.armed(signal):
-            return None
-        score, prev = signal.score.value, signal.score.previous
-        return {"score.value": score, "score.previous": prev, "threshold": self.value}
-
-    def may_fire(self, signal: LeadSignal) -> bool:
-        return self.crossed(signal)
-
-    def why_not(self, signal: LeadSignal, data: dict[str, Any], now: dt.datetime) -> str:
-        return (
-            f"score crossed {pct(self.value)} again but has not been below "
-            f"{pct(self.value - self.margin)} since the last crossing (margin {pct(self.margin)})"
-        )
 
 
 @register(
@@ -85,36 +101,10 @@ class ScoreCrossedAbove(TriggerKind):
     trigger: {type: score.crossed_below, value: 40%}
     """,
 )
-class ScoreCrossedBelow(TriggerKind):
+class ScoreCrossedBelow(Crossing):
     """Fires when a lead's score goes from at or above ``value`` to below it, once per
     crossing: it re-arms when the score has been at or above ``value`` plus ``margin``.
     """
 
     type: Literal["score.crossed_below"]
-    value: ScoreValue = Field(gt=0, le=1)
-    margin: ScoreValue = Field(default=DEFAULT_MARGIN, ge=0, le=1)
-    score_based: ClassVar[bool] = True
-    score_fields: ClassVar[tuple[str, ...]] = ("value", "margin")
-
-    def crossed(self, signal: LeadSignal) -> bool:
-        prev = signal.score.previous
-        return signal.score.value < self.value and prev is not None and prev >= self.value
-
-    def armed(self, signal: LeadSignal) -> bool:
-        high = self.value + self.margin
-        return armed(earlier_points(signal), lambda v: v < self.value, lambda v: v >= high)
-
-    def fires(self, signal: LeadSignal, data: dict[str, Any], now: dt.datetime) -> Match | None:
-        if not self.crossed(signal) or not self.armed(signal):
-            return None
-        score, prev = signal.score.value, signal.score.previous
-        return {"score.value": score, "score.previous": prev, "threshold": self.value}
-
-    def may_fire(self, signal: LeadSignal) -> bool:
-        return self.crossed(signal)
-
-    def why_not(self, signal: LeadSignal, data: dict[str, Any], now: dt.datetime) -> str:
-        return (
-            f"score fell below {pct(self.value)} again but has not been at or above "
-            f"{pct(self.value + self.margin)} since the last crossing (margin {pct(self.margin)})"
-        )
+    up: ClassVar[bool] = False

@@ -232,3 +232,35 @@ def test_timer_rule_texts_the_score_as_of_now() -> None:
     [hot] = simulate(events, [jump]).outcomes
     assert int(hot.command.text.split()[1].rstrip("%")) >= 40  # it was hot when last seen
     assert 0 < shown <= 10, outcome.command.text  # points halve every 72 h: ~1/25 left after 14 d
+
+
+def test_a_crossing_that_is_not_re_armed_is_explained() -> None:
+    """The second 70 % crossing after a dip to 68 % (not below 65 %) says why it was quiet."""
+    from playbooks import decide
+
+    pb = playbook(rule("{type: score.crossed_above, value: 0.7}").split("\n", 1)[1])
+    points = [
+        (NOW, 0.5),
+        (NOW + dt.timedelta(minutes=1), 0.72),
+        (NOW + dt.timedelta(minutes=2), 0.68),
+    ]
+    at = NOW + dt.timedelta(minutes=3)
+    sig = signal(0.71, 0.68, at=at, history=[*points, (at, 0.71)], event_id="e4")
+    [ev] = decide(sig, [pb], at).trace
+    assert ev.outcome == "trigger"
+    assert "has not been below 65% since the last crossing (margin 5%)" in ev.reason
+
+
+def test_falling_crossing_does_not_chatter_either() -> None:
+    """Hovering around 40 % on the way down: 50 → 39 fires, 41 → 38 does not, 46 → 35 does."""
+    pb = playbook(rule("{type: score.crossed_below, value: 40%}").split("\n", 1)[1])
+    values = [0.5, 0.39, 0.41, 0.38, 0.46, 0.35]
+    history: list[tuple[dt.datetime, float]] = []
+    fired = []
+    for i, value in enumerate(values):
+        at = NOW + dt.timedelta(minutes=i)
+        history.append((at, value))
+        prev = values[i - 1] if i else None
+        sig = signal(value, prev, at=at, history=list(history), event_id=f"e{i}")
+        fired += [value] if evaluate(sig, [pb], at) else []
+    assert fired == [0.39, 0.35]
