@@ -150,6 +150,7 @@ def test_hot_lead_is_nudged_once(start_worker: Any) -> None:
             "consuming": True,
             "store": True,
             "model": "points-v1",
+            "playbooks": True,
         }
     worker.post_events(hot_lead_events(1, "Acme Logistics"))
     wait_for(lambda: worker.stats().get("events.duplicate", 0) >= 5, message=worker.stats)
