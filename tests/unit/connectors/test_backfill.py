@@ -18,6 +18,32 @@ NOW = dt.datetime.now(dt.UTC)
 pytestmark = pytest.mark.slow  # ~1 min: 3,000 contacts read and a model trained
 
 
+def train(events: Path, data_dir: Path) -> dict[str, object]:
+    """`nudge model train --events FILE` as a user runs it: its own process."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cli",
+            "model",
+            "train",
+            "--events",
+            str(events),
+            "--window-days",
+            "730",
+        ],
+        env={**os.environ, "NUDGE_DATA_DIR": str(data_dir)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return dict(json.loads(done.stdout))
+
+
 def test_backfill_reads_history_point_in_time_and_a_model_trains_on_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -47,6 +73,5 @@ def test_backfill_reads_history_point_in_time_and_a_model_trains_on_it(
         first.setdefault(e["lead_id"], e["type"])
     assert set(first.values()) == {"lead.created"}
 
-    assert main(["model", "train", "--events", str(out), "--window-days", "730"]) == 0
-    summary = json.loads(capsys.readouterr().out)
+    summary = train(out, tmp_path / "var")
     assert summary["positives"] >= 200

@@ -299,6 +299,7 @@ def test_backfill_salesforce_then_train(
 
     from cli import main
     from tests.fakes.salesforce_server import generate_org
+    from tests.unit.connectors.test_backfill import train
 
     made = generate_org(org, 3000, now=dt.datetime.now(dt.UTC))
     monkeypatch.setenv("SALESFORCE_INSTANCE_URL", org.url)
@@ -318,5 +319,5 @@ def test_backfill_salesforce_then_train(
         "deal.won": made["won"],
     }
     assert [e["occurred_at"] for e in events] == sorted(e["occurred_at"] for e in events)
-    assert main(["model", "train", "--events", str(out), "--window-days", "730"]) == 0
-    assert json.loads(capsys.readouterr().out)["positives"] >= 200
+    summary = train(out, tmp_path / "var")
+    assert summary["positives"] >= 200
