@@ -78,7 +78,13 @@ def register(sub: Any) -> None:
     inv = mp.add_parser(
         "inventory", help="which data Nudge has, and how far ahead each silo predicts"
     )
-    inv.add_argument("--events", required=True, type=Path, help="NDJSON events (.ndjson[.gz])")
+    inv_src = inv.add_mutually_exclusive_group(required=True)
+    inv_src.add_argument("--events", type=Path, help="NDJSON events (.ndjson[.gz])")
+    inv_src.add_argument(
+        "--from-store",
+        action="store_true",
+        help="the score snapshots the workers recorded (one per scored event)",
+    )
     inv.add_argument("--step-days", type=float, default=7, help="days between cut-offs (7)")
     inv.add_argument(
         "--out", type=Path, help="JSON to write (default <data_dir>/reports/inventory.json)"
@@ -267,15 +273,32 @@ def _rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _store_snapshots() -> list[dict[str, Any]]:
+    from crm.store import Store
+
+    store = await Store.open(Settings().store_location)
+    try:
+        return await store.snapshots()
+    finally:
+        await store.close()
+
+
 def _inventory(args: argparse.Namespace) -> int:
     """Counts per event type and silo and each silo's AUC by horizon; the cockpit's Data
     page shows the file this writes."""
-    from scoring.inventory import inventory
+    from scoring.inventory import from_snapshots, inventory, inventory_of
 
     if args.step_days <= 0:
         raise ConfigError(f"--step-days must be above 0, not {args.step_days}")
-    result = inventory(read_events(args.events), step=dt.timedelta(days=args.step_days))
-    result = {"file": str(args.events), "made_at": utcnow().isoformat(), **result}
+    step = dt.timedelta(days=args.step_days)
+    if args.from_store:
+        rows = asyncio.run(_store_snapshots())
+        result = inventory_of(from_snapshots(rows), step=step)
+        source = "the record's score snapshots"
+    else:
+        result = inventory(read_events(args.events), step=step)
+        source = str(args.events)
+    result = {"file": source, "made_at": utcnow().isoformat(), **result}
     out = args.out or Settings().data_dir / "reports" / "inventory.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

@@ -43,6 +43,10 @@ def _iso(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.UTC).isoformat()
 
 
+Record = tuple[str, str, float, str | None]
+"""One event as the inventory needs it: (lead_id, type, epoch seconds, "won"/"lost"/None)."""
+
+
 def inventory(
     events: Iterable[LeadEvent],
     *,
@@ -50,33 +54,60 @@ def inventory(
     folds: int = 3,
 ) -> dict[str, Any]:
     """Counts per event type and silo, and each silo's ROC AUC by horizon (see module)."""
-    ordered = sorted((e for e in events if e.lead_id), key=lambda e: (e.occurred_at, e.event_id))
+    records: list[Record] = []
+    for e in sorted((e for e in events if e.lead_id), key=lambda e: (e.occurred_at, e.event_id)):
+        outcome = outcome_time(e)
+        records.append(
+            (str(e.lead_id), e.type, e.occurred_at.timestamp(), outcome[0] if outcome else None)
+        )
+    return inventory_of(records, step=step, folds=folds)
+
+
+def from_snapshots(rows: Iterable[dict[str, Any]]) -> list[Record]:
+    """Records from the score snapshots the workers keep (one per scored event): the
+    record's own history, when no event export is at hand. Outcomes are ``deal.won`` and
+    ``deal.lost`` (a stage change to a won stage is not visible in a snapshot's type)."""
+    out: list[Record] = []
+    for r in rows:
+        kind = str(r["event_type"])
+        if kind in SILO:
+            outcome = {"deal.won": "won", "deal.lost": "lost"}.get(kind)
+            out.append((str(r["lead_id"]), kind, float(r["occurred_at"]), outcome))
+    return out
+
+
+def inventory_of(
+    records: Iterable[Record],
+    *,
+    step: dt.timedelta = dt.timedelta(days=7),
+    folds: int = 3,
+) -> dict[str, Any]:
+    """:func:`inventory` over plain records (time-ordered here)."""
+    ordered = sorted(records, key=lambda r: r[2])
     by_type: dict[str, dict[str, Any]] = {}
     by_silo: dict[str, dict[str, Any]] = {}
     times: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     born: dict[str, float] = {}
     closed: dict[str, float] = {}
     won: dict[str, float] = {}
-    for e in ordered:
-        lead, t = str(e.lead_id), e.occurred_at.timestamp()
-        silo = SILO[e.type]
-        for table, key in ((by_type, e.type), (by_silo, silo)):
+    for lead, kind, t, outcome in ordered:
+        silo = SILO[kind]
+        for table, key in ((by_type, kind), (by_silo, silo)):
             row = table.setdefault(key, {"events": 0, "leads": set(), "first": t, "last": t})
             row["events"] += 1
             row["leads"].add(lead)
             row["last"] = t
-        if e.type == "lead.created" or lead not in born:
-            born[lead] = t if e.type == "lead.created" else born.get(lead, t)
-        outcome = outcome_time(e)
+        if kind == "lead.created" or lead not in born:
+            born[lead] = t if kind == "lead.created" else born.get(lead, t)
         if outcome and lead not in closed:
             closed[lead] = t
-            if outcome[0] == "won":
+            if outcome == "won":
                 won[lead] = t
         elif not outcome:
             times[lead][silo].append(t)
     if not ordered:
         return {"events": 0, "leads": 0, "types": [], "silos": [], "cutoffs": 0}
-    start, end = ordered[0].occurred_at.timestamp(), ordered[-1].occurred_at.timestamp()
+    start, end = ordered[0][2], ordered[-1][2]
     cutoffs = list(np.arange(start + step.total_seconds(), end, step.total_seconds()))
     silos = sorted(by_silo)
     auc = {s: _silo_auc(s, times, born, closed, won, cutoffs, end, folds) for s in silos}

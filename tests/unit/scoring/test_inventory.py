@@ -137,3 +137,17 @@ def test_inventory_command_writes_the_file_the_cockpit_shows(tmp_path: Path) -> 
         check=False,
     )
     assert bad.returncode == 2 and "no such file" in bad.stderr
+
+
+def test_inventory_from_the_records_snapshots_matches_the_event_history() -> None:
+    """Snapshot rows (type, lead, time) give the same inventory as the events they came
+    from, outcomes included."""
+    from scoring.inventory import from_snapshots, inventory_of
+
+    events = generated(n_leads=150)
+    rows = [
+        {"lead_id": e.lead_id, "event_type": e.type, "occurred_at": e.occurred_at.timestamp()}
+        for e in events
+    ]
+    step = dt.timedelta(days=10)
+    assert inventory_of(from_snapshots(rows), step=step) == inventory(events, step=step)
