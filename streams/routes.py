@@ -65,7 +65,7 @@ def routes(p: Pipeline) -> list[Route]:
 
     api = Api(p)
     hooks = webhooks.build(p)
-    feeds = sources.build(p, api.publish)
+    feeds = sources.build(p, api.publish, api.rejected)
     hubspot = crm_connectors.HubSpotHook(api.publish, p.store, p.settings, p.clock)
     segment_auth: Auth = "segment" if p.settings.segment_shared_secret else "token"
     document = openapi.Document()

@@ -42,6 +42,8 @@ from streams.webhooks import twilio_token
 log = get_logger(__name__)
 
 Publish = Callable[[LeadEvent], Awaitable[Any]]
+Rejected = Callable[[EventRejected, bytes, str], Awaitable[None]]
+"""(the rejection, the body as received, the route's path)"""
 StoreSource = Callable[[], Awaitable[Store]]
 MAX_FORM_BYTES = 64 * 1024
 
@@ -61,9 +63,15 @@ class Sources:
     """The three handlers, sharing the publish callback, the store and the clock."""
 
     def __init__(
-        self, publish: Publish, store: StoreSource, settings: Settings, clock: Clock
+        self,
+        publish: Publish,
+        store: StoreSource,
+        settings: Settings,
+        clock: Clock,
+        rejected: Rejected | None = None,
     ) -> None:
         self.publish = publish
+        self.rejected = rejected
         self.store = store
         self.settings = settings
         self.clock = clock
@@ -73,6 +81,11 @@ class Sources:
         zoom_secret = settings.zoom_webhook_secret_token
         self.zoom_secret = zoom_secret.get_secret_value() if zoom_secret else ""
         self.twilio_token = twilio_token(settings)
+
+    async def _rejected(self, exc: EventRejected, body: bytes, request: web.Request) -> None:
+        """A signed body that is not a usable event: counted, logged, dead-lettered."""
+        if self.rejected is not None:
+            await self.rejected(exc, body, request.path)
 
     async def _publish_all(self, outcome: Outcome) -> None:
         for event in outcome.events:
@@ -87,6 +100,7 @@ class Sources:
         try:
             outcome = segment.parse(body, self.tracks, self.clock.now())
         except EventRejected as exc:
+            await self._rejected(exc, body, request)
             return _json({"accepted": 0, "error": exc.reason}, status=400)
         await self._publish_all(outcome)
         return _json(outcome.summary())
@@ -135,6 +149,7 @@ class Sources:
         try:
             parsed = zoom.parse(body)
         except EventRejected as exc:
+            await self._rejected(exc, body, request)
             return _json({"error": exc.reason}, status=400)
         if parsed.plain_token is not None:
             return _json(zoom.url_validation_answer(self.zoom_secret, parsed.plain_token))
@@ -155,9 +170,10 @@ class Sources:
         return _json({"accepted": len(events)})
 
 
-def build(p: Pipeline, publish: Publish) -> Sources:
-    """The handlers for a worker; ``publish`` produces an event to its inbound topic."""
-    return Sources(publish, p.store, p.settings, p.clock)
+def build(p: Pipeline, publish: Publish, rejected: Rejected | None = None) -> Sources:
+    """The handlers for a worker; ``publish`` produces an event to its inbound topic,
+    ``rejected`` counts and dead-letters a signed body that is not a usable event."""
+    return Sources(publish, p.store, p.settings, p.clock, rejected)
 
 
 def routes(

@@ -136,6 +136,10 @@ class Api:
         topic = self.topics[TOPIC_FOR_STREAM[STREAM_OF[event.type]]]
         await topic.send(key=event_key(event), value=event_to_json(event))
 
+    async def rejected(self, exc: EventRejected, raw: bytes, path: str) -> None:
+        """A rejection by another route (a provider's webhook): the same accounting."""
+        await reject(self.p, exc, raw, source="http", route=path, line=None)
+
     async def events(self, request: web.Request) -> web.Response:
         body = await request.read()
         try:

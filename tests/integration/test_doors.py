@@ -205,6 +205,12 @@ def test_hostile_bodies_are_4xx_counted_and_dead_lettered(
     assert status == 207 and result["accepted"] == 1 and result["rejected"] == 1
     assert "NaN" in result["results"][1]["reason"]
 
+    # a provider's webhook (Segment, with no secret: the token) that is not an event
+    status, _, answer = call(
+        worker.url + "/webhooks/segment", b'{"batch": 5}',
+        {"Content-Type": "application/json", **auth},
+    )  # fmt: skip
+    assert status == 400 and error_of(answer)
     # the same classes for events produced straight to Kafka
     bad_kafka = [b'{"type": "page.viewed", "n": NaN}', b'{"type": "page.viewed"}']
     asyncio.run(produce(broker.bootstrap, "web.events", bad_kafka))
@@ -220,12 +226,13 @@ def test_hostile_bodies_are_4xx_counted_and_dead_lettered(
     # empty x2 ("body"), NaN/Infinity/1e999/duplicate/surrogate x5 + the gzip line ("json")
     assert 'nudge_events_rejected_total{reason="body",source="http"} 2.0' in text
     assert 'nudge_events_rejected_total{reason="json",source="http"} 6.0' in text
+    assert 'nudge_events_rejected_total{reason="schema",source="http"} 1.0' in text
     assert 'nudge_http_refused_total{reason="content_type"} 2.0' in text
     assert 'nudge_http_refused_total{reason="encoding"} 5.0' in text
     assert 'nudge_http_refused_total{reason="too_large"} 2.0' in text
     logged = [json.loads(line) for line in worker.output().splitlines() if line.startswith("{")]
     rejected = [r for r in logged if r.get("event") == "event rejected"]
-    assert [r["source"] for r in rejected].count("http") == 8
+    assert [r["source"] for r in rejected].count("http") == 9
     assert [r["source"] for r in rejected].count("kafka") == 2
     assert "Traceback" not in worker.output()
 
@@ -238,13 +245,14 @@ def test_hostile_bodies_are_4xx_counted_and_dead_lettered(
                     [sys.executable, "-m", "cli", "dead", "list", "--json"],
                     env=env, capture_output=True, timeout=60,
                 ).stdout.decode()
-            ).count("\n") >= 10
+            ).count("\n") >= 11
             else None
         ),
         timeout=30,
     )  # fmt: skip
     records = [json.loads(line) for line in listed.splitlines()]
-    assert [r["source"] for r in records].count("http") == 8
+    assert [r["source"] for r in records].count("http") == 9
+    assert {r.get("route") for r in records} >= {"/webhooks/segment"}
     assert {r.get("topic") for r in records if r["source"] == "kafka"} == {"web.events"}
     assert sum("NaN" in r["reason"] for r in records) == 3
     assert sum("duplicate key" in r["reason"] for r in records) == 1
