@@ -218,3 +218,18 @@ def test_explain_json_gives_the_evaluations(tmp_path: Path, capsys: Any) -> None
     )
     [ev] = json.loads(capsys.readouterr().out)["evaluations"]
     assert ev["outcome"] == "trigger" and ev["rule"] == "pricing" and ev["event_id"] == "b"
+
+
+def test_delivery_daily_limit_is_shown(
+    tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rep's daily limit (delivery policy, NUDGE_DAILY_LIMIT) suppresses the second nudge."""
+    monkeypatch.setenv("NUDGE_DAILY_LIMIT", "1")
+    events = [
+        lead("L0", DAY + "14:00:00Z"),
+        lead("L1", DAY + "14:00:00Z"),
+        view("L0", DAY + "15:00:00Z"),
+        view("L1", DAY + "15:10:00Z"),
+    ]
+    out = explain(tmp_path, capsys, events, PRICING + NUDGE)
+    assert "delivery to rep-a: suppress (daily limit)" in out
