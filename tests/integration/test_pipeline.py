@@ -127,9 +127,12 @@ async def read_topic(bootstrap: str, topic: str, at_least: int, timeout: float =
     return out
 
 
-def test_hot_lead_is_nudged_once(start_worker: Any) -> None:
-    """A burst of pricing visits and a demo request makes one console nudge to the owner."""
+def test_hot_lead_is_nudged_once(start_worker: Any, broker: Any) -> None:
+    """A burst of pricing visits and a demo request makes one console nudge to the owner.
+    The worker told the engine from the broker (KAFKA_URL names both): Tansu's end-offset
+    correction is applied on Tansu only."""
     worker = start_worker()
+    assert f'"engine": "{broker.engine}"' in worker.output()
     status, body = worker.post_events(hot_lead_events(1, "Acme Logistics"))
     assert status == 200, body
     assert body["accepted"] == 6
