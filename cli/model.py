@@ -41,6 +41,7 @@ def register(sub: Any) -> None:
     tr.add_argument("--horizon-days", type=float, default=30, help="converted within (30)")
     tr.add_argument("--window-days", type=float, default=180, help="sliding window (180)")
     tr.add_argument("--promote", action="store_true", help="promote the new model at once")
+    _target_args(tr)
     tr.add_argument(
         "--truth",
         type=Path,
@@ -58,13 +59,16 @@ def register(sub: Any) -> None:
 
     ls = mp.add_parser("list", help="registered models, the promoted one marked *")
     ls.add_argument("--json", action="store_true", help="print JSON")
+    _target_args(ls)
     ls.set_defaults(func=_list)
 
     pr = mp.add_parser("promote", help="make VERSION the model workers use")
     pr.add_argument("version")
+    _target_args(pr)
     pr.set_defaults(func=_promote)
 
     rb = mp.add_parser("rollback", help="go back to the previously promoted model")
+    _target_args(rb)
     rb.set_defaults(func=_rollback)
 
     sy = mp.add_parser("synth", help="write synthetic events with a known conversion process")
@@ -92,10 +96,30 @@ def register(sub: Any) -> None:
     inv.set_defaults(func=_inventory)
 
 
-def _registry() -> Any:
+def _target_args(parser: Any) -> None:
+    parser.add_argument(
+        "--target",
+        default="conversion",
+        help="conversion (default), churn or cross_sell:<product> from the product catalogue",
+    )
+    parser.add_argument(
+        "--products", type=Path, help="product catalogue YAML (default NUDGE_PRODUCTS)"
+    )
+
+
+def _target(args: argparse.Namespace) -> Any:
+    from scoring.targets import load_catalogue, target
+
+    name = getattr(args, "target", "conversion")
+    if name == "conversion":
+        return target(name)
+    return target(name, load_catalogue(getattr(args, "products", None) or Settings().products))
+
+
+def _registry(args: argparse.Namespace | None = None) -> Any:
     from scoring.registry import Registry
 
-    return Registry(Settings().data_dir)
+    return Registry(Settings().data_dir, _target(args).name if args else "conversion")
 
 
 def _open_text(path: Path) -> Any:
@@ -157,6 +181,9 @@ def _train(args: argparse.Namespace) -> int:
     from scoring.train import replay, train
 
     horizon = dt.timedelta(days=args.horizon_days)
+    tgt = _target(args)
+    if args.from_store and tgt.name != "conversion":
+        raise ConfigError("--from-store trains conversion only; use --events for other targets")
     if args.from_store:
         snaps = asyncio.run(_snapshots_from_store(horizon))
         print(f"{len(snaps.t):,} snapshots from {Settings().database}", file=sys.stderr)
@@ -164,7 +191,13 @@ def _train(args: argparse.Namespace) -> int:
         print(f"reading {args.events} ...", file=sys.stderr)
         events = list(read_events(args.events))
         nudges = read_nudges(args.nudges) if args.nudges else []
-        snaps = replay(events, nudges, horizon=horizon, progress=sys.stderr)
+        snaps = replay(
+            events,
+            nudges,
+            horizon=horizon,
+            progress=sys.stderr,
+            target=None if tgt.name == "conversion" else tgt,
+        )
         print(f"{len(events):,} events -> {len(snaps.t):,} snapshots", file=sys.stderr)
     truth = None
     if args.truth:
@@ -180,12 +213,17 @@ def _train(args: argparse.Namespace) -> int:
             now=utcnow(),
             progress=sys.stderr,
             truth=truth,
+            target=tgt.name,
         )
     except ValueError as exc:
-        raise NudgeError(f"{args.events or Settings().database}: {exc}") from None
-    registry = _registry()
+        raise NudgeError(
+            f"{args.events or Settings().database}: not enough history for {tgt.name}: {exc}; "
+            "no model was saved, and nothing is scored for this target"
+        ) from None
+    registry = _registry(args)
     info = registry.save(result.booster_json, result.meta, utcnow())
     summary: dict[str, Any] = {
+        "target": tgt.name,
         "version": info.version,
         "path": str(info.path),
         "positives": info.positives,
@@ -225,7 +263,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    registry = _registry()
+    registry = _registry(args)
     promoted = registry.promoted_version()
     models = registry.list()
     if args.json:
@@ -259,13 +297,13 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _promote(args: argparse.Namespace) -> int:
-    info = _registry().promote(args.version, utcnow())
+    info = _registry(args).promote(args.version, utcnow())
     print(f"promoted {info.version}; running workers switch within a second or two")
     return 0
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    info = _registry().rollback(utcnow())
+    info = _registry(args).rollback(utcnow())
     if info is None:
         print("no earlier model: workers fall back to the points scorer")
     else:

@@ -140,6 +140,11 @@ class Settings(BaseSettings):
         description="A model is used only once it was trained on at least this many "
         "conversions; until then the points scorer scores (rule_based=True).",
     )
+    products: Path | None = Field(
+        default=None,
+        description="Product catalogue YAML: products, their value and how a purchase shows "
+        "in the events (the `cross_sell:<product>` targets), and the churn rule.",
+    )
     non_actionable: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["deal_value", "age_days", "employees", "events_total"],
         description="Model features never given as a reason (comma-separated feature or "

@@ -16,6 +16,11 @@ half-written name. A running worker calls :meth:`Registry.current` — one ``sta
 ``PROMOTED`` — and reloads only when its modification time changed, which is how a
 promotion reaches workers without a restart.
 
+Targets: conversion models live directly under ``models/`` (as before targets existed);
+every other target has its own registry in ``models/<target>/`` (``churn``,
+``cross_sell-<product>``), with its own ``PROMOTED`` and ``HISTORY``, so promoting a
+churn model never touches the conversion model. ``Registry(data_dir, target)``.
+
 Cold start: a model trained on fewer than ``min_conversions`` positive outcomes is
 not trusted; :class:`scoring.model_scorer.LiveScorer` keeps the points scorer until one
 that has enough is promoted (setting ``NUDGE_MIN_CONVERSIONS``, default 50).
@@ -55,8 +60,10 @@ class ModelInfo:
 class Registry:
     """Versioned models under ``<data_dir>/models``."""
 
-    def __init__(self, data_dir: Path | str) -> None:
-        self.root = Path(data_dir) / "models"
+    def __init__(self, data_dir: Path | str, target: str = "conversion") -> None:
+        self.target = target
+        base = Path(data_dir) / "models"
+        self.root = base if target == "conversion" else base / target.replace(":", "-")
         self._pointer = self.root / "PROMOTED"
         self._history = self.root / "HISTORY"
         self._seen_mtime: int | None = -1
@@ -125,7 +132,7 @@ class Registry:
         return [
             ModelInfo(p.name, p, json.loads((p / "meta.json").read_text()))
             for p in sorted(self.root.iterdir())
-            if (p / "meta.json").is_file()
+            if p.is_dir() and (p / "meta.json").is_file()
         ]
 
     def history(self) -> builtins.list[str]:

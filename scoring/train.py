@@ -60,6 +60,7 @@ from scoring.features import compile_extractors, discover_names, feature_vector
 from scoring.learn import calibrate, fit, metrics
 from scoring.reliability import format_honesty, honesty
 from scoring.state import LeadState, apply_event
+from scoring.targets import Target
 
 EVENT_PARAMS = {"max_depth": 4, "min_child_weight": 100, "colsample_bytree": 0.5}
 """Snapshots of one lead are strongly correlated and share one label; with unique
@@ -118,6 +119,7 @@ def replay(
     horizon: dt.timedelta = dt.timedelta(days=30),
     names: list[str] | None = None,
     progress: TextIO | None = None,
+    target: Target | None = None,
 ) -> Snapshots:
     """Replay events in time order through the live feature code and snapshot each one.
 
@@ -126,10 +128,11 @@ def replay(
     and the CRM activity log do).
     """
     ordered = sorted((e for e in events if e.lead_id), key=lambda e: (e.occurred_at, e.event_id))
+    outcome_of = outcome_time if target is None else _timed(target)
     converted: dict[str, float] = {}
     closed: dict[str, float] = {}
     for event in ordered:
-        outcome = outcome_time(event)
+        outcome = outcome_of(event)
         if outcome and event.lead_id not in closed:
             closed[event.lead_id] = outcome[1]  # type: ignore[index]
             if outcome[0] == "won":
@@ -158,7 +161,7 @@ def replay(
         if not apply_event(state, event):
             continue
         t = event.occurred_at.timestamp()
-        if outcome_time(event) or closed.get(lead_id, math.inf) <= t:
+        if outcome_of(event) or closed.get(lead_id, math.inf) <= t:
             continue
         rows.append(feature_vector(state.features, state.profile, extractors, t))
         ts.append(t)
@@ -177,6 +180,14 @@ def replay(
         closed_at=closed,
         data_end=ordered[-1].occurred_at.timestamp() if ordered else 0.0,
     )
+
+
+def _timed(target: Target) -> Callable[[LeadEvent], tuple[str, float] | None]:
+    def outcome(event: LeadEvent) -> tuple[str, float] | None:
+        kind = target.outcome(event)
+        return (kind, event.occurred_at.timestamp()) if kind else None
+
+    return outcome
 
 
 def _nudge_times(nudges: Iterable[NudgeCommand]) -> dict[str, list[tuple[float, float]]]:
@@ -287,6 +298,7 @@ def train(
     now: dt.datetime,
     progress: TextIO | None = sys.stderr,
     truth: TruthFn | None = None,
+    target: str = "conversion",
 ) -> TrainResult:
     """Fit, calibrate and measure a model on the snapshots' sliding window.
 
@@ -372,7 +384,7 @@ def train(
             file=progress,
         )
         print(
-            f"trained on {int(base.sum()):,} snapshots ({positives} converted leads), "
+            f"{target}: trained on {int(base.sum()):,} snapshots ({positives} positive leads), "
             f"{fitted.best_iteration + 1} trees, {seconds:.1f} s",
             file=progress,
         )
@@ -385,6 +397,7 @@ def train(
     if truth_checks is not None:
         measured["ground_truth"] = truth_checks
     meta = {
+        "target": target,
         "features": snaps.names,
         "metrics": measured,
         "positives": positives,
