@@ -11,6 +11,7 @@ creates a fresh database per test.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import glob
 import os
 import pwd
@@ -45,19 +46,22 @@ class PostgresServer:
         self.process: subprocess.Popen[bytes] | None = None
         self.user = "nudge"
         self._counter = 0
-        self._demote: Any = None
+        self._owner: tuple[int, int] | None = None
         if os.geteuid() == 0:
             entry = pwd.getpwnam("postgres")
-            uid, gid = entry.pw_uid, entry.pw_gid
+            self._owner = (entry.pw_uid, entry.pw_gid)
+        owner = self._owner
 
-            def demote() -> None:  # pragma: no cover - runs in the child
-                os.setgid(gid)
-                os.setuid(uid)
+        def child() -> None:  # pragma: no cover - runs in the child
+            if owner is not None:
+                os.setgid(owner[1])
+                os.setuid(owner[0])
+            # after setuid (a change of credentials clears it): if the test run dies, so
+            # does the server (SIGQUIT: PostgreSQL's immediate shutdown)
+            with contextlib.suppress(OSError):
+                ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGQUIT)
 
-            self._demote = demote
-            self._owner = (uid, gid)
-        else:
-            self._owner = None
+        self._demote: Any = child
 
     @property
     def data(self) -> Path:
