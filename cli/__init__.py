@@ -16,7 +16,18 @@ from collections.abc import Sequence
 from nudge.errors import ConfigError, NudgeError
 from nudge.files import private_umask
 
-GROUPS = ("run", "events", "playbooks", "dead", "topics", "phone", "model", "connect", "ui")
+GROUPS = (
+    "run",
+    "events",
+    "playbooks",
+    "leads",
+    "dead",
+    "topics",
+    "phone",
+    "model",
+    "connect",
+    "ui",
+)
 """Modules of this package that add subcommands, in help order."""
 
 

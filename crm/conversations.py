@@ -16,9 +16,9 @@ The agent's order is: carry out a step's instructions (all idempotent), then
 :func:`save_step`, then commit the Kafka offset. A crash in between replays the
 same input against the old state, which yields the same ids, which are no-ops.
 
-Field paths map onto the lead's ``profile_json`` via
-:func:`playbooks.questionnaire.profile_key`; ``stage``, ``deal_value``, ``company``
-and ``contact_name`` are also mirrored into their columns, as ``Store.save_lead`` does.
+Answers change a lead's fields only through the record's one writer,
+:func:`crm.record.merge_in_transaction` (a merge with an audit row per field), in the
+same transaction as the answers themselves.
 """
 
 from __future__ import annotations
@@ -28,10 +28,11 @@ import json
 from typing import Any
 
 import aiosqlite
-from pydantic import BaseModel, ConfigDict
 
+from crm.record import FieldChange, Source, merge_in_transaction
 from crm.store import fetch_one
 from nudge.events import LeadFields, LeadUpdated
+from nudge.paths import profile_key
 from playbooks.conversation import (
     ApplyAnswers,
     AttachNote,
@@ -39,27 +40,7 @@ from playbooks.conversation import (
     Session,
     Step,
 )
-from playbooks.questionnaire import profile_key
-
-COLUMNS = ("company", "contact_name", "stage", "deal_value")
-"""Profile keys that also have a column of their own in ``leads``."""
-
-
-class FieldChange(BaseModel):
-    """One audit row: a field's value before and after an answer changed it."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    lead_id: str
-    field: str
-    old_value: Any
-    new_value: Any
-    source: str
-    source_questionnaire: str | None
-    session_id: str | None
-    question_id: str | None
-    rep_id: str | None
-    answered_at: dt.datetime
+from playbooks.replies import Prompt
 
 
 def _iso(when: dt.datetime) -> str:
@@ -185,76 +166,21 @@ async def _apply(
             fresh.append(answer)
     if not fresh or apply.lead_id is None:
         return []
-    row = await fetch_one(db, "SELECT profile_json FROM leads WHERE lead_id = ?", (apply.lead_id,))
-    profile: dict[str, Any] = json.loads(row[0]) if row else {"lead_id": apply.lead_id}
-    changes = []
+    changes: list[FieldChange] = []
     for answer in fresh:
         assert answer.field is not None
-        key = profile_key(answer.field)
-        holder = profile
-        for part in key[:-1]:
-            holder = holder.setdefault(part, {})
-        old = holder.get(key[-1])
-        if old == answer.value:
-            continue
-        holder[key[-1]] = answer.value
-        change = FieldChange(
-            lead_id=apply.lead_id,
-            field=answer.field,
-            old_value=old,
-            new_value=answer.value,
-            source=f"questionnaire:{apply.questionnaire_id}",
-            source_questionnaire=apply.questionnaire_id,
+        source = Source(
+            kind=f"questionnaire:{apply.questionnaire_id}",
+            at=answer.answered_at,
+            questionnaire=apply.questionnaire_id,
             session_id=apply.session_id,
             question_id=answer.question_id,
             rep_id=apply.rep_id,
-            answered_at=answer.answered_at,
         )
-        changes.append(change)
-        await db.execute(
-            """INSERT INTO field_changes (lead_id, field, old_value_json, new_value_json, source,
-                 source_questionnaire, session_id, question_id, rep_id, answered_at, recorded_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            (
-                change.lead_id,
-                change.field,
-                json.dumps(old, default=str),
-                json.dumps(change.new_value, default=str),
-                change.source,
-                change.source_questionnaire,
-                change.session_id,
-                change.question_id,
-                change.rep_id,
-                _iso(change.answered_at),
-                _iso(now),
-            ),
+        changes += await merge_in_transaction(
+            db, apply.lead_id, {answer.field: answer.value}, source, now
         )
-    if changes:
-        await _write_profile(db, apply.lead_id, profile, exists=row is not None, now=now)
     return changes
-
-
-async def _write_profile(
-    db: aiosqlite.Connection,
-    lead_id: str,
-    profile: dict[str, Any],
-    *,
-    exists: bool,
-    now: dt.datetime,
-) -> None:
-    values = [profile.get(c) for c in COLUMNS]
-    if exists:
-        await db.execute(
-            """UPDATE leads SET company=?, contact_name=?, stage=?, deal_value=?,
-                 profile_json=?, updated_at=? WHERE lead_id=?""",
-            (*values, json.dumps(profile, default=str), _iso(now), lead_id),
-        )
-    else:
-        await db.execute(
-            """INSERT INTO leads (company, contact_name, stage, deal_value, profile_json,
-                 updated_at, lead_id) VALUES (?, ?, ?, ?, ?, ?, ?)""",
-            (*values, json.dumps(profile, default=str), _iso(now), lead_id),
-        )
 
 
 async def field_changes(db: aiosqlite.Connection, lead_id: str) -> list[FieldChange]:
@@ -291,12 +217,13 @@ def lead_fields_update(changes: list[FieldChange]) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for change in changes:
         key = profile_key(change.field)
-        if key == ("deal_value",) and isinstance(change.new_value, float):
-            fields["deal_value"] = round(change.new_value, 2)  # LeadFields: cents at most
-        elif len(key) == 1:
-            fields[key[0]] = change.new_value
-        else:
-            fields.setdefault("custom", {})[key[1]] = change.new_value
+        value = change.new_value
+        if key == ("deal_value",) and isinstance(value, float):
+            value = round(value, 2)  # LeadFields: cents at most
+        holder = fields
+        for part in key[:-1]:
+            holder = holder.setdefault(part, {})
+        holder[key[-1]] = value
     return fields
 
 
@@ -324,15 +251,19 @@ def lead_updated_event(apply: ApplyAnswers, changes: list[FieldChange]) -> LeadU
 async def attach_note(
     db: aiosqlite.Connection, note: AttachNote, now: dt.datetime
 ) -> tuple[str | None, str | None]:
-    """Attach a stray text to the rep's latest activity; return (activity_id, lead_id)."""
-    row = await fetch_one(
-        db,
-        # occurred_at is ISO text; ordering it as text assumes one offset (UTC), as ingest writes
-        """SELECT activity_id, lead_id FROM activities
-           WHERE rep_id = ? ORDER BY occurred_at DESC LIMIT 1""",
-        (note.rep_id,),
-    )
-    activity_id, lead_id = (row[0], row[1]) if row else (None, None)
+    """Keep a text outside any questionnaire as a note on ``note.lead_id`` — on that lead's
+    latest activity with this rep, if any — and return (activity_id, lead_id). A note whose
+    lead is not known (``lead_id`` None) is kept unattached: never guessed."""
+    activity_id = None
+    if note.lead_id is not None:
+        row = await fetch_one(
+            db,
+            # occurred_at is ISO text in UTC, as ingest writes it: orders as text
+            """SELECT activity_id FROM activities WHERE rep_id = ? AND lead_id = ?
+               ORDER BY occurred_at DESC LIMIT 1""",
+            (note.rep_id, note.lead_id),
+        )
+        activity_id = row[0] if row else None
     await db.execute(
         """INSERT OR IGNORE INTO activity_notes (note_id, rep_id, activity_id, lead_id, channel,
              text, received_at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
@@ -340,7 +271,7 @@ async def attach_note(
             note.note_id,
             note.rep_id,
             activity_id,
-            lead_id,
+            note.lead_id,
             note.channel,
             note.text,
             _iso(note.received_at),
@@ -348,7 +279,68 @@ async def attach_note(
         ),
     )
     await db.commit()
-    return activity_id, lead_id
+    return activity_id, note.lead_id
+
+
+async def delivered_prompts(
+    db: aiosqlite.Connection, rep_id: str, channel: str, since: dt.datetime
+) -> list[Prompt]:
+    """What was delivered to the rep on ``channel`` since ``since`` that a reply may answer,
+    newest first (``playbooks.replies``): questions, nudges, digests (one prompt per lead
+    they name) and "which one?" questions — not acknowledgements."""
+    rows = await db.execute_fetchall(
+        """SELECT o.nudge_id, o.playbook, o.rule, o.lead_id, o.command_json,
+                  COALESCE(o.sent_at, o.updated_at) AS at
+           FROM outbox o WHERE o.rep_id = ? AND o.channel = ? AND o.state IN ('sent', 'delivered')
+             AND COALESCE(o.sent_at, o.updated_at) >= ?
+           ORDER BY at DESC, o.rowid DESC LIMIT 50""",
+        (rep_id, channel, _iso(since)),
+    )
+    found: list[tuple[str, str, dt.datetime, str | None, str | None]] = []
+    for nudge_id, playbook, rule, lead_id, command, at in rows:
+        when = dt.datetime.fromisoformat(at)
+        if playbook == "questionnaire":
+            kind = "closing" if str(nudge_id).endswith(":end") else "question"
+            found.append((nudge_id, kind, when, lead_id if lead_id != "-" else None, rule))
+        elif playbook == "reply":
+            if rule == "which":
+                found.append((nudge_id, "which", when, None, None))
+        elif rule == "digest":
+            about = json.loads(command).get("about") or [lead_id]
+            found += [(nudge_id, "digest", when, lead, None) for lead in about]
+        else:
+            found.append((nudge_id, "nudge", when, lead_id, None))
+    owned = await db.execute_fetchall(
+        """SELECT lead_id FROM leads WHERE owner_rep_id = ? AND company IS NOT NULL
+           UNION SELECT lead_id FROM activities WHERE rep_id = ? AND lead_id IS NOT NULL
+           LIMIT 1000""",
+        (rep_id, rep_id),
+    )
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    found += [(f"known:{r[0]}", "known", epoch, str(r[0]), None) for r in owned]
+    companies = await companies_of(db, {f[3] for f in found if f[3]})
+    return [
+        Prompt(
+            message_id=nudge_id,
+            kind=kind,  # type: ignore[arg-type]
+            sent_at=when,
+            lead_id=lead,
+            company=companies.get(lead) if lead else None,
+            session_id=session if kind == "question" else None,
+        )
+        for nudge_id, kind, when, lead, session in found
+    ]
+
+
+async def companies_of(db: aiosqlite.Connection, lead_ids: set[str]) -> dict[str, str]:
+    """``lead_id → company`` for those of ``lead_ids`` the store has a company for."""
+    if not lead_ids:
+        return {}
+    ids = sorted(lead_ids)
+    rows = await db.execute_fetchall(
+        f"SELECT lead_id, company FROM leads WHERE lead_id IN ({','.join('?' * len(ids))})", ids
+    )
+    return {str(r[0]): str(r[1]) for r in rows if r[1]}
 
 
 async def notes_for(db: aiosqlite.Connection, activity_id: str) -> list[dict[str, Any]]:

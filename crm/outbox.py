@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from crm.store import Store
-from nudge.signals import NudgeCommand
+from nudge.signals import CONVERSATION_PLAYBOOKS, NudgeCommand
 
 PENDING = ("queued", "held")
 
@@ -244,11 +244,13 @@ class Outbox:
         return row
 
     async def sent_since(self, rep_id: str, since: dt.datetime) -> int:
-        """How many nudges went to the rep since ``since`` (for the daily limit)."""
+        """How many nudges went to the rep since ``since`` (for the daily limit): not the
+        questions and acknowledgements of a conversation."""
         row = await self._one(
-            """SELECT COUNT(*) AS n FROM outbox WHERE rep_id=? AND state IN ('sent', 'delivered')
-               AND sent_at >= ?""",
-            (rep_id, _iso(since)),
+            f"""SELECT COUNT(*) AS n FROM outbox WHERE rep_id=? AND state IN ('sent', 'delivered')
+               AND sent_at >= ? AND playbook NOT IN
+               ({",".join("?" * len(CONVERSATION_PLAYBOOKS))})""",
+            (rep_id, _iso(since), *CONVERSATION_PLAYBOOKS),
         )
         return int(row["n"]) if row else 0
 

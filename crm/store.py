@@ -22,6 +22,7 @@ from typing import Any
 
 import aiosqlite
 
+from crm import record
 from nudge.events import RepUpserted
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -221,42 +222,28 @@ class Store:
         await self.db.commit()
 
     # -- leads and activities ---------------------------------------------------------
-    async def save_leads(self, leads: list[tuple[dict[str, Any], dict[str, Any] | None]]) -> None:
-        """Upsert lead snapshots (profile, score) in one transaction.
+    async def merge_fields(
+        self, lead_id: str, values: dict[str, Any], source: record.Source, now: dt.datetime
+    ) -> list[record.FieldChange]:
+        """The one writer of a lead's fields: a merge with an audit row per change
+        (:func:`crm.record.merge_fields`)."""
+        return await record.merge_fields(self.db, lead_id, values, source, now)
 
-        The lead agent batches these (the Faust table is the live state; this is
-        the queryable copy), so SQLite sees one commit a second, not one an event.
-        """
-        await self.db.executemany(
-            """INSERT INTO leads (lead_id, company, contact_name, owner_rep_id, stage, status,
-                                  deal_value, score, model_version, profile_json, updated_at,
-                                  score_json)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-               ON CONFLICT (lead_id) DO UPDATE SET company=excluded.company,
-                 contact_name=excluded.contact_name, owner_rep_id=excluded.owner_rep_id,
-                 stage=excluded.stage, status=excluded.status, deal_value=excluded.deal_value,
-                 score=excluded.score, model_version=excluded.model_version,
-                 profile_json=excluded.profile_json, updated_at=excluded.updated_at,
-                 score_json=excluded.score_json""",
-            [
-                (
-                    lead["lead_id"],
-                    lead.get("company"),
-                    lead.get("contact_name"),
-                    lead.get("owner_rep_id"),
-                    lead.get("stage"),
-                    lead.get("status", "open"),
-                    lead.get("deal_value"),
-                    score["value"] if score else None,
-                    score["model_version"] if score else None,
-                    json.dumps(lead, default=str),
-                    _now(),
-                    json.dumps(score, default=str) if score else None,
-                )
-                for lead, score in leads
-            ],
-        )
-        await self.db.commit()
+    async def save_lead_states(self, flushes: list[record.LeadFlush], now: dt.datetime) -> int:
+        """The lead agent's batched write: CRM fields merged, score and checkpoint saved."""
+        return await record.save_states(self.db, flushes, now)
+
+    async def lead_states(
+        self, lead_ids: list[str]
+    ) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+        """``lead_id → (profile, checkpoint)``: what a lost table entry is rebuilt from."""
+        return await record.load_states(self.db, lead_ids)
+
+    async def lead_profile(self, lead_id: str) -> dict[str, Any] | None:
+        return await record.profile(self.db, lead_id)
+
+    async def deals(self, lead_id: str) -> list[dict[str, Any]]:
+        return await record.deals(self.db, lead_id)
 
     async def snooze(self, rep_id: str, lead_id: str, until: dt.datetime) -> None:
         await self.db.execute(
@@ -306,9 +293,6 @@ class Store:
         for row in rows:
             row["state_json"] = json.loads(row["state_json"])
         return rows
-
-    async def save_lead(self, lead: dict[str, Any], score: dict[str, Any] | None) -> None:
-        await self.save_leads([(lead, score)])
 
     async def log_activity(
         self,

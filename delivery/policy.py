@@ -16,7 +16,10 @@ The rules, in the order :func:`decide` applies them:
    the opt-out stood in the way, else "no channel").
 3. quiet hours (default 08:00–21:00 in the rep's own time zone, or the rule's own
    ``quiet_hours`` when the nudge carries them): hold until the window opens. Held nudges are released by a drain, never dropped.
-4. daily limit per rep and local day → suppress.
+4. daily limit per rep and local day → suppress. It counts nudges only: questions,
+   acknowledgements and "which one?" (``CONVERSATION_PLAYBOOKS``) neither count nor are
+   limited by it — a questionnaire paces itself (one question at a time per channel,
+   the next only after an answer, a reminder, then it closes).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from nudge.signals import NudgeCommand
+from nudge.signals import CONVERSATION_PLAYBOOKS, NudgeCommand
 
 Action = Literal["send", "hold", "suppress"]
 CHANNEL_ORDER = ("slack", "sms", "console")
@@ -172,7 +175,7 @@ def decide(
     opens = window_opens(now, rep.zone, start, end)
     if opens is not None:
         return Decision("hold", channel=channel, not_before=opens, reason="quiet hours")
-    if sent_today >= rep.daily_limit:
+    if command.playbook not in CONVERSATION_PLAYBOOKS and sent_today >= rep.daily_limit:
         return Decision("suppress", channel=channel, reason="daily limit")
     return Decision("send", channel=channel)
 

@@ -96,6 +96,16 @@ class EventBase(_Base):
 # --- CRM -------------------------------------------------------------------------
 
 
+class DealFields(_Base):
+    """The lead's current deal, beyond ``stage`` and ``deal_value``. Omitted: unchanged."""
+
+    deal_id: Id | None = None
+    name: Short | None = None
+    close_date: dt.date | None = None
+    next_step: Short | None = None
+    custom: Custom | None = Field(default=None, description="other deal fields")
+
+
 class LeadFields(_Base):
     """CRM profile fields a lead event may set. Omitted means 'unchanged'."""
 
@@ -108,6 +118,7 @@ class LeadFields(_Base):
     stage: Short | None = None
     owner_rep_id: Id | None = None
     custom: Custom | None = Field(default=None, description="customer-specific CRM fields")
+    deal: DealFields | None = Field(default=None, description="the lead's current deal")
 
 
 class LeadCreated(EventBase):

@@ -37,6 +37,16 @@ class ScorePoint(_Model):
     value: float
 
 
+class DealView(_Model):
+    """The lead's current deal beyond its stage, value and status (kept on the lead)."""
+
+    deal_id: str | None = None
+    name: str | None = None
+    close_date: str | None = None
+    next_step: str | None = None
+    custom: dict[str, Any] = {}
+
+
 class LeadView(_Model):
     """A read-only snapshot of a lead, as playbooks and templates see it."""
 
@@ -53,6 +63,7 @@ class LeadView(_Model):
     phone: str | None = None
     custom: dict[str, Any] = {}
     status: Literal["open", "won", "lost"] = "open"
+    deal: DealView = DealView()
     last_touch_at: AwareDatetime | None = None
     last_contacted_at: AwareDatetime | None = Field(
         default=None, description="last call, meeting or reply with the rep (not web visits)"
@@ -98,6 +109,11 @@ class QuietHours(_Model):
     end: dt.time
 
 
+CONVERSATION_PLAYBOOKS = ("questionnaire", "reply")
+"""The ``playbook`` of messages Nudge sends in a conversation (questions, acknowledgements,
+"which one?"): not nudges — never snoozed, never counted against the daily nudge limit."""
+
+
 class NudgeCommand(_Model):
     """Send one message to one rep about one lead."""
 
@@ -121,6 +137,9 @@ class NudgeCommand(_Model):
     )
     choices: list[str] = Field(
         default=[], description="one-tap answers (Slack buttons) for a questionnaire prompt"
+    )
+    about: list[str] = Field(
+        default=[], description="the leads a digest names (a reply code asks which one)"
     )
     answer_box: bool = Field(
         default=False,

@@ -75,10 +75,10 @@ TEXTS: dict[str, str] = {
     "gave_up": "Skipping that one.",
     "got": "Got {value}.",
     "reminder": "Reminder: {prompt}",
-    "done": "Thanks, saved {n} answer{s}.",
-    "done_none": "Thanks. Nothing saved.",
-    "stopped": "OK, stopped. Saved {n} answer{s}.",
-    "expired": "No answer, so I closed these questions. Saved {n} answer{s}.",
+    "done": "Thanks, saved {n} answer{s} on {subject}.",
+    "done_none": "Thanks. Nothing saved on {subject}.",
+    "stopped": "OK, stopped. Saved {n} answer{s} on {subject}.",
+    "expired": "No answer, so I closed the questions on {subject}. Saved {n} answer{s}.",
 }
 """Every text a rep can receive from a questionnaire, by key. ASCII only (GSM-7)."""
 

@@ -182,11 +182,13 @@ class ApplyAnswers(_Model):
 
 
 class AttachNote(_Model):
-    """A text outside any session: attach it to the rep's most recent lead activity."""
+    """A text outside any session: a note on ``lead_id`` (``None``: not known — kept
+    unattached, and the rep is asked which lead it is about)."""
 
     kind: Literal["note"] = "note"
     note_id: str
     rep_id: str
+    lead_id: str | None = None
     channel: Channel
     text: str
     received_at: AwareDatetime
@@ -434,7 +436,8 @@ class _Turn:
         key = {"completed": "done" if n else "done_none", "stopped": "stopped"}.get(
             outcome, outcome
         )
-        text = prefix + say(key, n=n, s="" if n == 1 else "s")
+        subject = session.request.subject or session.request.lead_id or "your last meeting"
+        text = prefix + say(key, n=n, s="" if n == 1 else "s", subject=subject)
         self.out.append(_message(session, f"{session.session_id}:end", text))
         if session.answers:
             self.out.append(

@@ -20,11 +20,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from nudge import events as ev
-from nudge.signals import LeadSignal, LeadView, RepView, Score
+from nudge.signals import DealView, LeadSignal, LeadView, RepView, Score
 from playbooks import messages as msg
 
 ROOTS = ("lead", "deal", "rep", "score", "event")
-OPEN_PREFIXES = ("lead.custom.", "event.fields.custom.", "event.answers.")
+OPEN_PREFIXES = ("lead.custom.", "deal.custom.", "event.fields.custom.", "event.answers.")
 """Below these prefixes any name is accepted (free-form maps)."""
 
 QUESTIONNAIRE_EVENT = "questionnaire.answered"
@@ -71,6 +71,7 @@ EVENT_FIELDS[QUESTIONNAIRE_EVENT] = {"type", "event_id", "occurred_at", "lead_id
 KNOWN: frozenset[str] = frozenset(
     _model_fields(LeadView, "lead.")
     | {"deal.stage", "deal.value", "deal.status"}
+    | _model_fields(DealView, "deal.")
     | _model_fields(RepView, "rep.")
     | _model_fields(Score, "score.")
     | {"score.change"}
@@ -156,7 +157,12 @@ def views(signal: LeadSignal) -> dict[str, Any]:
         if signal.rep
         else {k: None for k in RepView.model_fields}
     )
-    deal = {"stage": lead["stage"], "value": lead["deal_value"], "status": lead["status"]}
+    deal = {
+        **lead["deal"],
+        "stage": lead["stage"],
+        "value": lead["deal_value"],
+        "status": lead["status"],
+    }
     event = dict(signal.event)
     event.setdefault("type", signal.event_type)
     return {

@@ -10,10 +10,11 @@ Each question has one ``type`` (``choice``, ``yes_no``, ``number``, ``date``,
 
 - ``lead.<name>`` for the lead's profile fields (``company``, ``stage``,
   ``deal_value``, ``employees`` ...), ``lead.custom.<key>`` for customer fields;
-- ``deal.stage`` and ``deal.value`` (the lead's ``stage`` / ``deal_value``: Nudge
-  keeps one open deal per lead), and ``deal.<key>`` for anything else about the
-  deal, stored as the custom field ``deal_<key>`` so playbooks and the scorer see
-  it in ``lead.custom`` like any other field.
+- ``deal.stage``, ``deal.value`` and ``deal.status`` (the lead's ``stage`` /
+  ``deal_value`` / ``status``), ``deal.close_date``, ``deal.next_step``, ``deal.name``
+  (the lead's current deal, a row in the store's ``deals``), and ``deal.<key>`` for
+  anything else about the deal (its custom field; playbooks read ``deal.custom.<key>``).
+  Where each lives: :func:`nudge.paths.profile_key`.
 
 Follow-ups: ``follow_ups: [{when: {answer: "no"}, ask: [q3]}]`` on a question asks
 ``q3`` right after it when the answer matches. A question named by any ``ask``
@@ -52,16 +53,6 @@ LEAD_FIELDS = frozenset(
     {"company", "contact_name", "title", "industry", "employees", "deal_value", "stage"}
 )
 """``lead.<name>`` fields a questionnaire may write (the CRM profile, see LeadFields)."""
-
-
-def profile_key(path: str) -> tuple[str, ...]:
-    """Where a field path lives in the lead's profile: ``("stage",)``, ``("custom", "x")``."""
-    scope, _, name = path.partition(".")
-    if scope == "lead":
-        return ("custom", name[len("custom.") :]) if name.startswith("custom.") else (name,)
-    if name in ("stage", "value"):
-        return ("stage",) if name == "stage" else ("deal_value",)
-    return ("custom", f"deal_{name}")
 
 
 class _Model(BaseModel):

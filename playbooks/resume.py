@@ -162,6 +162,7 @@ def _digest(step: ScheduleStep, state: GuardState, now: dt.datetime) -> list[Com
             rep_id=step.rep_id,
             lead_id=items[0].lead_id,
             text=digest_text(items),
+            about=list(dict.fromkeys(i.lead_id for i in items)),
             playbook=step.playbook,
             rule="digest",
             trigger_event_id=step.schedule_id,

@@ -24,6 +24,7 @@ from nudge.events import (
     LeadEvent,
     LeadUpdated,
 )
+from nudge.paths import set_path
 from nudge.signals import LeadSignal, LeadView, RepView, Score, ScorePoint
 from scoring.features import empty_state, update_features
 
@@ -97,6 +98,20 @@ class LeadState:
             features=data.get("features") or empty_state(),
         )
 
+    def checkpoint(self) -> dict[str, Any]:
+        """The derived state the store keeps a copy of (``crm.record``): all but the
+        profile (the store owns it) and the recent event ids."""
+        data = self.to_dict()
+        del data["profile"], data["seen"]
+        return data
+
+    @classmethod
+    def rebuilt(
+        cls, lead_id: str, profile: dict[str, Any], checkpoint: dict[str, Any]
+    ) -> LeadState:
+        """A lost table entry, rebuilt from the store: its profile and last checkpoint."""
+        return cls.from_dict({**checkpoint, "lead_id": lead_id, "profile": profile, "seen": []})
+
     # -- reading -----------------------------------------------------------------
     def view(self) -> LeadView:
         last = max(self.touches.values()) if self.touches else None
@@ -153,25 +168,8 @@ def apply_event(state: LeadState, event: LeadEvent) -> bool:
     state.seen.append(event.event_id)
     if len(state.seen) > RECENT_EVENT_IDS:
         del state.seen[: len(state.seen) - RECENT_EVENT_IDS]
-    profile = state.profile
-    if isinstance(event, LeadCreated | LeadUpdated):
-        for key, value in event.fields.model_dump(mode="json", exclude_none=True).items():
-            if key == "custom":
-                profile.setdefault("custom", {}).update(value)
-            else:
-                profile[key] = value
-    elif isinstance(event, DealStageChanged):
-        profile["stage"] = event.to_stage
-    elif isinstance(event, DealWon):
-        profile["status"] = "won"
-        if event.amount is not None:
-            profile["deal_value"] = float(event.amount)
-    elif isinstance(event, DealLost):
-        profile["status"] = "lost"
-    if event.email and "email" not in profile:
-        profile["email"] = event.email
-    if event.phone and "phone" not in profile:
-        profile["phone"] = event.phone
+    for path, value in profile_changes(event, state.profile).items():
+        set_path(state.profile, path, value)
     update_features(state.features, event)
     when = event.occurred_at.astimezone(dt.UTC).isoformat()
     if state.touches.get(event.silo, "") < when:
@@ -179,6 +177,39 @@ def apply_event(state: LeadState, event: LeadEvent) -> bool:
     if is_contact(event) and state.touches.get(CONTACT, "") < when:
         state.touches[CONTACT] = when
     return True
+
+
+def profile_changes(event: LeadEvent, profile: dict[str, Any]) -> dict[str, Any]:
+    """The profile fields ``event`` sets, as field paths (``lead.company``,
+    ``lead.custom.x``, ``deal.next_step``) → value: what :func:`apply_event` folds into
+    the state and what the store's writer merges (``crm.record``)."""
+    changes: dict[str, Any] = {}
+    if isinstance(event, LeadCreated | LeadUpdated):
+        fields = event.fields.model_dump(mode="json", exclude_none=True)
+        for key, value in fields.items():
+            if key == "custom":
+                changes.update({f"lead.custom.{k}": v for k, v in value.items()})
+            elif key == "deal":
+                for name, v in value.items():
+                    if name == "custom":
+                        changes.update({f"deal.custom.{k}": c for k, c in v.items()})
+                    else:
+                        changes[f"deal.{name}"] = v
+            else:
+                changes[f"lead.{key}"] = float(value) if key == "deal_value" else value
+    elif isinstance(event, DealStageChanged):
+        changes["lead.stage"] = event.to_stage
+    elif isinstance(event, DealWon):
+        changes["lead.status"] = "won"
+        if event.amount is not None:
+            changes["lead.deal_value"] = float(event.amount)
+    elif isinstance(event, DealLost):
+        changes["lead.status"] = "lost"
+    if event.email and "email" not in profile:
+        changes["lead.email"] = event.email
+    if event.phone and "phone" not in profile:
+        changes["lead.phone"] = event.phone
+    return changes
 
 
 def snapshot_row(state: LeadState, event: LeadEvent, score: Score) -> dict[str, Any]:

@@ -28,15 +28,16 @@ from typing import Any
 from faust.types import EventT
 
 from crm.outbox import Outbox
+from crm.record import NUDGE_SOURCE, Source
 from delivery import deliver
 from nudge.errors import StoreUnavailable
 from nudge.events import RepUpserted, parse_event
 from nudge.logs import get_logger
-from nudge.signals import LeadSignal, NudgeCommand, ScheduleStep
+from nudge.signals import CONVERSATION_PLAYBOOKS, LeadSignal, NudgeCommand, ScheduleStep
 from playbooks import GuardState, decide, resume, step_of, timer_signal, worth_evaluating
 from playbooks.trace import Delivery
 from playbooks.windows import track
-from scoring.state import LeadState, apply_event, snapshot_row
+from scoring.state import LeadState, apply_event, profile_changes, snapshot_row
 from streams.batching import BATCH_MAX, Envelopes, TableBatch, unpack
 from streams.commands import dispatch
 from streams.conversations import handle_conversation
@@ -77,6 +78,7 @@ async def handle_activity(
     assert not isinstance(event, RepUpserted)
     state = leads.get(lead_id) or LeadState(lead_id=lead_id)
     started = time.perf_counter()
+    changes = profile_changes(event, state.profile)
     if not apply_event(state, event):
         p.stats["events.duplicate"] += 1
         p.metrics.events.labels(ACTIVITY, "duplicate").inc()
@@ -90,7 +92,11 @@ async def handle_activity(
     leads.put(lead_id, state, message)
     p.stats["leads.rescored"] += 1
     view = state.view()
-    p.dirty_leads[lead_id] = (view, state.score)
+    p.dirty_leads[lead_id] = state
+    if changes and not event.source.startswith(NUDGE_SOURCE):  # Nudge's own: merged already
+        p.dirty_fields.setdefault(lead_id, []).append(
+            (changes, Source(kind=event.source, at=event.occurred_at, event_id=event.event_id))
+        )
     p.snapshots.append(snapshot_row(state, event, score))
     signal = state.signal(event, score, await rep_view(p, view.owner_rep_id), view)
     if not worth_evaluating(signal, p.playbooks):
@@ -281,17 +287,30 @@ async def ingest(p: Pipeline, events: list[EventT[Any]]) -> None:
 
 async def lead(p: Pipeline, events: list[EventT[Any]]) -> None:
     out, leads = p.envelopes(), lead_batch(p)
-    for event in events:
-        for lead_id, item in unpack(event):
-            try:
-                await handle_activity(p, lead_id, item, leads, out, event)
-            except StoreUnavailable:
-                raise  # the whole batch is redone once the record answers
-            except Exception as exc:
-                leads.discard(lead_id)
-                await unexpected(p, "lead", event, exc, (lead_id, item))
+    batch = [(event, lead_id, item) for event in events for lead_id, item in unpack(event)]
+    await rebuild_missing(p, leads, {lead_id for _, lead_id, _ in batch})
+    for event, lead_id, item in batch:
+        try:
+            await handle_activity(p, lead_id, item, leads, out, event)
+        except StoreUnavailable:
+            raise  # the whole batch is redone once the record answers
+        except Exception as exc:
+            leads.discard(lead_id)
+            await unexpected(p, "lead", event, exc, (lead_id, item))
     await out.flush()  # first: if it fails, the batch is redone from the table as it was
     leads.write()
+
+
+async def rebuild_missing(p: Pipeline, leads: TableBatch[LeadState], lead_ids: set[str]) -> None:
+    """Leads the table does not hold (new, or the table was lost): start from what the
+    store holds — profile and last checkpoint — never from nothing (``crm.record``)."""
+    missing = sorted(i for i in lead_ids if leads.get(i) is None)
+    if not missing:
+        return
+    found = await (await p.store()).lead_states(missing)
+    for lead_id, (profile, checkpoint) in found.items():
+        leads.seed(lead_id, LeadState.rebuilt(lead_id, profile, checkpoint))
+        p.stats["leads.rebuilt"] += 1
 
 
 async def playbook(p: Pipeline, events: list[EventT[Any]]) -> None:
@@ -335,15 +354,11 @@ def register(p: Pipeline) -> None:
     _agent(p, "delivery", p.nudges, _delivery)
 
 
-OWN_MESSAGES = ("questionnaire", "reply")
-"""Messages Nudge sends in a conversation (questions, acknowledgements): never snoozed."""
-
-
 async def handle_nudge(p: Pipeline, command: NudgeCommand) -> None:
     """Queue the nudge in the outbox and send what is due for its rep (delivery decides)."""
     store = await p.store()
     now = command.created_at if p.settings.decision_clock == "event" else p.clock.now()
-    if command.playbook not in OWN_MESSAGES and await store.snoozed(
+    if command.playbook not in CONVERSATION_PLAYBOOKS and await store.snoozed(
         command.rep_id, command.lead_id, now
     ):
         outbox = Outbox(store)

@@ -125,6 +125,10 @@ class TableBatch(Generic[T]):
             self.values[key] = self.load(stored) if stored else None
         return self.values[key]
 
+    def seed(self, key: str, value: T) -> None:
+        """Start from ``value`` where the table holds nothing (written only once changed)."""
+        self.values[key] = value
+
     def put(self, key: str, value: T, event: EventT[Any], changed: bool = True) -> None:
         self.values[key] = value
         if changed:

@@ -10,8 +10,9 @@ scheduler.
 from __future__ import annotations
 
 import json
-from typing import Any
 
+from crm.conversations import lead_fields_update
+from crm.record import Source
 from nudge.events import LeadFields, LeadUpdated, event_to_json
 from nudge.logs import get_logger
 from nudge.signals import (
@@ -27,7 +28,7 @@ from streams.pipeline import Pipeline
 
 log = get_logger(__name__)
 
-PROFILE_FIELDS = set(LeadFields.model_fields) - {"custom"}
+PROFILE_FIELDS = set(LeadFields.model_fields) - {"custom", "deal"}
 
 
 async def dispatch(p: Pipeline, command: Command) -> None:
@@ -66,15 +67,27 @@ async def send_nudge(p: Pipeline, command: NudgeCommand) -> None:
 
 
 async def update_crm(p: Pipeline, command: UpdateCrmField) -> None:
-    """A playbook sets a lead field: as a ``lead.updated`` event, and on ``crm.updates``."""
-    name = command.field.removeprefix("lead.")
-    fields: dict[str, Any]
-    if name.startswith("custom."):
-        fields = {"custom": {name.removeprefix("custom."): command.value}}
-    elif name in PROFILE_FIELDS:
-        fields = {name: command.value}
-    else:
+    """A playbook sets a lead field: merged into the record by its one writer (with an
+    audit row), then a ``lead.updated`` event (state, score, playbooks see it) and
+    ``crm.updates`` (external CRMs)."""
+    path = (
+        command.field if command.field.startswith(("lead.", "deal.")) else f"lead.{command.field}"
+    )
+    name = path.removeprefix("lead.")
+    if path.startswith("lead.") and not name.startswith("custom.") and name not in PROFILE_FIELDS:
         log.warning("update_crm names an unknown field", field=command.field, rule=command.rule)
+        return
+    source = Source(
+        kind=f"playbook:{command.playbook}",
+        at=command.created_at,
+        event_id=f"crm-{command.command_id}",
+        rep_id=None,
+    )
+    store = await p.store()
+    changes = await store.merge_fields(
+        command.lead_id, {path: command.value}, source, p.clock.now()
+    )
+    if not changes:
         return
     event = LeadUpdated(
         type="lead.updated",
@@ -82,7 +95,7 @@ async def update_crm(p: Pipeline, command: UpdateCrmField) -> None:
         occurred_at=command.created_at,
         source=f"nudge.playbook.{command.playbook}",
         lead_id=command.lead_id,
-        fields=LeadFields.model_validate(fields),
+        fields=LeadFields.model_validate(lead_fields_update(changes)),
     )
     await p.crm_events.send(force=True, key=command.lead_id.encode(), value=event_to_json(event))
     await p.crm_updates.send(

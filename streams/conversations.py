@@ -18,7 +18,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from crm import conversations as conv
-from crm.store import fetch_one
 from nudge.events import CallEnded, event_to_json
 from nudge.logs import get_logger
 from nudge.signals import AskQuestionnaire, NudgeCommand, Reply, ScheduleStep
@@ -32,6 +31,19 @@ from playbooks.conversation import (
     on_reply,
     on_timer,
     start,
+)
+from playbooks.replies import (
+    ACK,
+    ACTIONS,
+    SNOOZE,
+    WHICH_NOTE,
+    Act,
+    Answer,
+    Note,
+    Prompt,
+    Reading,
+    Which,
+    read_reply,
 )
 from streams.commands import send_nudge
 from streams.pipeline import Pipeline
@@ -97,61 +109,104 @@ async def handle_conversation(p: Pipeline, key: bytes, raw: bytes) -> None:
         )
         zone = ZoneInfo(rep["timezone"]) if rep else ZoneInfo("UTC")
         state = await conv.load_state(db, reply.rep_id)
-        action = nudge_action(reply)
-        if action and state.active(inbound.channel) is None:
-            await act_on_nudge(p, reply, action, now)
-            return
-        step = on_reply(state, inbound, now, zone)
+        prompts = await conv.delivered_prompts(db, reply.rep_id, channel, now - PROMPTS_SINCE)
+        reading = read_clicked(reply, prompts) or read_reply(inbound.text, prompts, now)
         p.stats["replies.handled"] += 1
+        active = state.active(inbound.channel)
+        if isinstance(reading, Answer) and active and active.session_id == reading.session_id:
+            step = on_reply(state, inbound, now, zone)
+        else:
+            if isinstance(reading, Answer):  # its session ended meanwhile: not an answer
+                reading = read_reply(inbound.text, prompts[1:], now)
+                if isinstance(reading, Answer):
+                    reading = Note(None, None, inbound.text)
+            await answer_reading(p, db, reply, channel, reading, now)
+            return
     for instruction in step.instructions:
         await carry_out(p, db, instruction, now)
     await conv.save_step(db, step, now)
 
 
-SNOOZE = dt.timedelta(days=1)
-NUDGE_REPLIES = {"1": "log_call", "2": "snooze", "3": "not_relevant"}
-"""What a bare digit means when no questionnaire is waiting: the answer to the last nudge."""
-ACK = {
-    "log_call": "Logged a call with {company}.",
-    "snooze": "Snoozed {company} for a day.",
-    "not_relevant": "Noted: {company} is not relevant.",
-}
+PROMPTS_SINCE = dt.timedelta(days=2)
+"""How far back delivered messages are looked at to match a reply."""
 
 
-def nudge_action(reply: Reply) -> str | None:
-    """log_call / snooze / not_relevant, from a Slack button or a texted 1/2/3."""
-    if reply.action in ACK:
-        return reply.action
-    return NUDGE_REPLIES.get(reply.text.strip().rstrip(".!"))
-
-
-async def act_on_nudge(p: Pipeline, reply: Reply, action: str, now: Any) -> None:
-    """The rep answered a nudge: log it on the lead, and a call as a call (the score sees it)."""
-    store = await p.store()
-    lead_id = reply.lead_id
-    if not lead_id:
-        row = await fetch_one(
-            store.db,
-            """SELECT lead_id FROM outbox WHERE rep_id = ? AND state IN ('sent', 'delivered')
-               AND playbook != 'questionnaire' ORDER BY COALESCE(sent_at, updated_at) DESC
-               LIMIT 1""",
-            (reply.rep_id,),
+def read_clicked(reply: Reply, prompts: list[Prompt]) -> Reading | None:
+    """A Slack button names what it answers: the nudge (and lead) it was under, or the
+    questionnaire question it was offered with."""
+    if reply.action in ACTIONS.values() and reply.lead_id:
+        company = next((q.company for q in prompts if q.lead_id == reply.lead_id), None)
+        return Act(
+            reply.action or "", reply.lead_id, company or reply.lead_id, reply.nudge_id or ""
         )
-        lead_id = str(row[0]) if row else None
-    if not lead_id or not reply.rep_id:
-        log.info("a reply to a nudge, but no nudge to attach it to", rep_id=reply.rep_id)
-        return
+    if reply.choice and reply.nudge_id:
+        asked = next((q for q in prompts if q.message_id == reply.nudge_id), None)
+        if asked is not None and asked.session_id:
+            return Answer(asked.session_id)
+    return None
+
+
+async def answer_reading(
+    p: Pipeline, db: Any, reply: Reply, channel: str, reading: Reading, now: dt.datetime
+) -> None:
+    """Carry out a reply that is not a questionnaire answer, and acknowledge it by name."""
+    assert reply.rep_id is not None
+    if isinstance(reading, Act):
+        await act_on_nudge(p, reply, reading, now)
+        text = ACK[reading.action].format(company=reading.company)
+        lead_id, rule = reading.lead_id, reading.action
+    elif isinstance(reading, Which):
+        text, lead_id, rule = reading.text, "-", "which"
+        p.stats["replies.ambiguous"] += 1
+    else:
+        assert isinstance(reading, Note)
+        note = AttachNote(
+            note_id=reply.reply_id,
+            rep_id=reply.rep_id,
+            channel=channel,  # type: ignore[arg-type]
+            text=reading.text,
+            received_at=reply.received_at,
+            lead_id=reading.lead_id,
+        )
+        await conv.attach_note(db, note, now)
+        p.stats["notes.attached"] += 1
+        if reading.lead_id is None:
+            text, lead_id, rule = WHICH_NOTE, "-", "which_note"
+        else:
+            company = reading.company or reading.lead_id
+            text, lead_id, rule = ACK["note"].format(company=company), reading.lead_id, "note"
+    await send_nudge(
+        p,
+        NudgeCommand(
+            nudge_id=f"ack-{reply.reply_id}",
+            rep_id=reply.rep_id,
+            lead_id=lead_id,
+            channel=channel,  # type: ignore[arg-type]
+            text=text,
+            playbook="reply",
+            rule=rule,
+            trigger_event_id=reply.reply_id,
+            created_at=now,
+        ),
+    )
+
+
+async def act_on_nudge(p: Pipeline, reply: Reply, act: Act, now: dt.datetime) -> None:
+    """The rep answered a nudge: log it on the lead, and a call as a call (the score sees it)."""
+    assert reply.rep_id is not None
+    store = await p.store()
+    lead_id = act.lead_id
     await store.log_activity(
         f"reply-{reply.reply_id}",
         lead_id,
-        f"nudge.{action}",
+        f"nudge.{act.action}",
         reply.received_at,
         rep_id=reply.rep_id,
-        detail={"reply_id": reply.reply_id, "nudge_id": reply.nudge_id},
+        detail={"reply_id": reply.reply_id, "nudge_id": act.nudge_id},
     )
-    if action == "snooze":
+    if act.action == "snooze":
         await store.snooze(reply.rep_id, lead_id, now + SNOOZE)
-    if action == "log_call":
+    if act.action == "log_call":
         call = CallEnded(
             type="call.ended",
             event_id=f"call-{reply.reply_id}",
@@ -163,38 +218,19 @@ async def act_on_nudge(p: Pipeline, reply: Reply, action: str, now: Any) -> None
             outcome="logged from a nudge",
         )
         await p.call_events.send(force=True, key=lead_id.encode(), value=event_to_json(call))
+    update = {"kind": "nudge_reply", "lead_id": lead_id, "rep_id": reply.rep_id}
     await p.crm_updates.send(
         force=True,
         key=lead_id.encode(),
-        value=json.dumps(
-            {"kind": "nudge_reply", "lead_id": lead_id, "rep_id": reply.rep_id, "action": action}
-        ).encode(),
+        value=json.dumps({**update, "action": act.action}).encode(),
     )
-    company = await _company(p, lead_id) or lead_id
-    rep = await store.get_rep(reply.rep_id)
-    await send_nudge(
-        p,
-        NudgeCommand(
-            nudge_id=f"ack-{reply.reply_id}",
-            rep_id=reply.rep_id,
-            lead_id=lead_id,
-            channel=channel_for(p, reply.channel, rep),  # type: ignore[arg-type]
-            text=ACK[action].format(company=company),
-            playbook="reply",
-            rule=action,
-            trigger_event_id=reply.reply_id,
-            created_at=now,
-        ),
-    )
-    p.stats[f"replies.{action}"] += 1
+    p.stats[f"replies.{act.action}"] += 1
 
 
 async def _company(p: Pipeline, lead_id: str | None) -> str | None:
     if not lead_id:
         return None
-    store = await p.store()
-    row = await fetch_one(store.db, "SELECT company FROM leads WHERE lead_id = ?", (lead_id,))
-    return str(row[0]) if row and row[0] else None
+    return (await conv.companies_of((await p.store()).db, {lead_id})).get(lead_id)
 
 
 async def carry_out(p: Pipeline, db: Any, instruction: Any, now: Any) -> None:

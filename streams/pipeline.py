@@ -14,6 +14,7 @@ from typing import Any
 
 import faust
 
+from crm.record import LeadFlush, Source
 from crm.schedules import Schedules
 from crm.store import Store
 from delivery import Policy
@@ -22,12 +23,12 @@ from nudge.clock import Clock
 from nudge.errors import StoreUnavailable
 from nudge.logs import get_logger
 from nudge.settings import Settings
-from nudge.signals import LeadView, RepView
+from nudge.signals import RepView
 from playbooks import PlaybookSet
 from playbooks.model import Playbook
 from playbooks.questionnaire import Questionnaire
 from playbooks.trace import TraceBook
-from scoring import Scorer
+from scoring import LeadState, Scorer
 from streams.batching import Envelopes
 from streams.metrics import Metrics
 
@@ -51,9 +52,11 @@ class Pipeline:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     identities: dict[tuple[str, str], str] = field(default_factory=dict)
     """(kind, value) → lead_id, a read-through cache of the contacts table."""
-    dirty_leads: dict[str, tuple[LeadView, dict[str, Any] | None]] = field(default_factory=dict)
-    """Lead views (and scores) waiting for the next batched write to SQLite; dumped then,
-    once per lead however often it changed in between."""
+    dirty_leads: dict[str, LeadState] = field(default_factory=dict)
+    """Leads whose score and checkpoint wait for the next batched write to the store;
+    dumped then, once per lead however often it changed in between."""
+    dirty_fields: dict[str, list[tuple[dict[str, Any], Source]]] = field(default_factory=dict)
+    """CRM fields the lead agent's events set, waiting to be merged into the store."""
     snapshots: list[dict[str, Any]] = field(default_factory=list)
     """Score snapshots (feature state per scored event) waiting for the same write."""
     rep_cache: dict[str, tuple[dt.datetime, RepView | None]] = field(default_factory=dict)
@@ -109,8 +112,12 @@ class Pipeline:
         """Write the lead snapshots changed since the last flush, in one transaction."""
         if not self.dirty_leads and not self.snapshots:
             return 0
-        batch_items = list(self.dirty_leads.items())
-        batch = [(view.model_dump(mode="json"), score) for _, (view, score) in batch_items]
+        fields, self.dirty_fields = self.dirty_fields, {}
+        states = list(self.dirty_leads.items())
+        batch = [
+            LeadFlush(lead_id, fields.pop(lead_id, []), state.score, state.checkpoint())
+            for lead_id, state in states
+        ]
         self.dirty_leads = {}
         snaps, self.snapshots = self.snapshots, []
         if self._snapshot_db is None:
@@ -121,12 +128,16 @@ class Pipeline:
         store = self._snapshot_db
         try:
             if batch:
-                await store.save_leads(batch)
+                await store.save_lead_states(batch, self.clock.now())
             if snaps:
                 await store.save_snapshots(snaps)
-        except StoreUnavailable:  # kept for the next flush (newer views of a lead win)
-            for lead_id, entry in batch_items:
-                self.dirty_leads.setdefault(lead_id, entry)
+        except StoreUnavailable:  # kept for the next flush (newer states of a lead win)
+            for lead_id, state in states:
+                self.dirty_leads.setdefault(lead_id, state)
+            for flush in batch:  # older field changes go first
+                self.dirty_fields[flush.lead_id] = flush.fields + self.dirty_fields.get(
+                    flush.lead_id, []
+                )
             self.snapshots = snaps + self.snapshots
             raise
         return len(batch)

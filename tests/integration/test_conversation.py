@@ -129,7 +129,10 @@ async def test_post_meeting_questionnaire_updates_the_crm(
     await reply("1", 1)  # next step: Proposal
     await reply("next tuesday", 2)  # expected close date
     changes = await until(
-        lambda: rows(worker.db, "SELECT * FROM field_changes ORDER BY field"),
+        lambda: rows(
+            worker.db,
+            "SELECT * FROM field_changes WHERE source LIKE 'questionnaire:%' ORDER BY field",
+        ),
         timeout=30,
         what="answers written with audit rows",
     )

@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from cockpit.limits import Limits, serve
 from cockpit.server import build_app
 from crm.outbox import Outbox
+from crm.record import LeadFlush, Source
 from crm.store import Store
 from nudge.events import RepUpserted
 from nudge.signals import NudgeCommand
@@ -53,26 +54,17 @@ async def fill(store: Store) -> None:
         ("lead-1", "Acme Logistics", "rep-1", 0.82, 12000.0),
         ("lead-2", "Birchwood Dental", "rep-2", 0.31, 90000.0),
     ):
-        await store.save_leads(
-            [
-                (
-                    {
-                        "lead_id": lead,
-                        "company": company,
-                        "owner_rep_id": owner,
-                        "deal_value": value,
-                        "stage": "new",
-                    },
-                    {
-                        "value": score,
-                        "model_version": "points-v1",
-                        "rule_based": True,
-                        "reasons": [f"{company}: 3 pricing-page visits"],
-                        "scored_at": T0.isoformat(),
-                    },
-                )
-            ]
-        )
+        crm = Source(kind="crm", at=T0, event_id=f"{lead}-created")
+        fields = {"company": company, "owner_rep_id": owner, "deal_value": value, "stage": "new"}
+        await store.merge_fields(lead, {f"lead.{k}": v for k, v in fields.items()}, crm, T0)
+        score_now = {
+            "value": score,
+            "model_version": "points-v1",
+            "rule_based": True,
+            "reasons": [f"{company}: 3 pricing-page visits"],
+            "scored_at": T0.isoformat(),
+        }
+        await store.save_lead_states([LeadFlush(lead, [], score_now, {"score": score_now})], T0)
         await store.save_snapshots(
             [
                 {

@@ -109,7 +109,7 @@ def test_full_run_applies_answers_once_at_the_end(shipped: dict[str, Questionnai
         ("deal.next_step", "proposal"),
         ("deal.close_date", "2026-12-01"),
     ]
-    assert texts(last) == ["Got Tue Dec 1. Thanks, saved 3 answers."]
+    assert texts(last) == ["Got Tue Dec 1. Thanks, saved 3 answers on Acme."]
     assert rep.state.sessions == [] and last.ended[0].status == "completed"
 
 
@@ -155,14 +155,16 @@ def test_skip_and_stop(shipped: dict[str, Questionnaire]) -> None:
     rep.say("skip")
     step = rep.say("stop")
     assert step.applied == []  # nothing answered, nothing to write
-    assert step.ended[0].status == "stopped" and texts(step) == ["OK, stopped. Saved 0 answers."]
+    assert step.ended[0].status == "stopped" and texts(step) == [
+        "OK, stopped. Saved 0 answers on Acme."
+    ]
     rep2 = Rep()
     rep2.start(shipped["post-meeting"])
     rep2.say("3")
     step2 = rep2.say("no more questions")
     assert step2.applied[0].outcome == "stopped"
     assert [a.question_id for a in step2.applied[0].answers] == ["rating"]
-    assert texts(step2) == ["OK, stopped. Saved 1 answer."]
+    assert texts(step2) == ["OK, stopped. Saved 1 answer on Acme."]
 
 
 def test_second_questionnaire_queues_then_starts(shipped: dict[str, Questionnaire]) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from nudge.errors import PlaybookError
-from playbooks.questionnaire import load_questionnaires, parse_questionnaire, profile_key
+from nudge.paths import profile_key
+from playbooks.questionnaire import load_questionnaires, parse_questionnaire
 
 GOOD = """\
 id: demo
@@ -98,7 +99,9 @@ def test_duplicate_ids_across_files(tmp_path: Path) -> None:
         ("lead.stage", ("stage",)),
         ("deal.stage", ("stage",)),
         ("deal.value", ("deal_value",)),
-        ("deal.close_date", ("custom", "deal_close_date")),
+        ("deal.close_date", ("deal", "close_date")),
+        ("deal.next_step", ("deal", "next_step")),
+        ("deal.meeting_rating", ("deal", "custom", "meeting_rating")),
     ],
 )
 def test_field_paths_map_to_profile_keys(path: str, key: tuple[str, ...]) -> None:

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from crm import conversations as conv
+from crm.record import Source
 from crm.store import Store
 from playbooks.conversation import (
     Answer,
@@ -25,6 +26,19 @@ from playbooks.conversation import (
 from playbooks.questionnaire import load_questionnaires
 
 NOW = dt.datetime(2026, 11, 23, 15, 0, tzinfo=dt.UTC)
+CRM = Source(kind="crm", at=NOW, event_id="e0")
+
+
+async def seed(store: Store, lead_id: str, **fields: object) -> None:
+    """The lead as a CRM event left it (through the record's one writer)."""
+    values: dict[str, object] = {}
+    for key, value in fields.items():
+        if key == "custom":
+            assert isinstance(value, dict)
+            values.update({f"lead.custom.{k}": v for k, v in value.items()})
+        else:
+            values[f"lead.{key}"] = value
+    await store.merge_fields(lead_id, values, CRM, NOW)
 
 
 @pytest.fixture
@@ -62,9 +76,7 @@ async def profile(store: Store, lead_id: str) -> dict[str, object]:
 
 async def test_answers_update_fields_with_audit_rows(store: Store) -> None:
     """Applying answers changes the lead's fields and writes one audit row per change."""
-    await store.save_lead(
-        {"lead_id": "L1", "company": "Acme", "stage": "qualified", "custom": {"seats": 10}}, None
-    )
+    await seed(store, "L1", company="Acme", stage="qualified", custom={"seats": 10})
     changes = await conv.apply_answers(
         store.db,
         apply_for(
@@ -83,12 +95,11 @@ async def test_answers_update_fields_with_audit_rows(store: Store) -> None:
     ]
     lead = await profile(store, "L1")
     assert lead["stage"] == "proposal" and lead["_stage_column"] == "proposal"
-    assert lead["custom"] == {
-        "seats": 10,
-        "furniture_depreciated": False,
-        "deal_close_date": "2026-12-15",
-    }
-    audit = await conv.field_changes(store.db, "L1")
+    assert lead["custom"] == {"seats": 10, "furniture_depreciated": False}
+    assert lead["deal"] == {"close_date": "2026-12-15", "deal_id": "L1:deal"}
+    (deal,) = await store.deals("L1")
+    assert (deal["stage"], deal["close_date"]) == ("proposal", "2026-12-15")
+    audit = [a for a in await conv.field_changes(store.db, "L1") if a.source != "crm"]
     assert [(a.field, a.old_value, a.new_value) for a in audit][1] == (
         "lead.custom.furniture_depreciated",
         None,
@@ -102,20 +113,21 @@ async def test_answers_update_fields_with_audit_rows(store: Store) -> None:
         NOW,
     )
     assert len(audit) == 3
+    assert len(await conv.field_changes(store.db, "L1")) == 6  # and the CRM's three
 
 
 async def test_replayed_apply_is_a_no_op(store: Store) -> None:
     """The same ApplyAnswers twice writes no second audit row and changes nothing more."""
-    await store.save_lead({"lead_id": "L1", "deal_value": 100.0}, None)
+    await seed(store, "L1", deal_value=100.0)
     apply = apply_for("L1", ("value", "deal.value", 12000))
     assert len(await conv.apply_answers(store.db, apply, NOW)) == 1
     assert await conv.apply_answers(store.db, apply, NOW) == []
-    assert len(await conv.field_changes(store.db, "L1")) == 1
+    assert len(await conv.field_changes(store.db, "L1")) == 2  # the CRM's, the answer's
 
 
 async def test_unchanged_value_leaves_no_audit_row(store: Store) -> None:
     """An answer equal to the current value is stored as an answer but is not a change."""
-    await store.save_lead({"lead_id": "L1", "stage": "demo"}, None)
+    await seed(store, "L1", stage="demo")
     assert (
         await conv.apply_answers(store.db, apply_for("L1", ("s", "deal.stage", "demo")), NOW) == []
     )
@@ -142,7 +154,8 @@ async def test_lead_fields_update_matches_lead_fields_shape(store: Store) -> Non
         NOW,
     )
     fields = conv.lead_fields_update(changes)
-    assert LeadFields.model_validate(fields).custom == {"deal_close_date": "2026-12-15"}
+    parsed = LeadFields.model_validate(fields)
+    assert parsed.deal is not None and parsed.deal.close_date == dt.date(2026, 12, 15)
 
 
 async def test_session_state_survives_a_restart(store: Store, tmp_path: Path) -> None:
@@ -170,23 +183,25 @@ async def test_session_state_survives_a_restart(store: Store, tmp_path: Path) ->
     assert on_reply(state, reply, NOW, ZoneInfo("UTC")).instructions == []
 
 
-async def test_note_attaches_to_latest_activity(store: Store) -> None:
-    """A stray text lands on the rep's most recent activity; with none it is still kept."""
+async def test_note_goes_to_its_lead_never_to_a_guess(store: Store) -> None:
+    """Reproduction 5 (storage): a note lands on its own lead's latest activity with the rep;
+    a note whose lead is unknown is kept unattached, not put on the rep's latest activity."""
     note = AttachNote(note_id="SM5", rep_id="rep-1", channel="sms", text="call me", received_at=NOW)
-    assert await conv.attach_note(store.db, note, NOW) == (None, None)
     await store.log_activity("a1", "L1", "call.ended", NOW - dt.timedelta(hours=3), rep_id="rep-1")
     await store.log_activity(
         "a2", "L2", "meeting.ended", NOW - dt.timedelta(hours=1), rep_id="rep-1"
     )
-    await store.log_activity("a3", "L3", "call.ended", NOW, rep_id="rep-2")
-    second = note.model_copy(update={"note_id": "SM6"})
-    assert await conv.attach_note(store.db, second, NOW) == ("a2", "L2")
-    assert [n["text"] for n in await conv.notes_for(store.db, "a2")] == ["call me"]
+    await store.log_activity("a3", "L1", "call.ended", NOW, rep_id="rep-2")
+    assert await conv.attach_note(store.db, note, NOW) == (None, None)
+    about_l1 = note.model_copy(update={"note_id": "SM6", "lead_id": "L1"})
+    assert await conv.attach_note(store.db, about_l1, NOW) == ("a1", "L1")
+    assert [n["text"] for n in await conv.notes_for(store.db, "a1")] == ["call me"]
+    assert await conv.notes_for(store.db, "a2") == []
 
 
 async def test_agent_loop_end_to_end(store: Store) -> None:
     """The loop the streams agent runs: start, replies, carry out instructions, save, emit."""
-    await store.save_lead({"lead_id": "L1", "company": "Acme", "stage": "demo"}, None)
+    await seed(store, "L1", company="Acme", stage="demo")
     q = load_questionnaires()["post-meeting"]
     tz = ZoneInfo("America/New_York")
     state = await conv.load_state(store.db, "rep-1")
@@ -207,10 +222,12 @@ async def test_agent_loop_end_to_end(store: Store) -> None:
             events.append(conv.lead_updated_event(apply, changes))
         await conv.save_step(store.db, step, NOW)
     [event] = events
-    assert event is not None and event.fields.custom == {
-        "deal_meeting_rating": 5,
-        "deal_next_step": "proposal",
-        "deal_close_date": "2026-12-15",
+    assert event is not None and event.fields.deal is not None
+    deal = event.fields.deal.model_dump(mode="json", exclude_none=True)
+    assert deal == {
+        "custom": {"meeting_rating": 5},
+        "next_step": "proposal",
+        "close_date": "2026-12-15",
     }
     assert (await conv.load_state(store.db, "rep-1")).sessions == []
     session = await conv.get_session(store.db, steps[0].changed[0].session_id)
@@ -233,3 +250,23 @@ async def test_late_replay_does_not_revert_a_newer_answer(store: Store) -> None:
     await conv.apply_answers(store.db, newer, NOW)
     assert await conv.apply_answers(store.db, older, NOW) == []
     assert (await profile(store, "L1"))["stage"] == "won"
+
+
+async def test_the_lead_agents_flush_never_erases_an_answer(store: Store) -> None:
+    """Two writers of one row (reproduction 2): an answer merged into the record survives
+    the lead agent's next flush, which carries a profile that never saw the answer."""
+    from crm.record import LeadFlush
+
+    await seed(store, "L1", company="Acme", owner_rep_id="rep-1")
+    await conv.apply_answers(
+        store.db, apply_for("L1", ("why", "lead.custom.no_next_step_reason", "budget")), NOW
+    )
+    score = {"value": 0.4, "model_version": "points-v1"}
+    flush = LeadFlush("L1", [({"lead.stage": "demo"}, CRM)], score, {"features": {}})
+    await store.save_lead_states([flush], NOW)
+    lead = await profile(store, "L1")
+    assert lead["custom"] == {"no_next_step_reason": "budget"}
+    assert (lead["company"], lead["owner_rep_id"], lead["stage"]) == ("Acme", "rep-1", "demo")
+    assert await store.lead_states(["L1"]) == {
+        "L1": ({k: v for k, v in lead.items() if k != "_stage_column"}, {"features": {}})
+    }

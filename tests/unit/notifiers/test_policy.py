@@ -118,6 +118,16 @@ def test_daily_limit() -> None:
     assert (d.action, d.reason) == ("suppress", "daily limit")
 
 
+def test_daily_limit_counts_nudges_not_questions_or_acknowledgements() -> None:
+    """Reproduction 4 (limits): a rep at the daily nudge limit still gets the next
+    questionnaire question and the acknowledgement of a reply; only nudges are held to it."""
+    r = rep(daily_limit=3)
+    for own in ("questionnaire", "reply"):
+        question = cmd().model_copy(update={"playbook": own})
+        d = decide(question, r, NOON_NY, sent_today=3, opted_out=False, available=ALL)
+        assert d.action == "send", own
+
+
 def test_retry_delay_grows_with_jitter_and_cap() -> None:
     """Backoff doubles per attempt, is jittered within [step/2, step], and is capped."""
     assert retry_delay(1, base=1, rand=lambda: 0.0) == 0.5

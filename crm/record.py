@@ -1,0 +1,315 @@
+"""The lead's record: who owns which fact, and the one writer of a lead's fields.
+
+Who owns what (the store is the system of record; everything else is derived):
+
+============================  ===============================  ==========================
+fact                          owner (source of truth)          written by
+============================  ===============================  ==========================
+profile and CRM fields        ``leads.profile_json`` (+ the    :func:`merge_fields` only
+(company, owner, deal value,  mirrored columns ``company``,
+stage, status, custom.*)      ``owner_rep_id`` …)
+deals                         ``deals``                        :func:`merge_fields` only
+answers                       ``questionnaire_answers``        ``crm.conversations``
+field history                 ``field_changes`` (one row per   :func:`merge_fields` only
+                              field a merge changed)
+activities and notes          ``activities``, ``activity_      ingest, replies
+                              notes``
+score, features, counters,    the lead agent's Faust table     the lead agent; its
+touches, recent event ids     (``leads``)                      checkpoint ``leads.
+                                                               state_json`` is a copy
+============================  ===============================  ==========================
+
+Rules that follow from it:
+
+- **A merge, never an overwrite.** :func:`merge_fields` sets only the fields it is given;
+  a field it is not given keeps its value. Each field it changes gets one audit row
+  (old value, new value, source). Giving the value a field already has changes nothing.
+- **A lost table is rebuilt from the store.** When the lead agent meets a lead its table
+  does not hold (a new lead, or a table lost with a memory broker), it loads the profile
+  from ``profile_json`` and the derived state from its last checkpoint
+  (:func:`load_states`); then the event is applied on top. The agent writes back only
+  the fields its events set (``lead.*`` from the CRM), and its checkpoint and score
+  (:func:`save_states`) — never a whole profile.
+- **Nudge's own changes are written once.** Answers and playbook ``update_crm`` actions
+  are merged here by their writer, then sent on as ``lead.updated`` events with a
+  ``nudge.`` source so the score and playbooks see them; the lead agent applies those to
+  its table but does not merge them again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+from pydantic import BaseModel, ConfigDict
+
+from nudge.paths import DEAL_KEY, DEAL_KEYS, get_path, profile_key, set_path
+
+COLUMNS = ("company", "contact_name", "owner_rep_id", "stage", "status", "deal_value")
+"""Profile keys that also have a column of their own in ``leads``."""
+VIEW_ONLY = ("lead_id", "last_touch_at")
+"""Keys of a lead view that are not profile fields (older databases stored them)."""
+NUDGE_SOURCE = "nudge."
+"""Events whose source starts with this were merged by their writer before being sent."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Who or what changed a field: recorded on every audit row."""
+
+    kind: str
+    """``crm`` (the event's source), ``questionnaire:<id>``, ``playbook:<name>``, ``reply``."""
+    at: dt.datetime
+    event_id: str | None = None
+    questionnaire: str | None = None
+    session_id: str | None = None
+    question_id: str | None = None
+    rep_id: str | None = None
+
+
+class FieldChange(BaseModel):
+    """One audit row: a field's value before and after a merge changed it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lead_id: str
+    field: str
+    old_value: Any
+    new_value: Any
+    source: str
+    source_questionnaire: str | None
+    session_id: str | None
+    question_id: str | None
+    rep_id: str | None
+    answered_at: dt.datetime
+    event_id: str | None = None
+
+
+async def fetch_one(db: aiosqlite.Connection, sql: str, params: Any = ()) -> Any:
+    """The first row of a query (read in one call: see ``crm.store.fetch_one``)."""
+    rows = await db.execute_fetchall(sql, params)
+    return next(iter(rows), None)
+
+
+def _iso(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).isoformat()
+
+
+def clean_profile(raw: dict[str, Any] | None) -> dict[str, Any]:
+    """A stored profile without the view-only keys older versions kept in it."""
+    return {k: v for k, v in (raw or {}).items() if k not in VIEW_ONLY and v is not None}
+
+
+async def merge_fields(
+    db: aiosqlite.Connection,
+    lead_id: str,
+    values: dict[str, Any],
+    source: Source,
+    now: dt.datetime,
+) -> list[FieldChange]:
+    """Merge ``values`` (field path → value) into the lead's record in one transaction.
+
+    The one writer of a lead's fields: see the module docstring. Returns the changes
+    made (one audit row each); an unknown lead is created with just these fields.
+    """
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        changes = await merge_in_transaction(db, lead_id, values, source, now)
+        await db.commit()
+    except BaseException:
+        await db.rollback()
+        raise
+    return changes
+
+
+async def merge_in_transaction(
+    db: aiosqlite.Connection,
+    lead_id: str,
+    values: dict[str, Any],
+    source: Source,
+    now: dt.datetime,
+) -> list[FieldChange]:
+    """:func:`merge_fields` inside the caller's transaction."""
+    row = await fetch_one(db, "SELECT profile_json FROM leads WHERE lead_id = ?", (lead_id,))
+    profile = clean_profile(json.loads(row[0]) if row else None)
+    changes: list[FieldChange] = []
+    for path, value in values.items():
+        old = get_path(profile, path)
+        if old == value:
+            continue
+        set_path(profile, path, value)
+        changes.append(
+            FieldChange(
+                lead_id=lead_id,
+                field=path,
+                old_value=old,
+                new_value=value,
+                source=source.kind,
+                source_questionnaire=source.questionnaire,
+                session_id=source.session_id,
+                question_id=source.question_id,
+                rep_id=source.rep_id,
+                answered_at=source.at,
+                event_id=source.event_id,
+            )
+        )
+    if not changes:
+        return []
+    await db.executemany(
+        """INSERT INTO field_changes (lead_id, field, old_value_json, new_value_json, source,
+             source_questionnaire, session_id, question_id, rep_id, answered_at, recorded_at,
+             event_id)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        [
+            (
+                c.lead_id,
+                c.field,
+                json.dumps(c.old_value, default=str),
+                json.dumps(c.new_value, default=str),
+                c.source,
+                c.source_questionnaire,
+                c.session_id,
+                c.question_id,
+                c.rep_id,
+                _iso(c.answered_at),
+                _iso(now),
+                c.event_id,
+            )
+            for c in changes
+        ],
+    )
+    if any(profile_key(c.field)[0] in DEAL_KEYS for c in changes):
+        await _save_deal(db, lead_id, profile, now)
+    columns = [profile.get(c) for c in COLUMNS]
+    columns[COLUMNS.index("status")] = profile.get("status") or "open"
+    await db.execute(
+        """INSERT INTO leads (lead_id, company, contact_name, owner_rep_id, stage, status,
+             deal_value, profile_json, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (lead_id) DO UPDATE SET company=excluded.company,
+             contact_name=excluded.contact_name, owner_rep_id=excluded.owner_rep_id,
+             stage=excluded.stage, status=excluded.status, deal_value=excluded.deal_value,
+             profile_json=excluded.profile_json, updated_at=excluded.updated_at""",
+        (lead_id, *columns, json.dumps(profile, default=str), _iso(now)),
+    )
+    return changes
+
+
+async def _save_deal(
+    db: aiosqlite.Connection, lead_id: str, profile: dict[str, Any], now: dt.datetime
+) -> None:
+    """Upsert the lead's current deal (``deals``) from the profile it lives in."""
+    deal = profile.setdefault(DEAL_KEY, {})
+    deal_id = deal.setdefault("deal_id", f"{lead_id}:deal")
+    await db.execute(
+        """INSERT INTO deals (deal_id, lead_id, name, stage, value, close_date, next_step,
+             status, fields_json, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (deal_id) DO UPDATE SET name=excluded.name, stage=excluded.stage,
+             value=excluded.value, close_date=excluded.close_date,
+             next_step=excluded.next_step, status=excluded.status,
+             fields_json=excluded.fields_json, updated_at=excluded.updated_at""",
+        (
+            deal_id,
+            lead_id,
+            deal.get("name"),
+            profile.get("stage"),
+            profile.get("deal_value"),
+            deal.get("close_date"),
+            deal.get("next_step"),
+            profile.get("status") or "open",
+            json.dumps(deal.get("custom") or {}, default=str),
+            _iso(now),
+            _iso(now),
+        ),
+    )
+
+
+async def deals(db: aiosqlite.Connection, lead_id: str) -> list[dict[str, Any]]:
+    """The lead's deals, most recently changed first."""
+    rows = await db.execute_fetchall(
+        "SELECT * FROM deals WHERE lead_id = ? ORDER BY updated_at DESC", (lead_id,)
+    )
+    out = []
+    for r in rows:
+        row = dict(r)
+        row["custom"] = json.loads(row.pop("fields_json") or "{}")
+        out.append(row)
+    return out
+
+
+@dataclass
+class LeadFlush:
+    """What the lead agent writes for one lead per flush: the fields its (CRM) events set,
+    its score and its derived-state checkpoint."""
+
+    lead_id: str
+    fields: list[tuple[dict[str, Any], Source]]
+    score: dict[str, Any] | None
+    state: dict[str, Any]
+
+
+async def save_states(
+    db: aiosqlite.Connection, flushes: Iterable[LeadFlush], now: dt.datetime
+) -> int:
+    """Merge the CRM fields, then record score and checkpoint, for many leads in one
+    transaction; returns the number of field changes made."""
+    changed = 0
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        rows = []
+        for flush in flushes:
+            for values, source in flush.fields:
+                changed += len(await merge_in_transaction(db, flush.lead_id, values, source, now))
+            rows.append(
+                (
+                    flush.lead_id,
+                    flush.score["value"] if flush.score else None,
+                    flush.score["model_version"] if flush.score else None,
+                    json.dumps(flush.state, default=str),
+                    json.dumps(flush.score, default=str) if flush.score else None,
+                    _iso(now),
+                )
+            )
+        await db.executemany(
+            """INSERT INTO leads (lead_id, score, model_version, state_json, score_json,
+                 updated_at) VALUES (?, ?, ?, ?, ?, ?)
+               ON CONFLICT (lead_id) DO UPDATE SET score=excluded.score,
+                 model_version=excluded.model_version, state_json=excluded.state_json,
+                 score_json=excluded.score_json, updated_at=excluded.updated_at""",
+            rows,
+        )
+        await db.commit()
+    except BaseException:
+        await db.rollback()
+        raise
+    return changed
+
+
+async def load_states(
+    db: aiosqlite.Connection, lead_ids: list[str]
+) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """``lead_id → (profile, derived-state checkpoint)`` for the leads the store knows."""
+    found: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for i in range(0, len(lead_ids), 500):
+        chunk = lead_ids[i : i + 500]
+        rows = await db.execute_fetchall(
+            f"SELECT lead_id, profile_json, state_json FROM leads "
+            f"WHERE lead_id IN ({','.join('?' * len(chunk))})",
+            chunk,
+        )
+        for lead_id, profile, state in rows:
+            found[str(lead_id)] = (
+                clean_profile(json.loads(profile)),
+                json.loads(state) if state else {},
+            )
+    return found
+
+
+async def profile(db: aiosqlite.Connection, lead_id: str) -> dict[str, Any] | None:
+    """The lead's profile as the store holds it (``None``: unknown lead)."""
+    row = await fetch_one(db, "SELECT profile_json FROM leads WHERE lead_id = ?", (lead_id,))
+    return clean_profile(json.loads(row[0])) if row else None

@@ -1,0 +1,306 @@
+"""The record end to end: what the store holds about a lead survives a worker restart on
+the memory broker, and every reply lands on the lead and question it answers.
+
+Each test repeats one reproduction of the record's known faults through a real worker, the
+real Tansu broker, the fake Twilio and signed inbound webhooks, and reads the record the way
+a user does: ``nudge leads show ID --format json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from broker import EmbeddedBroker
+from tests.conftest import ROOT, WorkerProcess
+from tests.fakes.twilio_server import FakeTwilio
+from tests.integration.test_conversation import DEBRIEF, REP_PHONE, until
+from tests.integration.test_pipeline import at
+
+pytestmark = pytest.mark.slow
+
+
+def show(worker: WorkerProcess, lead_id: str) -> dict[str, Any]:
+    """The lead's record as ``nudge leads show ID --format json`` prints it."""
+    out = subprocess.run(
+        [sys.executable, "-m", "cli", "leads", "show", lead_id, "--format", "json"],
+        env=worker.env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if out.returncode == 1 and "no lead" in out.stderr:
+        return dict(EMPTY)  # not in the record yet
+    assert out.returncode == 0, out.stderr
+    record: dict[str, Any] = json.loads(out.stdout)
+    return record
+
+
+EMPTY: dict[str, Any] = {
+    "profile": {},
+    "deals": [],
+    "score": None,
+    "events": [],
+    "notes": [],
+    "nudges": [],
+    "open_conversations": [],
+    "answers": [],
+    "field_changes": [],
+}
+
+
+def rep(rep_id: str = "rep-1", phone: str = REP_PHONE) -> dict[str, Any]:
+    return {
+        "event_id": f"{rep_id}-upserted",
+        "type": "rep.upserted",
+        "occurred_at": at(0),
+        "source": "crm",
+        "rep_id": rep_id,
+        "name": "Rita Rep",
+        "phone": phone,
+    }
+
+
+def lead(n: int, company: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "event_id": f"l{n}",
+        "type": "lead.created",
+        "occurred_at": at(1),
+        "source": "crm",
+        "lead_id": f"lead-{n}",
+        "email": f"buyer{n}@{company.lower()}.example",
+        "fields": {"company": company, "owner_rep_id": "rep-1", **fields},
+    }
+
+
+def meeting(n: int, minute: float) -> dict[str, Any]:
+    return {
+        "event_id": f"m{n}-{minute}",
+        "type": "meeting.ended",
+        "occurred_at": at(minute),
+        "source": "calendar",
+        "lead_id": f"lead-{n}",
+        "rep_id": "rep-1",
+        "duration_s": 1800,
+    }
+
+
+def twilio_env(fake: FakeTwilio) -> dict[str, str]:
+    return {
+        "TWILIO_ACCOUNT_SID": fake.account_sid,
+        "TWILIO_AUTH_TOKEN": fake.auth_token,
+        "TWILIO_FROM_NUMBER": "+15005550006",
+        "NUDGE_TWILIO_API_URL": fake.url,
+    }
+
+
+async def text(worker: WorkerProcess, fake: FakeTwilio, body: str) -> None:
+    """The rep texts ``body`` to Nudge (a signed inbound webhook, as Twilio sends it)."""
+    url = f"{worker.url}/webhooks/twilio/sms"
+    code, _ = await fake.callback(url, fake.inbound_params(REP_PHONE, body))
+    assert code == 200
+
+
+async def texted(fake: FakeTwilio, n: int, what: str) -> str:
+    """Wait until Nudge has texted ``n`` messages; the last one's body."""
+    await until(lambda: len(fake.messages) >= n, what=what)
+    return fake.messages[n - 1]["Body"]
+
+
+PRICING_AFTER = """
+name: pricing-after
+description: a pricing visit after the meeting nudges the owner, naming the deal's next step
+owner: ops@example.com
+version: 1
+rules:
+  - id: pricing
+    trigger: {type: event, event: page.viewed, where: {path: {starts_with: /pricing/after}}}
+    actions:
+      - type: nudge
+        to: owner
+        template: "{{ lead.company }} is back on pricing; next step {{ deal.next_step }}"
+"""
+
+
+def visit(n: int, minute: float, path: str) -> dict[str, Any]:
+    return {
+        "event_id": f"v{n}-{minute}",
+        "type": "page.viewed",
+        "occurred_at": at(minute),
+        "source": "web",
+        "lead_id": f"lead-{n}",
+        "path": path,
+    }
+
+
+async def test_restart_on_the_memory_broker_keeps_what_the_store_holds(
+    start_worker: Any, twilio_fake: FakeTwilio, tmp_path: Path
+) -> None:
+    """Reproduction 1: a worker stopped and started again on a fresh memory broker (its
+    tables lost) keeps the lead's company, owner, deal value and answers, its score, and
+    nudges the owner by name after the next event."""
+    books = tmp_path / "books"
+    books.mkdir()
+    (books / "debrief.yaml").write_text(DEBRIEF)
+    (books / "pricing.yaml").write_text(PRICING_AFTER)
+    worker = start_worker(NUDGE_PLAYBOOKS=str(books), **twilio_env(twilio_fake))
+    intent = [visit(1, m, "/pricing") for m in (10, 12, 14, 16)]
+    worker.post_events([rep(), lead(1, "Acme", deal_value=20000), *intent, meeting(1, 60)])
+    await texted(twilio_fake, 1, "the first question")
+    await text(worker, twilio_fake, "Good")
+    await texted(twilio_fake, 2, "the second question")
+    await text(worker, twilio_fake, "None")  # next step: none → why not?
+    await texted(twilio_fake, 3, "the follow-up")
+    await text(worker, twilio_fake, "budget freeze")
+    await texted(twilio_fake, 4, "the close date question")
+    await text(worker, twilio_fake, "done")
+    before = await until(
+        lambda: (
+            (r := show(worker, "lead-1"))["profile"].get("custom", {}).get("no_next_step_reason")
+            and r["score"]
+            and r
+        ),
+        what="answers in the record",
+    )
+    score_before = before["score"]["value"]
+
+    worker.kill(signal.SIGTERM)
+    fresh = EmbeddedBroker(log_file=tmp_path / "broker2.log")  # the memory broker restarts
+    await asyncio.to_thread(fresh.start)  # (its readiness probe runs its own event loop)
+    try:
+        worker.env["KAFKA_URL"] = fresh.url
+        await asyncio.to_thread(worker.start)
+        texts = len(twilio_fake.messages)
+        worker.post_events([visit(1, 200, "/pricing/after")])
+        body = await texted(twilio_fake, texts + 1, "the owner nudged after the restart")
+        assert body == "Acme is back on pricing; next step none"
+        worker.kill(signal.SIGTERM)  # flushes what it holds
+        after = show(worker, "lead-1")
+    finally:
+        worker.kill()
+        fresh.stop()
+    profile = after["profile"]
+    assert profile["company"] == "Acme"
+    assert profile["owner_rep_id"] == "rep-1"
+    assert profile["deal_value"] == 20000
+    assert profile["custom"]["no_next_step_reason"] == "budget freeze"
+    assert profile["deal"]["next_step"] == "none"
+    assert [d["next_step"] for d in after["deals"]] == ["none"]
+    assert after["answers"][0]["value"] == 4 and after["answers"][0]["rep_id"] == "rep-1"
+    assert after["score"]["value"] >= score_before - 0.05, (score_before, after["score"])
+
+
+PRICING_B = """
+name: pricing-watch
+description: every pricing-page visit nudges the owner
+owner: ops@example.com
+version: 1
+rules:
+  - id: pricing
+    trigger: {type: event, event: page.viewed, where: {path: {starts_with: /pricing}}}
+    actions:
+      - type: nudge
+        to: owner
+        template: "{{ lead.company }} is on the pricing page. Reply 1 to log a call"
+"""
+
+
+async def test_a_code_answers_the_nudge_it_came_with_not_an_open_question(
+    start_worker: Any, twilio_fake: FakeTwilio, tmp_path: Path
+) -> None:
+    """Reproductions 3 and 4 (limits): with an open question on A and a later nudge on B,
+    "1" logs a call on B (acknowledged by name), A gets no rating; the questions do not
+    use up the daily nudge limit of 1, so B's nudge goes out."""
+    books = tmp_path / "books"
+    books.mkdir()
+    (books / "debrief.yaml").write_text(DEBRIEF)
+    (books / "pricing.yaml").write_text(PRICING_B)
+    worker = start_worker(
+        NUDGE_PLAYBOOKS=str(books), NUDGE_DAILY_LIMIT="1", **twilio_env(twilio_fake)
+    )
+    worker.post_events([rep(), lead(1, "Acme"), lead(2, "Birchwood"), meeting(1, 60)])
+    first = await texted(twilio_fake, 1, "the question on Acme")
+    assert "How did it go" in first and "Acme" in first
+    worker.post_events([visit(2, 70, "/pricing")])
+    second = await texted(twilio_fake, 2, "the nudge on Birchwood")
+    assert second.startswith("Birchwood is on the pricing page")
+    await text(worker, twilio_fake, "1")
+    assert await texted(twilio_fake, 3, "the acknowledgement") == "Logged a call with Birchwood."
+    record_b = await until(
+        lambda: (r := show(worker, "lead-2"))["events"] and r, what="the call on Birchwood"
+    )
+    assert sorted(e["type"] for e in record_b["events"]) == ["call.ended", "nudge.log_call"]
+    record_a = show(worker, "lead-1")
+    assert record_a["answers"] == [] and "deal" not in record_a["profile"]
+    assert [c["questionnaire_id"] for c in record_a["open_conversations"]] == ["post-meeting"]
+
+
+FURNITURE = """
+name: furniture
+description: one question after a meeting
+owner: ops@example.com
+version: 1
+rules:
+  - id: ask
+    trigger: {type: event, event: meeting.ended}
+    actions:
+      - type: ask
+        questionnaire: furniture-depreciated
+        to: owner
+"""
+
+
+async def test_a_question_that_was_not_delivered_takes_no_answer(
+    start_worker: Any, twilio_fake: FakeTwilio, tmp_path: Path
+) -> None:
+    """Reproduction 4: the question fails to send (Twilio refuses it), so "nope" is not its
+    answer: no field is written, and Nudge asks which lead the text is about."""
+    (tmp_path / "furniture.yaml").write_text(FURNITURE)
+    worker = start_worker(
+        NUDGE_PLAYBOOKS=str(tmp_path / "furniture.yaml"), **twilio_env(twilio_fake)
+    )
+    twilio_fake.fail_next(400, 21211)  # the question is refused: never delivered
+    worker.post_events([rep(), lead(1, "Acme")])
+    await until(lambda: show(worker, "lead-1")["profile"].get("owner_rep_id"), what="the lead")
+    worker.post_events([meeting(1, 60)])
+    await until(lambda: twilio_fake.requests >= 1, what="the question attempted")
+    await text(worker, twilio_fake, "nope")
+    assert await texted(twilio_fake, 1, "the reply to 'nope'") == (
+        "Which lead is that note about? Send it again starting with the company, "
+        "e.g. 'Acme: call back Monday'."
+    )
+    record = show(worker, "lead-1")
+    assert record["answers"] == []
+    assert "furniture_depreciated" not in record["profile"].get("custom", {})
+    assert not [c for c in record["field_changes"] if c["source"].startswith("questionnaire")]
+
+
+async def test_a_note_lands_on_the_lead_the_rep_talks_about(
+    start_worker: Any, twilio_fake: FakeTwilio, tmp_path: Path
+) -> None:
+    """Reproduction 5: after a meeting with A and a nudge about B, a free-text reply is a
+    note on B (the lead of the latest message) and is acknowledged by name; a text naming
+    Acme is a note on A."""
+    (tmp_path / "pricing.yaml").write_text(PRICING_B)
+    worker = start_worker(NUDGE_PLAYBOOKS=str(tmp_path / "pricing.yaml"), **twilio_env(twilio_fake))
+    worker.post_events([rep(), lead(1, "Acme"), lead(2, "Birchwood"), meeting(1, 60)])
+    await until(lambda: show(worker, "lead-1")["events"], what="the meeting logged")
+    worker.post_events([visit(2, 70, "/pricing")])
+    await texted(twilio_fake, 1, "the nudge on Birchwood")
+    await text(worker, twilio_fake, "they want a demo next week")
+    assert await texted(twilio_fake, 2, "the acknowledgement") == "Noted on Birchwood."
+    await text(worker, twilio_fake, "Acme asked for references")
+    assert await texted(twilio_fake, 3, "the second acknowledgement") == "Noted on Acme."
+    assert [n["text"] for n in show(worker, "lead-2")["notes"]] == ["they want a demo next week"]
+    notes_a = show(worker, "lead-1")["notes"]
+    assert [(n["text"], n["activity_id"]) for n in notes_a] == [
+        ("Acme asked for references", "m1-60")
+    ]
