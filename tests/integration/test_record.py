@@ -172,7 +172,8 @@ async def test_restart_on_the_memory_broker_keeps_what_the_store_holds(
     )
     score_before = before["score"]["value"]
 
-    worker.kill(signal.SIGTERM)
+    await texted(twilio_fake, 5, "the closing text")
+    await asyncio.to_thread(worker.kill, signal.SIGTERM)
     fresh = EmbeddedBroker(log_file=tmp_path / "broker2.log")  # the memory broker restarts
     await asyncio.to_thread(fresh.start)  # (its readiness probe runs its own event loop)
     try:
@@ -182,7 +183,8 @@ async def test_restart_on_the_memory_broker_keeps_what_the_store_holds(
         worker.post_events([visit(1, 200, "/pricing/after")])
         body = await texted(twilio_fake, texts + 1, "the owner nudged after the restart")
         assert body == "Acme is back on pricing; next step none"
-        worker.kill(signal.SIGTERM)  # flushes what it holds
+        # flushes what it holds; waited for off the loop that serves the fake Twilio
+        await asyncio.to_thread(worker.kill, signal.SIGTERM)
         after = show(worker, "lead-1")
     finally:
         worker.kill()
