@@ -116,7 +116,6 @@ async def merge_fields(
     The one writer of a lead's fields: see the module docstring. Returns the changes
     made (one audit row each); an unknown lead is created with just these fields.
     """
-    await db.execute("BEGIN IMMEDIATE")
     try:
         changes = await merge_in_transaction(db, lead_id, values, source, now)
         await db.commit()
@@ -133,7 +132,17 @@ async def merge_in_transaction(
     source: Source,
     now: dt.datetime,
 ) -> list[FieldChange]:
-    """:func:`merge_fields` inside the caller's transaction."""
+    """:func:`merge_fields` inside the caller's transaction.
+
+    The lead's row is locked by a write before it is read — an insert if it is new, then
+    an update — so two merges of one lead (two workers, or the lead agent and an answer)
+    run one after the other, each on what the other wrote; in SQLite the write takes the
+    database's write lock, in PostgreSQL the row's lock (waited for, never skipped)."""
+    await db.execute(
+        "INSERT OR IGNORE INTO leads (lead_id, profile_json, updated_at) VALUES (?, '{}', ?)",
+        (lead_id, _iso(now)),
+    )
+    await db.execute("UPDATE leads SET updated_at = ? WHERE lead_id = ?", (_iso(now), lead_id))
     row = await fetch_one(db, "SELECT profile_json FROM leads WHERE lead_id = ?", (lead_id,))
     profile = clean_profile(json.loads(row[0]) if row else None)
     changes: list[FieldChange] = []
@@ -258,7 +267,6 @@ async def save_states(
     """Merge the CRM fields, then record score and checkpoint, for many leads in one
     transaction; returns the number of field changes made."""
     changed = 0
-    await db.execute("BEGIN IMMEDIATE")
     try:
         rows = []
         for flush in flushes:

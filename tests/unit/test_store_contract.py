@@ -170,3 +170,65 @@ async def test_reps_identities_and_attempts(location: Path | str) -> None:
         assert await outbox.first_sight("SM1", NOW) and not await outbox.first_sight("SM1", NOW)
     finally:
         await store.close()
+
+
+async def test_a_lead_s_fields_are_merged_never_overwritten_with_less(
+    location: Path | str,
+) -> None:
+    """The record's one writer merges: fields it is not given keep their values, each
+    change has one audit row, and the lead agent's flush (score, checkpoint, its CRM fields)
+    erases nothing — the checkpoint is what a lost table is rebuilt from."""
+    from crm.record import LeadFlush, Source
+
+    store = await Store.open(location)
+    try:
+        crm = Source(kind="crm", at=NOW, event_id="e1")
+        await store.merge_fields(
+            "L1", {"lead.company": "Acme", "lead.owner_rep_id": "r1"}, crm, NOW
+        )
+        answer = Source(kind="questionnaire:q", at=NOW, session_id="s1", question_id="q1")
+        changes = await store.merge_fields(
+            "L1", {"deal.next_step": "demo", "lead.custom.seats": 12}, answer, NOW
+        )
+        assert [c.field for c in changes] == ["deal.next_step", "lead.custom.seats"]
+        assert await store.merge_fields("L1", {"lead.company": "Acme"}, crm, NOW) == []
+        score = {"value": 0.7, "model_version": "points-v1"}
+        flush = LeadFlush("L1", [({"lead.stage": "demo"}, crm)], score, {"counters": {"x": 1.0}})
+        assert await store.save_lead_states([flush], NOW) == 1
+        profile = await store.lead_profile("L1")
+        assert profile == {
+            "company": "Acme",
+            "owner_rep_id": "r1",
+            "stage": "demo",
+            "custom": {"seats": 12},
+            "deal": {"next_step": "demo", "deal_id": "L1:deal"},
+        }
+        assert await store.lead_states(["L1", "L2"]) == {"L1": (profile, {"counters": {"x": 1.0}})}
+        (deal,) = await store.deals("L1")
+        assert (deal["stage"], deal["next_step"]) == ("demo", "demo")
+    finally:
+        await store.close()
+
+
+async def test_two_writers_merging_one_lead_at_once_lose_nothing(location: Path | str) -> None:
+    """Two stores (two workers) merge different fields of one lead concurrently: every
+    field lands, each with its audit row."""
+    from crm.record import Source
+
+    a, b = await Store.open(location), await Store.open(location)
+    try:
+
+        async def write(store: Store, prefix: str) -> None:
+            for i in range(15):
+                source = Source(kind="crm", at=NOW, event_id=f"{prefix}{i}")
+                await store.merge_fields("L1", {f"lead.custom.{prefix}{i}": i}, source, NOW)
+
+        await asyncio.gather(write(a, "a"), write(b, "b"))
+        profile = await a.lead_profile("L1")
+        assert profile is not None
+        assert profile["custom"] == {f"{p}{i}": i for p in "ab" for i in range(15)}
+        rows = await a.db.execute_fetchall("SELECT COUNT(*) FROM field_changes")
+        assert rows[0][0] == 30
+    finally:
+        await a.close()
+        await b.close()
