@@ -77,6 +77,15 @@ def register(sub: Any) -> None:
     sy.add_argument("--seed", type=int, default=7)
     sy.add_argument("--out", default="-", help="file to write (default: standard output)")
     sy.add_argument("--truth", type=Path, help="also write the true probabilities (JSON) here")
+    sy.add_argument(
+        "--customers",
+        type=int,
+        default=0,
+        help="instead: N customers with products, usage, churn and purchases",
+    )
+    sy.add_argument(
+        "--catalogue", type=Path, help="with --customers: write their product catalogue YAML"
+    )
     sy.set_defaults(func=_synth)
 
     inv = mp.add_parser(
@@ -202,9 +211,15 @@ def _train(args: argparse.Namespace) -> int:
     truth = None
     if args.truth:
         from scoring.synthetic import truth_from_json
+        from scoring.synthetic_customers import Customers
 
         with _open_text(args.truth) as fh:
-            truth = truth_from_json(json.load(fh), args.horizon_days)
+            doc = json.load(fh)
+        if doc.get("process") == "customers":
+            world = Customers([], doc["churn"], doc["buy"])
+            truth = world.truth(tgt.name, args.horizon_days)
+        else:
+            truth = truth_from_json(doc, args.horizon_days)
     try:
         result = train(
             snaps,
@@ -357,15 +372,38 @@ def _inventory(args: argparse.Namespace) -> int:
 def _synth(args: argparse.Namespace) -> int:
     from scoring.synthetic import generate
 
+    if args.customers:
+        return _synth_customers(args)
     data = generate(args.leads, args.days, args.seed)
     if args.truth:
         args.truth.write_text(json.dumps(data.truth_json()))
-    out = sys.stdout.buffer if args.out == "-" else open(args.out, "wb")  # noqa: SIM115
+    _write_events(args.out, data.events)
+    print(f"{len(data.events):,} events for {args.leads:,} leads", file=sys.stderr)
+    return 0
+
+
+def _write_events(dest: str, events: list[LeadEvent]) -> None:
+    out = sys.stdout.buffer if dest == "-" else open(dest, "wb")  # noqa: SIM115
     try:
-        for event in data.events:
+        for event in events:
             out.write(event_to_json(event) + b"\n")
     finally:
         if out is not sys.stdout.buffer:
             out.close()
-    print(f"{len(data.events):,} events for {args.leads:,} leads", file=sys.stderr)
+
+
+def _synth_customers(args: argparse.Namespace) -> int:
+    import yaml
+
+    from scoring.synthetic_customers import CATALOGUE, generate_customers
+
+    data = generate_customers(args.customers, args.days, args.seed)
+    if args.catalogue:
+        args.catalogue.write_text(yaml.safe_dump(CATALOGUE, sort_keys=False))
+    if args.truth:
+        args.truth.write_text(
+            json.dumps({"process": "customers", "churn": data.churn_rate, "buy": data.buy_rate})
+        )
+    _write_events(args.out, data.events)
+    print(f"{len(data.events):,} events for {args.customers:,} customers", file=sys.stderr)
     return 0

@@ -71,3 +71,28 @@ def test_train_reports_a_bad_event_line(
     events.write_text('{"type": "page.viewed"}\n')
     assert main(["model", "train", "--events", str(events)]) == 1
     assert "ev.ndjson: line 1" in capsys.readouterr().err
+
+
+def test_synth_customers_and_train_a_churn_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """synth --customers writes events, the catalogue and the truth; train --target churn
+    stores the model in the churn registry, beside the ground truth's figures; list and
+    promote work per target; an unknown product is a configuration error."""
+    monkeypatch.setenv("NUDGE_DATA_DIR", str(tmp_path))
+    events, truth, cat = tmp_path / "c.ndjson", tmp_path / "t.json", tmp_path / "products.yaml"
+    synth = ["model", "synth", "--customers", "400", "--days", "150", "--out", str(events)]
+    assert main([*synth, "--truth", str(truth), "--catalogue", str(cat)]) == 0
+    capsys.readouterr()
+    train = ["model", "train", "--events", str(events), "--truth", str(truth)]
+    assert main([*train, "--target", "churn", "--products", str(cat), "--promote"]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert summary["target"] == "churn" and summary["promoted"]
+    assert "ground truth: ROC AUC" in captured.err
+    assert (tmp_path / "models" / "churn" / "PROMOTED").read_text().strip() == summary["version"]
+    assert not (tmp_path / "models" / "PROMOTED").exists()
+    assert main(["model", "list", "--target", "churn"]) == 0
+    assert summary["version"] in capsys.readouterr().out
+    assert main([*train, "--target", "cross_sell:nope", "--products", str(cat)]) == 2
+    assert "no product 'nope'" in capsys.readouterr().err
