@@ -63,7 +63,13 @@ async def _serve(settings: Settings, host: str, port: int, tokens: list[str]) ->
     limits = Limits()
     worker_url = settings.ui_worker_url or f"http://{settings.web_host}:{settings.web_port}"
     app = build_app(
-        settings.store_location, settings.data_dir, tokens, limits, worker_url, settings.playbooks
+        settings.store_location,
+        settings.data_dir,
+        tokens,
+        limits,
+        worker_url,
+        settings.playbooks,
+        settings.products,
     )
     runner = web.AppRunner(
         app, keepalive_timeout=limits.keepalive_timeout, access_log=None, handle_signals=True

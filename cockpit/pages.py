@@ -223,9 +223,35 @@ async def reps(reads: Reads) -> dict[str, Any]:
     return {"reps": rows, "horizon_days": HORIZON.days}
 
 
-def model(data_dir: Path, snapshots: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The registry's models and history; with the record's ``snapshots``, the live
-    model's win/loss drivers on the leads closed so far."""
+def targets(data_dir: Path, products: Path | None = None) -> list[dict[str, Any]]:
+    """Every target the product catalogue defines (conversion first), with its live model."""
+    from scoring.registry import Registry
+    from scoring.targets import all_targets, load_catalogue
+
+    out = []
+    for t in all_targets(load_catalogue(products)):
+        registry = Registry(data_dir, t.name)
+        live = registry.promoted_version()
+        meta = registry.get(live).meta if live else {}
+        out.append(
+            {
+                "target": t.name,
+                "promoted": live,
+                "models": len(registry.list()),
+                "roc_auc": ((meta.get("metrics") or {}).get("holdout") or {}).get("roc_auc"),
+                "trained_at": meta.get("trained_at"),
+            }
+        )
+    return out
+
+
+def model(
+    data_dir: Path,
+    snapshots: list[dict[str, Any]] | None = None,
+    products: Path | None = None,
+) -> dict[str, Any]:
+    """The conversion registry's models and history, every target's live model; with the
+    record's ``snapshots``, the live conversion model's win/loss drivers."""
     from scoring.registry import Registry
 
     registry = Registry(data_dir)
@@ -259,6 +285,7 @@ def model(data_dir: Path, snapshots: list[dict[str, Any]] | None = None) -> dict
     checks = ((live or {}).get("metrics") or {}).get("holdout_checks") or {}
     table = checks.get("reliability") or []
     return {
+        "targets": targets(data_dir, products),
         "checks": checks,
         "calibration_chart": charts.calibration_svg(table) if table else "",
         "drivers": drivers,

@@ -39,6 +39,7 @@ TOKENS: web.AppKey[list[str]] = web.AppKey("tokens", list)
 DATA_DIR: web.AppKey[Path] = web.AppKey("data_dir", Path)
 WORKER_URL: web.AppKey[str] = web.AppKey("worker_url", str)
 PLAYBOOKS: web.AppKey[list[Path]] = web.AppKey("playbooks", list)
+PRODUCTS: web.AppKey[Path | None] = web.AppKey("products")
 THROTTLE: web.AppKey[auth.LoginThrottle] = web.AppKey("throttle", auth.LoginThrottle)
 JINJA: web.AppKey[jinja2.Environment] = web.AppKey("jinja", jinja2.Environment)
 
@@ -217,7 +218,7 @@ async def model_view(request: web.Request) -> web.StreamResponse:
 
     live = Registry(data_dir).promoted_version()
     snaps = await request.app[READS].snapshots() if live else None
-    ctx = await asyncio.to_thread(pages.model, data_dir, snaps)
+    ctx = await asyncio.to_thread(pages.model, data_dir, snaps, request.app[PRODUCTS])
     return render(request, "model.html", ctx | {"title": "Model"})
 
 
@@ -236,11 +237,13 @@ def build_app(
     limits: Limits,
     worker_url: str = "http://127.0.0.1:6066",
     playbooks: list[Path] | None = None,
+    products: Path | None = None,
 ) -> web.Application:
     """The cockpit application; it opens the store (a SQLite file or a PostgreSQL URL) on
     start-up and closes it on cleanup.
     ``worker_url``: the worker asked for a lead's decision trace; ``playbooks``: the
-    playbook files or folders the workers load (none: the shipped default)."""
+    playbook files or folders the workers load (none: the shipped default); ``products``:
+    the product catalogue whose targets the Model page lists."""
     if not tokens:
         raise ValueError("the cockpit needs at least one token")
     app = web.Application(
@@ -256,6 +259,7 @@ def build_app(
     app[DATA_DIR] = data_dir
     app[WORKER_URL] = worker_url
     app[PLAYBOOKS] = list(playbooks or [])
+    app[PRODUCTS] = products
     app[THROTTLE] = auth.LoginThrottle()
     app[JINJA] = _environment()
 

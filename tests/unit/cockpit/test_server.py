@@ -436,5 +436,11 @@ async def test_model_page_shows_the_live_models_report_and_history(tmp_path: Pat
             f"promote {first.version}",
         ]
         assert page["calibration_chart"].startswith("<svg")
+        churn = Registry(tmp_path, "churn")
+        churn.promote(churn.save(b"{}", meta, T0).version, T0)
+        page = await (await c.get("/model.json", headers=auth)).json()
+        by_target = {t["target"]: t for t in page["targets"]}
+        assert by_target["conversion"]["promoted"] == first.version
+        assert by_target["churn"]["promoted"] is not None and by_target["churn"]["models"] == 1
         html = await (await c.get("/model", headers=auth)).text()
         assert "Calibration (holdout)" in html and "promised 52 %, happened 49 %" in html
