@@ -55,7 +55,9 @@ from hubspot.utils.signature import Signature
 
 from connectors.fieldmap import FieldMap, Mapping, to_crm
 from connectors.updates import Update
+from nudge import strict_json
 from nudge.errors import EventRejected, NudgeError
+from nudge.strict_json import StrictJSONError
 
 SYSTEM = "hubspot"
 MAX_AGE = dt.timedelta(minutes=5)
@@ -128,9 +130,9 @@ def notifications(body: bytes) -> list[Notification]:
     if len(body) > MAX_BODY_BYTES:
         raise EventRejected(f"body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}")
     try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):
-        raise EventRejected("body is not valid JSON") from None
+        data = strict_json.loads(body)
+    except StrictJSONError as exc:
+        raise EventRejected(f"body is not strict JSON: {exc}") from None
     if not isinstance(data, list):
         raise EventRejected("body must be a JSON array of notifications")
     out = []

@@ -25,7 +25,6 @@ The track map is YAML, ``tracks: {<track name>: <nudge event type>}``; the bundl
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,8 +33,10 @@ from urllib.parse import urlsplit
 import yaml
 
 from connectors.common import Outcome, hmac_hex, same
+from nudge import strict_json
 from nudge.errors import ConfigError, EventRejected
 from nudge.events import RepUpserted, parse_event
+from nudge.strict_json import StrictJSONError
 
 MAX_BODY_BYTES = 512 * 1024
 """Segment's own batch limit is 500 KB; a larger body is refused whole."""
@@ -94,9 +95,9 @@ def messages(body: bytes) -> list[Any]:
     if len(body) > MAX_BODY_BYTES:
         raise EventRejected(f"body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}")
     try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):
-        raise EventRejected("body is not valid JSON") from None
+        data = strict_json.loads(body)
+    except StrictJSONError as exc:
+        raise EventRejected(f"body is not strict JSON: {exc}") from None
     if not isinstance(data, dict):
         raise EventRejected("body must be a JSON object (one message, or {'batch': [...]})")
     if "batch" not in data:

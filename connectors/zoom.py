@@ -19,13 +19,14 @@ becomes nothing (the route answers why).
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from connectors.common import hmac_hex, same
+from nudge import strict_json
 from nudge.errors import EventRejected
 from nudge.events import MeetingEnded
+from nudge.strict_json import StrictJSONError
 
 MAX_AGE = dt.timedelta(minutes=5)
 MAX_BODY_BYTES = 256 * 1024
@@ -82,9 +83,9 @@ def parse(body: bytes) -> ZoomEvent:
     if len(body) > MAX_BODY_BYTES:
         raise EventRejected(f"body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}")
     try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):
-        raise EventRejected("body is not valid JSON") from None
+        data = strict_json.loads(body)
+    except StrictJSONError as exc:
+        raise EventRejected(f"body is not strict JSON: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("event"), str):
         raise EventRejected("event: required")
     name = data["event"]
