@@ -87,6 +87,7 @@ async def lead(reads: Reads, lead_id: str) -> dict[str, Any] | None:
     nudges = await reads.nudges(lead_id=lead_id)
     attempts = await reads.attempts_for([n["nudge_id"] for n in nudges])
     answers = await reads.answers_for(lead_id)
+    deals = await reads.deals_for(lead_id)
     changes = await reads.field_changes_for(lead_id)
     notes = await reads.notes_for(lead_id)
 
@@ -148,6 +149,7 @@ async def lead(reads: Reads, lead_id: str) -> dict[str, Any] | None:
         "score_changes": list(reversed(score_changes)),
         "timeline": timeline,
         "nudges": nudges,
+        "deals": deals,
         "answers": answers,
         "field_changes": changes,
         "notes": notes,

@@ -218,6 +218,12 @@ class Reads:
                 out.setdefault(str(row["nudge_id"]), []).append(row)
         return out
 
+    async def deals_for(self, lead_id: str) -> list[dict[str, Any]]:
+        """The lead's deals (the record's own reader), most recently changed first."""
+        from crm.record import deals
+
+        return await deals(self.db, lead_id)
+
     async def answers_for(self, lead_id: str) -> list[dict[str, Any]]:
         rows = await self._all(
             "SELECT * FROM questionnaire_answers WHERE lead_id = ? ORDER BY answered_at",

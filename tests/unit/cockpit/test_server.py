@@ -207,6 +207,7 @@ async def test_lead_page_shows_timeline_score_changes_and_nudges(client: TestCli
     )
     assert {c["model_version"] for c in page["score_changes"]} == {"points-v1"}
     assert [n["state"] for n in page["nudges"]] == ["queued"]
+    assert [(d["deal_id"], d["value"]) for d in page["deals"]] == [("lead-1:deal", 12000.0)]
     assert any(e["kind"] == "activity" and "call.ended" in e["what"] for e in page["timeline"])
     assert (await client.get("/leads/nobody", headers=auth)).status == 404
 
