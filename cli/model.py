@@ -88,6 +88,14 @@ def register(sub: Any) -> None:
     )
     sy.set_defaults(func=_synth)
 
+    fc = mp.add_parser(
+        "forecast", help="expected won revenue from open leads, per rep and team, with a backtest"
+    )
+    fc.add_argument("--events", required=True, type=Path, help="NDJSON history (.ndjson[.gz])")
+    fc.add_argument("--months", type=int, default=6, help="month ends to backtest (6)")
+    fc.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    fc.set_defaults(func=_forecast)
+
     inv = mp.add_parser(
         "inventory", help="which data Nudge has, and how far ahead each silo predicts"
     )
@@ -406,4 +414,57 @@ def _synth_customers(args: argparse.Namespace) -> int:
         )
     _write_events(args.out, data.events)
     print(f"{len(data.events):,} events for {args.customers:,} customers", file=sys.stderr)
+    return 0
+
+
+def _forecast(args: argparse.Namespace) -> int:
+    from scoring.forecast import backtest_summary, forecasts, format_forecast, month_ends
+    from scoring.model_scorer import CompiledModel
+
+    registry = _registry()
+    version = registry.promoted_version()
+    if version is None:
+        raise ConfigError("no conversion model is promoted: `nudge model train --promote` first")
+    model = CompiledModel.load(registry, registry.get(version))
+    horizon = float(registry.get(version).meta.get("horizon_days", 30))
+    teams: dict[str, str] = {}
+    events: list[LeadEvent] = []
+    with _open_text(args.events) as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                event = parse_event(line.strip())
+            except EventRejected as exc:
+                raise NudgeError(f"{args.events}: line {number}: {exc.reason}") from None
+            if isinstance(event, RepUpserted):
+                if event.team:
+                    teams[event.rep_id] = event.team
+            else:
+                events.append(event)
+    if not events:
+        raise ConfigError(f"{args.events}: no lead events")
+    first = min(e.occurred_at for e in events)
+    last = max(e.occurred_at for e in events)
+    cuts = [*month_ends(first, last)[-args.months :], last]
+    points = forecasts(events, model, cuts, horizon_days=horizon, teams=teams)
+    summary = backtest_summary(points)
+    if args.json:
+        print(
+            json.dumps(
+                {"model": version, "points": [p.as_dict() for p in points], "backtest": summary},
+                indent=2,
+            )
+        )
+        return 0
+    print(f"model {version}, horizon {horizon:g} days")
+    print(format_forecast(points, summary))
+    today = points[-1]
+    print(f"by rep at {today.at:%Y-%m-%d}:")
+    for rep, v in sorted(today.by_rep.items(), key=lambda kv: -kv[1]):
+        print(f"  {rep:<20} {v:>12,.0f}")
+    if teams:
+        print("by team:")
+        for team, v in sorted(today.by_team.items(), key=lambda kv: -kv[1]):
+            print(f"  {team:<20} {v:>12,.0f}")
     return 0

@@ -96,3 +96,23 @@ def test_synth_customers_and_train_a_churn_model(
     assert summary["version"] in capsys.readouterr().out
     assert main([*train, "--target", "cross_sell:nope", "--products", str(cat)]) == 2
     assert "no product 'nope'" in capsys.readouterr().err
+
+
+def test_forecast_prints_the_backtest_beside_the_forecast(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """forecast needs a promoted model (exit 2 without), then prints the month-end
+    backtest, its error and today's figure per rep."""
+    monkeypatch.setenv("NUDGE_DATA_DIR", str(tmp_path))
+    events = tmp_path / "ev.ndjson"
+    assert main(["model", "synth", "--leads", "400", "--days", "150", "--out", str(events)]) == 0
+    assert main(["model", "forecast", "--events", str(events)]) == 2
+    assert "no conversion model is promoted" in capsys.readouterr().err
+    assert main(["model", "train", "--events", str(events), "--promote"]) == 0
+    capsys.readouterr()
+    assert main(["model", "forecast", "--events", str(events), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["backtest"]["points"] >= 2 and out["points"][-1]["actual"] is None
+    assert main(["model", "forecast", "--events", str(events)]) == 0
+    text = capsys.readouterr().out
+    assert "backtest over" in text and "by rep at" in text
