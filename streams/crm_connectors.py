@@ -40,6 +40,7 @@ from nudge.logs import get_logger
 from nudge.settings import Settings
 from streams.agents import _agent
 from streams.pipeline import Pipeline
+from streams.sources import Rejected
 from streams.views import error_response
 
 log = get_logger(__name__)
@@ -67,9 +68,16 @@ def client(settings: Settings) -> hubspot.HubSpot | None:
 
 class HubSpotHook:
     def __init__(
-        self, publish: Publish, store: StoreSource, settings: Settings, clock: Clock
+        self,
+        publish: Publish,
+        store: StoreSource,
+        settings: Settings,
+        clock: Clock,
+        rejected: Rejected | None = None,
     ) -> None:
         self.publish, self.store, self.settings, self.clock = publish, store, settings, clock
+        self.rejected = rejected
+        """Counts, logs and dead-letters a signed body that is not HubSpot's shape."""
         secret = settings.hubspot_client_secret
         self.secret = secret.get_secret_value() if secret else ""
         self.hs = client(settings)
@@ -105,6 +113,8 @@ class HubSpotHook:
         try:
             notes = hubspot.notifications(body)
         except EventRejected as exc:
+            if self.rejected is not None:
+                await self.rejected(exc, body, request.path)
             return web.json_response({"error": exc.reason}, status=400)
         if self.hs is None:
             return web.json_response({"error": "HUBSPOT_ACCESS_TOKEN is not set"}, status=503)
@@ -179,9 +189,14 @@ class HubSpotHook:
 
 
 def routes(
-    publish: Publish, store: StoreSource, settings: Settings, clock: Clock
+    publish: Publish,
+    store: StoreSource,
+    settings: Settings,
+    clock: Clock,
+    rejected: Rejected | None = None,
 ) -> list[web.RouteDef]:
-    return [web.post("/webhooks/hubspot", HubSpotHook(publish, store, settings, clock).handle)]
+    hook = HubSpotHook(publish, store, settings, clock, rejected)
+    return [web.post("/webhooks/hubspot", hook.handle)]
 
 
 async def load_hubspot(

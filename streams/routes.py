@@ -66,7 +66,7 @@ def routes(p: Pipeline) -> list[Route]:
     api = Api(p)
     hooks = webhooks.build(p)
     feeds = sources.build(p, api.publish, api.rejected)
-    hubspot = crm_connectors.HubSpotHook(api.publish, p.store, p.settings, p.clock)
+    hubspot = crm_connectors.HubSpotHook(api.publish, p.store, p.settings, p.clock, api.rejected)
     segment_auth: Auth = "segment" if p.settings.segment_shared_secret else "token"
     document = openapi.Document()
     table = [

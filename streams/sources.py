@@ -18,6 +18,7 @@ mounts the same handlers on any aiohttp application.
 from __future__ import annotations
 
 import json
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -86,6 +87,8 @@ class Sources:
         """A signed body that is not a usable event: counted, logged, dead-lettered."""
         if self.rejected is not None:
             await self.rejected(exc, body, request.path)
+        else:
+            log.warning("webhook body not used", route=request.path, reason=exc.reason)
 
     async def _publish_all(self, outcome: Outcome) -> None:
         for event in outcome.events:
@@ -129,7 +132,7 @@ class Sources:
                 params, self.clock.now(), rep["rep_id"] if rep else None
             )
         except EventRejected as exc:
-            log.warning("twilio voice callback not used", reason=exc.reason)
+            await self._rejected(exc, urllib.parse.urlencode(params).encode(), request)
             return error_response(400, exc.reason)
         if event is not None:
             await self.publish(event)

@@ -19,13 +19,17 @@ from connectors.fieldmap import FieldMap
 from crm.connector_state import ConnectorState
 from crm.store import Store
 from nudge.clock import SystemClock
-from nudge.errors import ConfigError
+from nudge.errors import ConfigError, EventRejected
 from nudge.settings import Settings
 from streams.crm_connectors import DEFAULT_FIELD_MAP, load_hubspot, routes
 from tests.conftest import STORES
 from tests.fakes.hubspot_server import FakeHubSpot
 
 FMAP = FieldMap.load(DEFAULT_FIELD_MAP)
+
+
+Hook = tuple[str, list[Any], list[tuple[str, str]]]
+"""The webhook URL, what it published, and what it rejected (reason, route)."""
 
 
 @pytest.fixture
@@ -40,14 +44,16 @@ async def portal() -> AsyncIterator[FakeHubSpot]:
 
 
 @pytest.fixture
-async def hook(
-    portal: FakeHubSpot, store: Store, tmp_path: Path
-) -> AsyncIterator[tuple[str, list[Any]]]:
+async def hook(portal: FakeHubSpot, store: Store, tmp_path: Path) -> AsyncIterator[Hook]:
     """The /webhooks/hubspot route on a live server; the list collects what it published."""
     published: list[Any] = []
+    rejected: list[tuple[str, str]] = []
 
     async def publish(event: Any) -> None:
         published.append(event)
+
+    async def reject(exc: EventRejected, body: bytes, route: str) -> None:
+        rejected.append((exc.reason, route))
 
     async def get_store() -> Store:
         return store
@@ -59,11 +65,11 @@ async def hook(
         hubspot_api_url=portal.url,
     )
     app = web.Application()
-    app.router.add_routes(routes(publish, get_store, settings, SystemClock()))
+    app.router.add_routes(routes(publish, get_store, settings, SystemClock(), reject))
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:
-        yield str(server.make_url("/webhooks/hubspot")), published
+        yield str(server.make_url("/webhooks/hubspot")), published, rejected
     finally:
         await server.close()
 
@@ -89,10 +95,10 @@ def test_signature_v3_fixed_vector_and_window() -> None:
 
 # -- in --------------------------------------------------------------------------------------------
 async def test_contact_creation_is_read_in_batch_and_becomes_lead_created(
-    portal: FakeHubSpot, hook: tuple[str, list[Any]]
+    portal: FakeHubSpot, hook: Hook
 ) -> None:
     """A signed contact.creation batch → one batch read → lead.created with mapped fields, stable id."""
-    url, published = hook
+    url, published, _ = hook
     cid = portal.add(
         "contacts",
         {
@@ -129,10 +135,10 @@ async def test_contact_creation_is_read_in_batch_and_becomes_lead_created(
 
 
 async def test_deal_stage_change_names_each_associated_contact(
-    portal: FakeHubSpot, hook: tuple[str, list[Any]], store: Store
+    portal: FakeHubSpot, hook: Hook, store: Store
 ) -> None:
     """deal.propertyChange dealstage=closedwon → deal.won for the deal's contact, and the deal is linked."""
-    url, published = hook
+    url, published, _ = hook
     cid = portal.add("contacts", {"email": "ann@acme.example"})
     deal = portal.add("deals", {"dealname": "Acme", "dealstage": "closedwon", "amount": "12000"})
     portal.associate("deals", deal, "contacts", cid)
@@ -145,25 +151,24 @@ async def test_deal_stage_change_names_each_associated_contact(
     assert await ConnectorState(store).remote_id("hubspot", f"hubspot-{cid}", "deal") == deal
 
 
-async def test_forged_stale_and_malformed_webhooks(
-    portal: FakeHubSpot, hook: tuple[str, list[Any]]
-) -> None:
+async def test_forged_stale_and_malformed_webhooks(portal: FakeHubSpot, hook: Hook) -> None:
     """Wrong secret or a 6-minute-old timestamp → 401 and no API read; a signed non-HubSpot body → 400."""
-    url, published = hook
+    url, published, rejected = hook
     cid = portal.add("contacts", {"email": "ann@acme.example"})
     note = [portal.notification("contact.creation", cid)]
     assert (await portal.webhook(url, note, secret="forged"))[0] == 401
     assert (await portal.webhook(url, note, age_s=360))[0] == 401
-    assert portal.requests == [] and published == []
+    assert portal.requests == [] and published == [] and rejected == []
     status, _ = await portal.webhook(url, {"not": "a list"})  # type: ignore[arg-type]
     assert status == 400
+    # a signed body that is not HubSpot's shape goes to the same accounting as /events
+    [(reason, route)] = rejected
+    assert "array" in reason and route == "/webhooks/hubspot"
 
 
-async def test_api_outage_answers_503_so_hubspot_retries(
-    portal: FakeHubSpot, hook: tuple[str, list[Any]]
-) -> None:
+async def test_api_outage_answers_503_so_hubspot_retries(portal: FakeHubSpot, hook: Hook) -> None:
     """When the objects cannot be read, the batch gets 503 (HubSpot retries it) and nothing is published."""
-    url, published = hook
+    url, published, _ = hook
     cid = portal.add("contacts", {"email": "ann@acme.example"})
     portal.outage = 503
     assert (await portal.webhook(url, [portal.notification("contact.creation", cid)]))[0] == 503
@@ -171,10 +176,10 @@ async def test_api_outage_answers_503_so_hubspot_retries(
 
 
 async def test_a_slow_api_answers_503_within_hubspots_time_limit(
-    portal: FakeHubSpot, hook: tuple[str, list[Any]]
+    portal: FakeHubSpot, hook: Hook
 ) -> None:
     """When reading the objects takes longer than HubSpot waits (5 s), the batch gets a 503 in time."""
-    url, published = hook
+    url, published, _ = hook
     cid = portal.add("contacts", {"email": "ann@acme.example"})
     portal.read_latency = 6.0
     started = time.monotonic()
