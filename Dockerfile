@@ -12,6 +12,7 @@ COPY crm crm
 COPY delivery delivery
 COPY connectors connectors
 COPY cockpit cockpit
+COPY replay replay
 RUN pip install --no-cache-dir .
 EXPOSE 6066
 CMD ["nudge", "worker"]

@@ -32,9 +32,9 @@ from nudge.signals import AskQuestionnaire, NudgeCommand, NudgeTeam, UpdateCrmFi
 from playbooks import messages as msg
 from playbooks.loader import check_paths, load_playbooks
 from playbooks.reference import render_reference
-from playbooks.simulate import Outcome, Report, simulate
 from playbooks.trace import Evaluation
 from playbooks.types import parse_duration
+from replay.simulate import Outcome, Report, simulate
 from scoring.model_scorer import LiveScorer
 
 

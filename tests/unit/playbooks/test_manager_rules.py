@@ -13,7 +13,7 @@ from typing import Any
 
 from nudge.events import parse_event
 from playbooks import parse_playbook
-from playbooks.simulate import simulate
+from replay.simulate import simulate
 
 T0 = dt.datetime(2026, 3, 2, 14, 0, tzinfo=dt.UTC)
 

@@ -13,7 +13,7 @@ import pytest
 from nudge.events import parse_event
 from playbooks import evaluate, load_playbooks
 from playbooks.loader import check_text
-from playbooks.simulate import simulate
+from replay.simulate import simulate
 from tests.unit.playbooks.helpers import NOW, playbook, signal
 
 HEAD = "name: t\nowner: me\nversion: 1\n"
