@@ -8,10 +8,21 @@ In: HubSpot POSTs batches of notifications (``contact.creation``,
 minutes is refused). Notifications carry ids, not objects: the full objects are
 read back in batches (``/crm/v3/objects/{type}/batch/read``, 100 ids a call) and
 become ``lead.created`` / ``lead.updated`` / ``deal.*`` events with event id
-``hubspot:<eventId>``, so a retried batch is de-duplicated by ingest. Deletions,
-merges and association changes are acknowledged and not turned into events
-(Nudge has no event that removes a lead; a merged contact's new properties
-arrive as a property change).
+``hubspot:<eventId>``, so a retried batch is de-duplicated by ingest.
+
+Deletions, merges and association changes need no object read (:func:`lifecycle_events`):
+
+- ``contact.deletion`` → ``lead.updated`` with stage ``deleted``; ``deal.deletion`` →
+  ``deal.stage_changed`` to ``deleted`` for each lead the deal was linked to. Nudge's
+  schema has no event that removes a lead, and a deletion is not a lost deal (deleting
+  duplicates or test records is routine), so it is never counted as ``deal.lost``;
+- ``contact.merge`` → each identity (email, phone, visitor id) of the merged contacts'
+  leads on a ``lead.updated`` of the surviving lead (ingest then links it there, so later
+  events land on it), and stage ``merged`` on each merged lead;
+- ``*.associationChange`` between a contact and a deal → the deal's stage for the
+  contact's lead when linked (as a stage change would), stage ``no deal`` when unlinked.
+  HubSpot sends the change from both sides with different event ids, so these ids are
+  built from the change itself (``hubspot:assoc:<deal>:<contact>:<linked|unlinked>:<ms>``).
 
 Out: :class:`HubSpot` writes what :mod:`connectors.updates` read from
 ``crm.updates``: mapped fields as contact / deal properties (a PATCH sets a value,
@@ -29,6 +40,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,6 +135,13 @@ class Notification:
     occurred_at: dt.datetime
     property_name: str | None = None
     property_value: str | None = None
+    merged_ids: tuple[str, ...] = ()
+    """contact.merge: the contacts merged into ``object_id`` (the surviving one)."""
+    to_object_id: str | None = None
+    """associationChange: the other end (``object_id`` is the ``fromObjectId``)."""
+    association_type: str | None = None
+    """associationChange: e.g. CONTACT_TO_DEAL, DEAL_TO_CONTACT."""
+    association_removed: bool = False
 
 
 def notifications(body: bytes) -> list[Notification]:
@@ -140,13 +159,29 @@ def notifications(body: bytes) -> list[Notification]:
         if not isinstance(item, dict):
             raise EventRejected(f"[{index}]: a notification must be an object")
         sub = item.get("subscriptionType")
+        association = isinstance(sub, str) and sub.endswith(".associationChange")
         event_id, object_id, occurred = (
             item.get("eventId"),
-            item.get("objectId"),
+            item.get(
+                "fromObjectId"
+                if association
+                else "newObjectId"
+                if sub == "contact.merge" and _id(item.get("newObjectId"))
+                else "objectId"
+            ),
             item.get("occurredAt"),
         )
         if not isinstance(sub, str) or "." not in sub:
             raise EventRejected(f"[{index}].subscriptionType: required, e.g. contact.creation")
+        if association and not _id(item.get("toObjectId")):
+            raise EventRejected(
+                f"[{index}]: an associationChange needs fromObjectId and toObjectId"
+            )
+        merged = item.get("mergedObjectIds") if sub.endswith(".merge") else None
+        if merged is not None and (
+            not isinstance(merged, list) or len(merged) > 100 or not all(_id(m) for m in merged)
+        ):
+            raise EventRejected(f"[{index}].mergedObjectIds: a list of object ids required")
         if not _id(event_id) or not _id(object_id):
             raise EventRejected(f"[{index}]: eventId and objectId are required")
         try:
@@ -164,6 +199,10 @@ def notifications(body: bytes) -> list[Notification]:
                 when,
                 name[:256] if isinstance(name, str) else None,
                 value[:4096] if isinstance(value, str) else None,
+                tuple(str(m) for m in merged or ()),
+                str(item["toObjectId"]) if association else None,
+                str(item.get("associationType"))[:64] if association else None,
+                association and item.get("associationRemoved") is True,
             )
         )
     return out
@@ -245,6 +284,90 @@ def deal_events(
         else:
             out.append({**base, "type": "deal.stage_changed", "to_stage": stage})
     return out
+
+
+DELETED, MERGED, NO_DEAL = "deleted", "merged", "no deal"
+"""The stages a deletion, a merge and an unlinked deal leave on a lead."""
+
+
+def deal_contact(n: Notification) -> tuple[str, str] | None:
+    """(deal id, contact id) of an associationChange between a contact and a deal."""
+    if n.action != "associationChange" or n.to_object_id is None:
+        return None
+    if n.association_type == "CONTACT_TO_DEAL":
+        return n.to_object_id, n.object_id
+    if n.association_type == "DEAL_TO_CONTACT":
+        return n.object_id, n.to_object_id
+    return None
+
+
+def lifecycle_events(
+    n: Notification,
+    *,
+    deal_leads: Sequence[str] = (),
+    merged_identities: dict[str, list[tuple[str, str]]] | None = None,
+    deal_props: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """A deletion, merge or association change → events (dicts for parse_event).
+
+    ``deal_leads``: the leads a deleted deal was linked to; ``merged_identities``: merged
+    contact id → its lead's ``(kind, value)`` identities (kind email | phone | visitor);
+    ``deal_props``: the deal of a linked association (``dealstage``, ``amount``).
+    """
+    when = n.occurred_at.isoformat()
+    base = {"occurred_at": when, "source": SYSTEM}
+
+    def updated(event_id: str, lead: str, **extra: Any) -> dict[str, Any]:
+        return {"type": "lead.updated", "event_id": event_id, "lead_id": lead, **base, **extra}
+
+    if n.action == "deletion" and n.object_type == "contact":
+        return [updated(f"hubspot:{n.event_id}", lead_id(n.object_id), fields={"stage": DELETED})]
+    if n.action == "deletion" and n.object_type == "deal":
+        return [
+            {
+                "type": "deal.stage_changed",
+                "event_id": f"hubspot:{n.event_id}:{lead}",
+                "lead_id": lead,
+                "to_stage": DELETED,
+                **base,
+            }
+            for lead in sorted(deal_leads)
+        ]
+    if n.action == "merge" and n.object_type == "contact":
+        survivor = lead_id(n.object_id)
+        out = []
+        for merged in n.merged_ids:
+            if merged == n.object_id:
+                continue
+            for kind, value in sorted((merged_identities or {}).get(merged, [])):
+                attr = {"email": "email", "phone": "phone", "visitor": "visitor_id"}.get(kind)
+                if attr is None:
+                    continue
+                key = f"{merged}:{kind}:{value}"
+                out.append(
+                    updated(
+                        f"hubspot:{n.event_id}:{key}"[:256], survivor, fields={}, **{attr: value}
+                    )
+                )
+            out.append(
+                updated(f"hubspot:{n.event_id}:{merged}", lead_id(merged), fields={"stage": MERGED})
+            )
+        return out
+    pair = deal_contact(n)
+    if pair is None:
+        return []
+    deal, contact = pair
+    state = "unlinked" if n.association_removed else "linked"
+    ms = int(n.occurred_at.timestamp() * 1000)
+    event_id = f"hubspot:assoc:{deal}:{contact}:{state}:{ms}"
+    if n.association_removed:
+        return [updated(event_id, lead_id(contact), fields={"stage": NO_DEAL})]
+    stage_note = Notification(
+        event_id.removeprefix("hubspot:"), "deal", "creation", deal, n.occurred_at
+    )
+    return [
+        {**e, "event_id": event_id} for e in deal_events(stage_note, deal_props or {}, [contact])
+    ]
 
 
 def _typed(value: Any, m: Mapping) -> Any:

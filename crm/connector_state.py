@@ -171,6 +171,32 @@ class ConnectorState:
         )
         await self.db.commit()
 
+    async def unlink(self, system: str, lead_id: str, object_type: str, remote_id: str) -> None:
+        """Forget the link, if it is still to ``remote_id``."""
+        await self.db.execute(
+            "DELETE FROM crm_links WHERE system=? AND lead_id=? AND object_type=? AND remote_id=?",
+            (system, lead_id, object_type, remote_id),
+        )
+        await self.db.commit()
+
+    async def linked_leads(self, system: str, object_type: str, remote_id: str) -> list[str]:
+        rows = await self.db.execute_fetchall(
+            "SELECT lead_id FROM crm_links WHERE system=? AND object_type=? AND remote_id=? "
+            "ORDER BY lead_id",
+            (system, object_type, remote_id),
+        )
+        return [str(r[0]) for r in rows]
+
+    async def identities(self, lead_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
+        """lead id → its linked ``(kind, value)`` identities (read from the record's contacts)."""
+        out: dict[str, list[tuple[str, str]]] = {}
+        for lead in lead_ids:
+            rows = await self.db.execute_fetchall(
+                "SELECT kind, value FROM contacts WHERE lead_id = ? ORDER BY kind, value", (lead,)
+            )
+            out[lead] = [(str(r[0]), str(r[1])) for r in rows]
+        return out
+
     async def remote_id(self, system: str, lead_id: str, object_type: str) -> str | None:
         row = await fetch_one(
             self.db,

@@ -137,13 +137,19 @@ class HubSpotHook:
                 and n.action in ("creation", "propertyChange", "restore")
             }
         )
-        deals = sorted(
+        linked = {
+            pair[0]
+            for n in notes
+            if not n.association_removed and (pair := hubspot.deal_contact(n)) is not None
+        }
+        changed = sorted(
             {
                 n.object_id
                 for n in notes
                 if n.object_type == "deal" and n.action in ("creation", "propertyChange")
             }
         )
+        deals = sorted(set(changed) | linked)
         contact_props = (
             await asyncio.to_thread(
                 self.hs.read, "contacts", contacts, hubspot.contact_properties(self.fmap)
@@ -159,14 +165,20 @@ class HubSpotHook:
             else {}
         )
         deal_contacts = (
-            await asyncio.to_thread(self.hs.associated, "deals", "contacts", deals) if deals else {}
+            await asyncio.to_thread(self.hs.associated, "deals", "contacts", changed)
+            if changed
+            else {}
         )
         state = ConnectorState(await self.store())
         now = self.clock.now()
         raw: list[dict[str, Any]] = []
         skipped = 0
         for n in notes:
-            if n.object_type == "contact" and n.object_id in contact_props:
+            if n.action in ("deletion", "merge", "associationChange"):
+                found = await self._lifecycle(state, n, deal_props, now)
+                raw += found
+                skipped += not found
+            elif n.object_type == "contact" and n.object_id in contact_props:
                 raw.append(hubspot.contact_event(n, contact_props[n.object_id], self.fmap))
             elif n.object_type == "deal" and n.object_id in deal_props:
                 for cid in deal_contacts.get(n.object_id, []):
@@ -186,6 +198,37 @@ class HubSpotHook:
                     "hubspot object not usable", event_id=item.get("event_id"), reason=exc.reason
                 )
         return events, skipped
+
+    async def _lifecycle(
+        self,
+        state: ConnectorState,
+        n: hubspot.Notification,
+        deal_props: dict[str, dict[str, Any]],
+        now: Any,
+    ) -> list[dict[str, Any]]:
+        """A deletion, merge or association change: what it needs from the record, the links it
+        changes, and its events (:func:`connectors.hubspot.lifecycle_events`)."""
+        system = hubspot.SYSTEM
+        if n.action == "deletion" and n.object_type == "deal":
+            leads = await state.linked_leads(system, "deal", n.object_id)
+            for lead in leads:
+                await state.unlink(system, lead, "deal", n.object_id)
+            return hubspot.lifecycle_events(n, deal_leads=leads)
+        if n.action == "merge":
+            found = await state.identities([hubspot.lead_id(m) for m in n.merged_ids])
+            identities = {m: found.get(hubspot.lead_id(m), []) for m in n.merged_ids}
+            return hubspot.lifecycle_events(n, merged_identities=identities)
+        pair = hubspot.deal_contact(n)
+        if pair is not None:
+            deal, contact = pair
+            if n.association_removed:
+                await state.unlink(system, hubspot.lead_id(contact), "deal", deal)
+            elif deal in deal_props:
+                await state.link(system, hubspot.lead_id(contact), "deal", deal, now)
+            else:
+                return []  # the deal is gone already: its deletion says the rest
+            return hubspot.lifecycle_events(n, deal_props=deal_props.get(deal))
+        return hubspot.lifecycle_events(n)
 
 
 def routes(

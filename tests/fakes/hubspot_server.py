@@ -453,6 +453,36 @@ class FakeHubSpot:
             **extra,
         }
 
+    def association_change(
+        self, subscription: str, from_id: str, to_id: str, association_type: str, *, removed: bool
+    ) -> dict[str, Any]:
+        """An associationChange as HubSpot sends it: no objectId, from/to ids instead. HubSpot
+        sends one from each side (``contact.`` and ``deal.``) with one ``occurredAt``."""
+        note = self.notification(subscription, from_id)
+        del note["objectId"]
+        return {
+            **note,
+            "associationType": association_type,
+            "fromObjectId": int(from_id),
+            "toObjectId": int(to_id),
+            "associationRemoved": removed,
+            "isPrimaryAssociation": False,
+        }
+
+    def merge(self, primary: str, merged: list[str]) -> dict[str, Any]:
+        """Merge contacts into ``primary`` (as the CRM does: the merged ones are gone) and
+        return the ``contact.merge`` notification."""
+        for other in merged:
+            self.objects["contacts"].pop(other, None)
+        return self.notification(
+            "contact.merge",
+            primary,
+            primaryObjectId=int(primary),
+            newObjectId=int(primary),
+            mergedObjectIds=[int(m) for m in merged],
+            numberOfPropertiesMoved=1,
+        )
+
     def sign(
         self, method: str, uri: str, body: str, timestamp: str, secret: str | None = None
     ) -> str:

@@ -151,6 +151,116 @@ async def test_deal_stage_change_names_each_associated_contact(
     assert await ConnectorState(store).remote_id("hubspot", f"hubspot-{cid}", "deal") == deal
 
 
+async def test_deletions_mark_the_lead_and_the_deal_deleted_not_lost(
+    portal: FakeHubSpot, hook: Hook, store: Store
+) -> None:
+    """contact.deletion → lead.updated stage deleted; deal.deletion → deal.stage_changed to
+    deleted for the deal's linked lead, and the link is dropped (no write goes to a deleted
+    deal). Nothing becomes deal.lost; a retry gives the same event ids."""
+    url, published, _ = hook
+    state = ConnectorState(store)
+    now = dt.datetime.now(dt.UTC)
+    await state.link("hubspot", "hubspot-501", "deal", "901", now)
+    batch = [
+        portal.notification("contact.deletion", "500", changeFlag="DELETED"),
+        portal.notification("deal.deletion", "901", changeFlag="DELETED"),
+    ]
+    status, answer = await portal.webhook(url, batch)
+    assert status == 200, answer
+    contact, deal = published
+    assert (contact.type, contact.lead_id, contact.fields.stage) == (
+        "lead.updated",
+        "hubspot-500",
+        "deleted",
+    )
+    assert contact.event_id == f"hubspot:{batch[0]['eventId']}"
+    assert (deal.type, deal.lead_id, deal.to_stage) == (
+        "deal.stage_changed",
+        "hubspot-501",
+        "deleted",
+    )
+    assert await state.remote_id("hubspot", "hubspot-501", "deal") is None
+    assert not [r for r in portal.requests if "batch/read" in r[1]]  # nothing to read back
+    assert (await portal.webhook(url, batch[:1]))[0] == 200
+    assert published[2].event_id == contact.event_id
+
+
+async def test_merge_moves_the_merged_contacts_identities_to_the_surviving_lead(
+    portal: FakeHubSpot, hook: Hook, store: Store
+) -> None:
+    """contact.merge → the merged lead's email, phone and visitor id each on a lead.updated of
+    the surviving lead (ingest links an identity to the lead an event names, so later web or
+    call events land there), and the merged lead marked merged; ids stable across retries."""
+    url, published, _ = hook
+    survivor = portal.add("contacts", {"email": "ann@acme.example"})
+    merged = portal.add("contacts", {"email": "ann.lee@acme.example"})
+    await store.link_identities(
+        {
+            ("email", "ann.lee@acme.example"): f"hubspot-{merged}",
+            ("phone", "+14155550177"): f"hubspot-{merged}",
+            ("visitor", "anon-7"): f"hubspot-{merged}",
+            ("email", "ann@acme.example"): f"hubspot-{survivor}",
+        }
+    )
+    note = portal.merge(survivor, [merged])
+    status, answer = await portal.webhook(url, [note])
+    assert status == 200, answer
+    moved = [e for e in published if e.lead_id == f"hubspot-{survivor}"]
+    assert {(e.email, e.phone, e.visitor_id) for e in moved} == {
+        ("ann.lee@acme.example", None, None),
+        (None, "+14155550177", None),
+        (None, None, "anon-7"),
+    }
+    assert all(e.type == "lead.updated" for e in moved)
+    (gone,) = [e for e in published if e.lead_id == f"hubspot-{merged}"]
+    assert gone.fields.stage == "merged"
+    first = sorted(e.event_id for e in published)
+    assert (await portal.webhook(url, [note]))[0] == 200
+    assert sorted(e.event_id for e in published[len(first) :]) == first
+
+
+async def test_association_change_links_and_unlinks_a_deal_once_for_both_sides(
+    portal: FakeHubSpot, hook: Hook, store: Store
+) -> None:
+    """A deal associated to a contact: its stage lands on the contact's lead and the deal is
+    linked; HubSpot's two notifications (one per side) give one event id. Unlinked: the link
+    is dropped and the lead's stage reads "no deal"."""
+    url, published, _ = hook
+    state = ConnectorState(store)
+    cid = portal.add("contacts", {"email": "ann@acme.example"})
+    deal = portal.add("deals", {"dealname": "Acme", "dealstage": "qualifiedtobuy"})
+    portal.associate("deals", deal, "contacts", cid)
+    both = [
+        portal.association_change(
+            "contact.associationChange", cid, deal, "CONTACT_TO_DEAL", removed=False
+        ),
+        portal.association_change(
+            "deal.associationChange", deal, cid, "DEAL_TO_CONTACT", removed=False
+        ),
+    ]
+    both[1]["occurredAt"] = both[0]["occurredAt"]
+    status, answer = await portal.webhook(url, both)
+    assert status == 200, answer
+    assert {(e.type, e.lead_id, e.to_stage) for e in published} == {
+        ("deal.stage_changed", f"hubspot-{cid}", "qualifiedtobuy")
+    }
+    assert len({e.event_id for e in published}) == 1
+    assert await state.remote_id("hubspot", f"hubspot-{cid}", "deal") == deal
+
+    published.clear()
+    removed = portal.association_change(
+        "contact.associationChange", cid, deal, "CONTACT_TO_DEAL", removed=True
+    )
+    assert (await portal.webhook(url, [removed]))[0] == 200
+    (event,) = published
+    assert (event.type, event.lead_id, event.fields.stage) == (
+        "lead.updated",
+        f"hubspot-{cid}",
+        "no deal",
+    )
+    assert await state.remote_id("hubspot", f"hubspot-{cid}", "deal") is None
+
+
 async def test_forged_stale_and_malformed_webhooks(portal: FakeHubSpot, hook: Hook) -> None:
     """Wrong secret or a 6-minute-old timestamp → 401 and no API read; a signed non-HubSpot body → 400."""
     url, published, rejected = hook
