@@ -7,7 +7,10 @@ refused as replays. When the endpoint is saved, Zoom sends
 ``endpoint.url_validation`` with a ``plainToken`` and expects it back with
 ``encryptedToken`` = hex HMAC-SHA256 of it (:func:`url_validation_answer`).
 
-``meeting.ended`` carries no attendees, only the host's id; the attendees come from
+``meeting.ended`` names the host (``host_id``, and ``host_email`` since April 2026): the
+rep is the one whose email is the host's, else the one ``NUDGE_ZOOM_HOSTS`` maps the host
+id to (:func:`host_rep`), so a post-meeting questionnaire can go to the rep who held the
+meeting (``to: event_rep``). It carries no attendees; they come from
 ``meeting.participant_joined``, whose participant has an ``email`` for a signed-in
 or registered attendee. Those are remembered per meeting (``zoom_participants``)
 and the end of the meeting becomes one ``meeting.ended`` per attendee email —
@@ -66,6 +69,8 @@ class Meeting:
     start: dt.datetime | None
     end: dt.datetime | None
     duration_min: int | None
+    host_id: str | None = None
+    host_email: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,10 +113,24 @@ def parse(body: bytes) -> ZoomEvent:
         start=_time(obj.get("start_time")),
         end=_time(obj.get("end_time")),
         duration_min=duration if isinstance(duration, int) and 0 <= duration < 10**6 else None,
+        host_id=_short(obj.get("host_id")),
+        host_email=(_short(obj.get("host_email")) or "").lower() or None,
     )
     participant = obj.get("participant")
     email = participant.get("email") if isinstance(participant, dict) else None
     return ZoomEvent(name, meeting, email if isinstance(email, str) and email else None)
+
+
+def host_rep(meeting: Meeting, rep_by_email: dict[str, str], hosts: dict[str, str]) -> str | None:
+    """The rep who held the meeting: by the host's email, else by the host id's mapping."""
+    if meeting.host_email and meeting.host_email in rep_by_email:
+        return rep_by_email[meeting.host_email]
+    return hosts.get(meeting.host_id) if meeting.host_id else None
+
+
+def attendees_of(meeting: Meeting, seen: list[str], rep_emails: set[str]) -> list[str]:
+    """The emails seen join that are leads: not a rep's, not the host's."""
+    return [e for e in seen if e not in rep_emails and e != meeting.host_email]
 
 
 def meeting_ended(
@@ -143,6 +162,10 @@ def meeting_ended(
         except ValueError:  # pydantic's ValidationError: not an email address
             continue
     return events
+
+
+def _short(value: Any) -> str | None:
+    return value if isinstance(value, str) and 0 < len(value) <= 256 else None
 
 
 def _time(value: Any) -> dt.datetime | None:

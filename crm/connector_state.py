@@ -51,9 +51,12 @@ class ConnectorState:
         )
         return [str(r[0]) for r in rows]
 
-    async def rep_emails(self) -> set[str]:
-        rows = await self.db.execute_fetchall("SELECT email FROM reps WHERE email IS NOT NULL")
-        return {str(r[0]).lower() for r in rows}
+    async def reps_by_email(self) -> dict[str, str]:
+        """Rep email (lower case) → rep id."""
+        rows = await self.db.execute_fetchall(
+            "SELECT email, rep_id FROM reps WHERE email IS NOT NULL ORDER BY rep_id"
+        )
+        return {str(r[0]).lower(): str(r[1]) for r in rows}
 
     # -- writes to external CRMs ---------------------------------------------------------------
     async def record_write(

@@ -255,6 +255,12 @@ class Settings(BaseSettings):
         description="Secret token of the Zoom app's event subscription; `/webhooks/zoom` "
         "refuses every request while it is unset (secret).",
     )
+    zoom_hosts: dict[str, str] = Field(
+        default={},
+        description="Zoom host user id → Nudge rep id, as JSON (e.g. "
+        '`{"KDcuGIm1QgePTO8WbOqwIQ": "rep-1"}`), for hosts whose Zoom email is not their rep '
+        "email. A `meeting.ended` names the rep whose email is the host's, else the one here.",
+    )
     hubspot_access_token: SecretStr | None = Field(
         default=None,
         validation_alias=_env("HUBSPOT_ACCESS_TOKEN", "HUBSPOT_ACCESS_TOKEN"),

@@ -226,6 +226,8 @@ def start(
         ev.outcome, ev.reason = "cooldown", f"cooldown until {until:%Y-%m-%d %H:%M} UTC"
         return None
     run = Run(playbook, rule, signal, data, now, trigger_id, match=dict(match))
+    rep = signal.event.get("rep_id")
+    run.event_rep = rep if isinstance(rep, str) and rep else None
     ev.checks = check_conditions(rule.conditions, data, now)
     failed = [c for c in ev.checks if not c.held]
     if failed and failed[0].held is None:  # the first condition not met could not be read

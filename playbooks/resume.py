@@ -98,6 +98,8 @@ def resume(
         run = Run(playbook, rule, signal, data, now, step.trigger_event_id)
         run.exploration = bool(step.check.get("exploration", False))
         run.propensity = float(step.check.get("propensity", 1.0))
+        rep = step.check.get("event_rep")
+        run.event_rep = rep if isinstance(rep, str) and rep else None
         if step.purpose == "continue":
             run_steps(run, step.step)
         elif step.purpose == "escalate":

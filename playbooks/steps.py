@@ -47,6 +47,9 @@ class Run:
     propensity: float = 1.0
     last_nudge_id: str | None = None
     commands: list[Command] = field(default_factory=list)
+    event_rep: str | None = None
+    """The rep the triggering event named (a meeting's host, a call's rep): ``to: event_rep``.
+    Kept in a delayed step's ``check``, so it survives a ``wait``."""
 
     @property
     def lead_id(self) -> str:
@@ -72,7 +75,10 @@ class Run:
         return self.rule.quiet_hours.command() if self.rule.quiet_hours else None
 
     def recipient(self, to: str) -> str | None:
-        """``owner`` / ``manager`` → a rep id (``None``: unknown); teams are fanned out later."""
+        """``owner`` / ``manager`` / ``event_rep`` → a rep id (``None``: unknown); teams are
+        fanned out later. ``event_rep`` is the owner when the event named no rep."""
+        if to == "event_rep":
+            return self.event_rep or self.signal.lead.owner_rep_id
         if to == "owner":
             return self.signal.lead.owner_rep_id
         if to == "manager":
@@ -136,6 +142,8 @@ def _schedule(
         rule=run.rule.id,
         step=index + 1 if purpose == "continue" else index,
         trigger_event_id=run.trigger_id,
-        check=check | ({"exploration": run.exploration, "propensity": run.propensity}),
+        check=check
+        | {"exploration": run.exploration, "propensity": run.propensity}
+        | ({"event_rep": run.event_rep} if run.event_rep else {}),
         created_at=run.now,
     )

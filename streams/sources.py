@@ -163,9 +163,10 @@ class Sources:
             return _json({"accepted": 0, "remembered": 1})
         if parsed.name != "meeting.ended" or meeting is None:
             return _json({"accepted": 0, "skipped": f"{parsed.name[:64]} is not used"})
-        reps = await state.rep_emails()
-        attendees = [e for e in await state.participants(meeting.uuid) if e not in reps]
-        events = zoom.meeting_ended(meeting, attendees, now)
+        reps = await state.reps_by_email()
+        attendees = zoom.attendees_of(meeting, await state.participants(meeting.uuid), set(reps))
+        rep = zoom.host_rep(meeting, reps, self.settings.zoom_hosts)
+        events = zoom.meeting_ended(meeting, attendees, now, rep)
         for event in events:
             await self.publish(event)
         if not events:

@@ -29,13 +29,15 @@ log = get_logger(__name__)
     """,
 )
 class AskAction(ActionKind):
-    """Starts questionnaire ``questionnaire`` (by id) with the owner or manager; answers
-    are recorded on the lead (or the deal with ``record_on: deal``).
+    """Starts questionnaire ``questionnaire`` (by id) with the owner or manager — or
+    ``event_rep``, the rep the triggering event named (the Zoom host of a ``meeting.ended``,
+    the rep on a call), else the owner; answers are recorded on the lead (or the deal with
+    ``record_on: deal``).
     """
 
     type: Literal["ask"]
     questionnaire: Ident
-    to: Literal["owner", "manager"] = "owner"
+    to: Literal["owner", "manager", "event_rep"] = "owner"
     channel: Channel = "best"
     record_on: Literal["lead", "deal"] = "lead"
 

@@ -234,6 +234,38 @@ def test_zoom_meeting_ended_names_each_attendee_but_not_the_rep(sources: Sources
     assert status == 200 and answer["accepted"] == 0 and "no attendee" in answer["skipped"]
 
 
+def test_zoom_meeting_ended_names_the_host_as_the_meeting_rep(
+    sources: Sources, tmp_path: Path
+) -> None:
+    """The host's email is a rep's (rep-1): the meeting.ended names rep-1, and the host is not
+    an attendee even before Nudge knows them as a rep. A host id mapped in NUDGE_ZOOM_HOSTS
+    names that rep when the email does not match; an unknown host names none."""
+    for uuid, email in (("u-host", "buyer@acme.example"), ("u-host", "rep@nudge.example")):
+        joined = zoom_meeting("meeting.participant_joined", uuid, participant={"email": email})
+        assert zoom_post(sources, joined)[0] == 200
+    ended = zoom_meeting("meeting.ended", "u-host", host_email="Rep@Nudge.example")
+    assert zoom_post(sources, ended)[1] == {"accepted": 1}
+    (event,) = sources.events
+    assert event.email == "buyer@acme.example" and event.rep_id == "rep-1"  # type: ignore[union-attr]
+
+    mapped = Settings(
+        data_dir=tmp_path,
+        zoom_webhook_secret_token=ZOOM_SECRET,
+        zoom_hosts={"z8yBXksmRlSUm2pVwXvMkQ": "rep-9"},
+    )
+    with served(Sources(mapped)) as other:
+        for uuid in ("u-mapped", "u-unknown"):
+            joined = zoom_meeting(
+                "meeting.participant_joined", uuid, participant={"email": "buyer@acme.example"}
+            )
+            assert zoom_post(other, joined)[0] == 200
+        ended = zoom_meeting("meeting.ended", "u-mapped", host_email="someone@zoom.example")
+        assert zoom_post(other, ended)[1] == {"accepted": 1}
+        unknown = zoom_meeting("meeting.ended", "u-unknown", host_id="not-mapped")
+        assert zoom_post(other, unknown)[1] == {"accepted": 1}
+        assert [e.rep_id for e in other.events] == ["rep-9", None]  # type: ignore[union-attr]
+
+
 def test_zoom_forged_and_stale_signatures_are_401(sources: Sources) -> None:
     """A wrong secret, or a right one six minutes old, is refused; nothing remembered or published."""
     joined = zoom_meeting("meeting.participant_joined", "u2", participant={"email": "b@x.example"})

@@ -71,6 +71,23 @@ def test_post_meeting_debrief_asks_fifteen_minutes_later(examples: dict[str, Pla
     assert evaluate(signal(event=ev | {"duration_s": 60}), pb, NOW) == []
 
 
+def test_post_meeting_debrief_asks_the_rep_who_held_the_meeting(
+    examples: dict[str, Playbook],
+) -> None:
+    """The meeting's rep (the Zoom host) gets the questionnaire after the wait, not the lead's
+    owner; a meeting that names no rep falls back to the owner (rep-1)."""
+    pb = [examples["post-meeting-debrief"]]
+    ev = {"type": "meeting.ended", "duration_s": 1800, "rep_id": "rep-7"}
+    [wait] = evaluate(signal(event=ev), pb, NOW)
+    assert isinstance(wait, ScheduleStep)
+    [ask] = resume(wait, signal(at=wait.due_at), pb, wait.due_at).commands
+    assert isinstance(ask, AskQuestionnaire) and ask.rep_id == "rep-7"
+    [wait] = evaluate(signal(event={"type": "meeting.ended", "duration_s": 1800}), pb, NOW)
+    assert isinstance(wait, ScheduleStep)
+    [ask] = resume(wait, signal(at=wait.due_at), pb, wait.due_at).commands
+    assert isinstance(ask, AskQuestionnaire) and ask.rep_id == "rep-1"
+
+
 def test_office_furniture_lease_chain(examples: dict[str, Playbook]) -> None:
     """120 days before the lease ends: text; +3 days ask depreciation; +7 days ask support, record on the deal."""
     pb = [examples["office-furniture-lease"]]
