@@ -1,6 +1,7 @@
 """``nudge playbooks check`` and ``nudge playbooks simulate``.
 
-``check`` validates playbook files and prints every problem as
+``check`` validates playbook and questionnaire files (a questionnaire's ``ask`` must
+name one that exists: bundled, ``NUDGE_QUESTIONNAIRES`` or checked beside it) and prints every problem as
 ``file:line:column: field: message — did you mean …?`` (or JSON for editors and
 CI with ``--format json``); exit 1 when any file is refused. ``simulate`` replays
 NDJSON events with the worker's own settings (playbooks, scorer, delivery policy)
@@ -30,7 +31,8 @@ from nudge.events import LeadEvent, RepUpserted, parse_event
 from nudge.settings import Settings
 from nudge.signals import AskQuestionnaire, NudgeCommand, NudgeTeam, UpdateCrmField
 from playbooks import messages as msg
-from playbooks.loader import check_paths, load_playbooks
+from playbooks.loader import load_playbooks
+from playbooks.questionnaires import check_all
 from playbooks.reference import render_reference
 from playbooks.trace import Evaluation
 from playbooks.types import parse_duration
@@ -83,9 +85,11 @@ def _reference(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    results = check_paths(args.paths or None)
-    failed = any(r.playbook is None for r in results) or (
-        args.strict and any(r.problems for r in results)
+    results, questionnaires = check_all(args.paths or None, Settings().questionnaires)
+    failed = (
+        any(r.playbook is None for r in results)
+        or any(q.questionnaire is None for q in questionnaires)
+        or (args.strict and any(r.problems for r in results))
     )
     if args.format == "json":
         doc = {
@@ -99,6 +103,15 @@ def _check(args: argparse.Namespace) -> int:
                 }
                 for r in results
             ],
+            "questionnaires": [
+                {
+                    "file": q.file,
+                    "questionnaire": q.questionnaire.id if q.questionnaire else None,
+                    "accepted": q.questionnaire is not None,
+                    "problems": q.problems,
+                }
+                for q in questionnaires
+            ],
         }
         print(json.dumps(doc, indent=2))
         return 1 if failed else 0
@@ -111,7 +124,12 @@ def _check(args: argparse.Namespace) -> int:
             else "REFUSED"
         )
         print(f"{r.file}: {state}")
-    if not results:
+    for q in questionnaires:
+        for line in q.problems:
+            print(line, file=sys.stderr)
+        done = q.questionnaire
+        print(f"{q.file}: " + (f"ok (questionnaire {done.id})" if done else "REFUSED"))
+    if not results and not questionnaires:
         print(msg.NO_PLAYBOOKS, file=sys.stderr)
         return 1
     return 1 if failed else 0

@@ -130,6 +130,11 @@ class Settings(BaseSettings):
         "from reporting ready (`/ready` 503 naming file and line). `false`: run without it; "
         "`/ready`, `/metrics` and the log still name the refused file.",
     )
+    questionnaires: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Questionnaire files or folders (comma-separated), beside the bundled ones; "
+        "a file with a bundled id replaces it.",
+    )
     scoring_rules: Path | None = Field(
         default=None,
         description="Points-scorer YAML (used until a model is promoted). Unset: bundled default.",
@@ -370,7 +375,7 @@ class Settings(BaseSettings):
             return [p.strip() for p in value.split(",") if p.strip()]
         return value
 
-    @field_validator("playbooks", mode="before")
+    @field_validator("playbooks", "questionnaires", mode="before")
     @classmethod
     def _split_paths(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -232,6 +232,17 @@ def message_id(session_id: str, question_index: int, attempt: int, suffix: str =
     return f"{session_id}:q{question_index}:a{attempt}{suffix}"
 
 
+def is_current(state: RepConversations, session_id: str, asked_by: str) -> bool:
+    """Is ``asked_by`` (a delivered message id) the asking of ``session_id``'s current
+    question — its prompt, a re-ask or its reminder? Only then is a reply its answer: a
+    next question that was never delivered is not open."""
+    session = next((s for s in state.sessions if s.session_id == session_id), None)
+    if session is None or session.status != "active" or session.current is None:
+        return False
+    index = session.questionnaire.index_of(session.current.id)
+    return asked_by.startswith(f"{session_id}:q{index}:")
+
+
 # --- the three entry points ----------------------------------------------------------
 
 

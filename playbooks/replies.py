@@ -73,9 +73,11 @@ class Prompt:
 
 @dataclass(frozen=True)
 class Answer:
-    """The reply answers the current question of this questionnaire session."""
+    """The reply answers the question asked by ``message_id`` of this session (the agent
+    checks it is still the session's current question: ``conversation.is_current``)."""
 
     session_id: str
+    message_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,7 @@ def read_reply(text: str, prompts: list[Prompt], now: dt.datetime) -> Reading:
     """What ``text`` answers, given the prompts delivered to the rep on its channel."""
     latest = prompts[0] if prompts else None
     if latest is not None and latest.kind == "question" and latest.session_id:
-        return Answer(latest.session_id)
+        return Answer(latest.session_id, latest.message_id)
     code = CODE.match(text)
     if code:
         return _code(code.group(1), code.group(2), code.group(3), prompts)

@@ -24,11 +24,11 @@ from delivery import Policy, drain_due
 from delivery.reconcile import reconcile_stale
 from notifiers import Notifier, build_notifiers
 from nudge.clock import Clock, SystemClock
-from nudge.errors import PlaybookError, StoreUnavailable
+from nudge.errors import StoreUnavailable
 from nudge.logs import get_logger
 from nudge.settings import Settings
 from playbooks import PlaybookSet
-from playbooks.questionnaire import Questionnaire, load_questionnaires
+from playbooks.questionnaires import QuestionnaireSet
 from scoring.model_scorer import LiveScorer
 from streams import agents, crm_connectors, scheduler
 from streams.faust_fixes import (
@@ -99,15 +99,15 @@ def make_app(settings: Settings, broker_url: str) -> faust.App:
     )
 
 
-def start_questionnaires() -> tuple[dict[str, Questionnaire], list[str]]:
-    """The questionnaires, or none and their problems: a refused file must not stop the
-    worker from starting; readiness reports it (``NUDGE_PLAYBOOKS_STRICT``)."""
-    try:
-        return load_questionnaires(), []
-    except PlaybookError as exc:
-        for problem in exc.problems:
-            log.error("questionnaire file refused; questionnaires are not running", problem=problem)
-        return {}, list(exc.problems)
+def start_questionnaires(settings: Settings) -> tuple[QuestionnaireSet, list[str]]:
+    """The questionnaires (bundled and ``NUDGE_QUESTIONNAIRES``) and the problems of the
+    files refused: a refused file must not stop the worker from starting; readiness
+    reports it (``NUDGE_PLAYBOOKS_STRICT``)."""
+    found = QuestionnaireSet(settings.questionnaires)
+    refused = found.refused()
+    for problem in refused:
+        log.error("questionnaire file refused; it is not running", problem=problem)
+    return found, refused
 
 
 def build(
@@ -119,13 +119,13 @@ def build(
 ) -> Pipeline:
     """Assemble the app, its topics and tables, its agents and web views."""
     app = make_app(settings, broker_url)
-    questionnaires, refused = start_questionnaires()
+    questionnaires, refused = start_questionnaires(settings)
     pipeline = Pipeline(
         settings=settings,
         app=app,
         scorer=LiveScorer.from_settings(settings),
         playbook_set=PlaybookSet(settings.playbooks or None),
-        questionnaires=questionnaires,
+        questionnaire_set=questionnaires,
         notifiers=notifiers if notifiers is not None else build_notifiers(settings),
         policy=Policy.from_settings(settings),
         clock=clock or SystemClock(),

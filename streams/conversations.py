@@ -28,6 +28,7 @@ from playbooks.conversation import (
     QuestionnaireRequest,
     ScheduleTimer,
     SendMessage,
+    is_current,
     on_reply,
     on_timer,
     start,
@@ -113,10 +114,15 @@ async def handle_conversation(p: Pipeline, key: bytes, raw: bytes) -> None:
         reading = read_clicked(reply, prompts) or read_reply(inbound.text, prompts, now)
         p.stats["replies.handled"] += 1
         active = state.active(inbound.channel)
-        if isinstance(reading, Answer) and active and active.session_id == reading.session_id:
+        if (
+            isinstance(reading, Answer)
+            and active is not None
+            and active.session_id == reading.session_id
+            and (not reading.message_id or is_current(state, active.session_id, reading.message_id))
+        ):
             step = on_reply(state, inbound, now, zone)
         else:
-            if isinstance(reading, Answer):  # its session ended meanwhile: not an answer
+            if isinstance(reading, Answer):  # not the question now open: not an answer
                 reading = read_reply(inbound.text, prompts[1:], now)
                 if isinstance(reading, Answer):
                     reading = Note(None, None, inbound.text)
@@ -142,7 +148,7 @@ def read_clicked(reply: Reply, prompts: list[Prompt]) -> Reading | None:
     if reply.choice and reply.nudge_id:
         asked = next((q for q in prompts if q.message_id == reply.nudge_id), None)
         if asked is not None and asked.session_id:
-            return Answer(asked.session_id)
+            return Answer(asked.session_id, asked.message_id)
     return None
 
 

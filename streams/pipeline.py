@@ -27,6 +27,7 @@ from nudge.signals import RepView
 from playbooks import PlaybookSet
 from playbooks.model import Playbook
 from playbooks.questionnaire import Questionnaire
+from playbooks.questionnaires import QuestionnaireSet
 from playbooks.trace import TraceBook
 from scoring import LeadState, Scorer
 from streams.batching import Envelopes
@@ -43,7 +44,7 @@ class Pipeline:
     app: faust.App
     scorer: Scorer
     playbook_set: PlaybookSet
-    questionnaires: dict[str, Questionnaire]
+    questionnaire_set: QuestionnaireSet
     notifiers: dict[str, Notifier]
     policy: Policy
     clock: Clock
@@ -102,6 +103,11 @@ class Pipeline:
     def envelopes(self) -> Envelopes:
         """A batch's outgoing items, routed like keyed sends (``streams.batching``)."""
         return Envelopes(self.app, self.settings.partitions)
+
+    @property
+    def questionnaires(self) -> dict[str, Questionnaire]:
+        """The running questionnaires by id (hot-reloaded; ``playbooks.questionnaires``)."""
+        return self.questionnaire_set.questionnaires
 
     @property
     def playbooks(self) -> list[Playbook]:

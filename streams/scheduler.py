@@ -94,3 +94,7 @@ async def refresh_playbooks(p: Pipeline) -> None:
     for change in p.playbook_set.refresh():
         log.info("playbooks reloaded", change=change)
         p.stats["playbooks.reloaded"] += 1
+    for change in p.questionnaire_set.refresh():
+        log.info("questionnaires reloaded", change=change)
+        p.stats["questionnaires.reloaded"] += 1
+        p.refused_questionnaires = p.questionnaire_set.refused()

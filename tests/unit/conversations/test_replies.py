@@ -31,8 +31,8 @@ def test_a_code_after_a_later_nudge_answers_the_nudge_not_the_question() -> None
 def test_the_latest_delivered_question_takes_any_reply() -> None:
     """While a question is the newest delivered prompt, "1" and free text answer it."""
     prompts = [question("A", "Acme", 1), nudge("B", "Birchwood", 90)]
-    assert read_reply("1", prompts, NOW) == Answer("qs_a")
-    assert read_reply("went well", prompts, NOW) == Answer("qs_a")
+    assert read_reply("1", prompts, NOW) == Answer("qs_a", "qs_a:q0:a0")
+    assert read_reply("went well", prompts, NOW) == Answer("qs_a", "qs_a:q0:a0")
 
 
 def test_an_undelivered_question_is_not_open() -> None:
@@ -82,3 +82,35 @@ def test_a_note_naming_a_known_lead_goes_to_it() -> None:
     assert read_reply("Acme asked for references", prompts, NOW).lead_id == "A"  # type: ignore[union-attr]
     assert read_reply("1", [known], NOW) == Which("1", [])
     assert read_reply("1 acme", [known], NOW) == Act("log_call", "A", "Acme", "")
+
+
+def test_only_the_delivered_asking_of_the_current_question_takes_an_answer() -> None:
+    """After q0 is answered, q1 is current; if q1's message was not delivered, the newest
+    delivered prompt is still q0's, and a reply to it is not an answer to q1."""
+    from zoneinfo import ZoneInfo
+
+    from playbooks.conversation import (
+        InboundReply,
+        QuestionnaireRequest,
+        is_current,
+        new_state,
+        on_reply,
+        start,
+    )
+    from playbooks.questionnaire import load_questionnaires
+
+    q = load_questionnaires()["post-meeting"]
+    request = QuestionnaireRequest(
+        request_id="cmd-1", rep_id="rep-1", channel="sms", questionnaire_id=q.id,
+        lead_id="A", subject="Acme", requested_at=NOW,
+    )  # fmt: skip
+    step = start(new_state("rep-1"), request, q, NOW)
+    [asked_q0] = step.messages
+    sid = asked_q0.session_id
+    assert is_current(step.state, sid, asked_q0.message_id)
+    reply = InboundReply(reply_id="SM1", rep_id="rep-1", channel="sms", text="4", received_at=NOW)
+    step = on_reply(step.state, reply, NOW, ZoneInfo("UTC"))
+    [asked_q1] = [m for m in step.messages if m.message_id.startswith(f"{sid}:q1:")]
+    assert not is_current(step.state, sid, asked_q0.message_id)  # q0's asking: answered
+    assert is_current(step.state, sid, asked_q1.message_id)
+    assert is_current(step.state, sid, asked_q1.message_id + ":r1")  # its reminder
