@@ -145,6 +145,11 @@ class Store:
         )
         await self.db.commit()
 
+    async def reps_in_team(self, team: str) -> list[str]:
+        """The ids of the reps of ``team`` (a playbook's ``to: team``)."""
+        rows = await self.db.execute_fetchall("SELECT rep_id FROM reps WHERE team = ?", (team,))
+        return [str(r[0]) for r in rows]
+
     async def get_rep(self, rep_id: str) -> dict[str, Any] | None:
         row = await fetch_one(self.db, "SELECT * FROM reps WHERE rep_id = ?", (rep_id,))
         return dict(row) if row else None

@@ -29,11 +29,9 @@ from slack_sdk.signature import SignatureVerifier
 from twilio.request_validator import RequestValidator
 
 from notifiers.phones import to_e164
+from nudge.keywords import HELP, OPT_IN, OPT_OUT
 from nudge.signals import Reply, ReplyKind
 
-OPT_OUT = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
-OPT_IN = frozenset({"START", "UNSTOP", "YES"})
-HELP = frozenset({"HELP", "INFO"})
 SLACK_MAX_AGE = 5 * 60
 
 

@@ -33,6 +33,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from nudge.errors import PlaybookError
+from nudge.keywords import OPT_OUT
 from playbooks.loader import _compose_lines
 
 QUESTIONNAIRES = Path(__file__).with_name("questionnaires")
@@ -312,7 +313,7 @@ def parse_questionnaire(text: str, source: str = "<string>") -> Questionnaire:
     return questionnaire
 
 
-_KEYWORDS = "stop|stopall|unsubscribe|cancel|end|quit"
+_KEYWORDS = "|".join(sorted(w.lower() for w in OPT_OUT))
 _OPT_OUT = re.compile(
     rf"\b(?:reply|text|send)\s+['\"]?(?P<a>{_KEYWORDS})\b|\b(?P<b>{_KEYWORDS})['\"]?\s+to\b", re.I
 )

@@ -36,13 +36,7 @@ async def dispatch(p: Pipeline, command: Command) -> None:
     if isinstance(command, NudgeCommand):
         await send_nudge(p, command)
     elif isinstance(command, NudgeTeam):
-        store = await p.store()
-        reps = [
-            str(r[0])
-            for r in await store.db.execute_fetchall(
-                "SELECT rep_id FROM reps WHERE team = ?", (command.team,)
-            )
-        ]
+        reps = await (await p.store()).reps_in_team(command.team)
         if not reps:
             log.warning("team has no reps; nudge not sent", team=command.team, rule=command.rule)
         for nudge in fan_out(command, reps):
