@@ -89,9 +89,14 @@ def decide(
     now: dt.datetime,
     *,
     state: GuardState | None = None,
+    history: bool = False,
 ) -> Decision:
     """:func:`evaluate` plus the updated guard state, the reasons each rule fired, and
-    the trace of every rule that looked at the signal."""
+    the trace of every rule that looked at the signal.
+
+    ``history``: the signal is about the past (a connector's initial load, an old event):
+    no rule fires; date and inactivity rules are planned, but a moment that had already
+    passed is held, not caught up (:func:`plan_timed`)."""
     new = (state or GuardState()).copy_for_update()
     data = views(signal)
     runs: list[Run] = []
@@ -106,9 +111,11 @@ def decide(
                 if rule.trigger.may_fire(signal):
                     trace.append(note(playbook, rule, signal, now, "audience", outside))
                 continue
+            if history and not rule.timed:
+                continue
             try:
                 if rule.timed:
-                    step = plan_timed(playbook, rule, signal, data, now, new)
+                    step = plan_timed(playbook, rule, signal, data, now, new, history)
                     if step is not None:
                         runs.append(
                             Run(
@@ -271,8 +278,14 @@ def plan_timed(
     data: dict[str, Any],
     now: dt.datetime,
     state: GuardState,
+    history: bool = False,
 ) -> ScheduleStep | None:
-    """A schedule row for a date / inactivity / schedule trigger, if the plan changed."""
+    """A schedule row for a date / inactivity / schedule trigger, if the plan changed.
+
+    Planned from ``history``, a moment already passed (a date rule's window opened, a lead
+    went quiet, before Nudge saw it live) is held: no row, so no nudge "at once" for every
+    lead of an initial load; the plan waits for the next window opening — a changed date, a
+    new touch. A plan whose moment is still ahead is planned as usual."""
     planned = rule.trigger.plan(signal, data, now)
     if planned is None:
         return None
@@ -283,6 +296,9 @@ def plan_timed(
     key = SEP.join((playbook.name, rule.id, lead_id))
     last = state.planned.get(key)
     if last is not None and last.schedule_id == sid:
+        return None
+    if history and due <= now:
+        state.planned[key] = Plan(schedule_id=sid, due_at=due, held=True)
         return None
     state.planned[key] = Plan(schedule_id=sid, due_at=due)
     return ScheduleStep(

@@ -25,6 +25,8 @@ KEEP_COUNTS = dt.timedelta(days=3)
 KEEP_PLANS = dt.timedelta(days=1)
 """A plan is remembered this long after it came due. Forgetting it is safe: planning the
 same step again gives the same schedule id, which the scheduler ignores."""
+KEEP_HELD = dt.timedelta(days=400)
+"""How long a held plan is remembered: longer than any date trigger's reach."""
 SEP = "|"
 _LONG_AGO = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -35,6 +37,10 @@ class Plan(BaseModel):
     model_config = ConfigDict(extra="forbid")
     schedule_id: str
     due_at: AwareDatetime
+    held: bool = False
+    """Planned from history when its moment had already passed: not caught up, and
+    remembered (until the plan changes, at most :data:`KEEP_HELD`) so the lead's first live
+    signals do not plan it again "at once"."""
 
 
 class DigestItem(BaseModel):
@@ -103,7 +109,11 @@ class GuardState(BaseModel):
         """Forget cooldowns, counts and plans too old to matter: the entry stays small
         however long the worker runs."""
         self.cooldowns = {k: v for k, v in self.cooldowns.items() if now - v < KEEP_COOLDOWNS}
-        self.planned = {k: v for k, v in self.planned.items() if now - v.due_at < KEEP_PLANS}
+        self.planned = {
+            k: v
+            for k, v in self.planned.items()
+            if now - v.due_at < (KEEP_HELD if v.held else KEEP_PLANS)
+        }
         oldest = (now - KEEP_COUNTS).date().isoformat()
         self.sent = {k: v for k, v in self.sent.items() if k.rsplit(SEP, 1)[-1] >= oldest}
 

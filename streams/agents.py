@@ -148,15 +148,15 @@ async def handle_signal(
     before = guards.get(key)
     step = step_of(signal)
     now = signal.at if p.settings.decision_clock == "event" and step is None else p.clock.now()
-    if step is None and is_history(signal, now, p.settings.history_age_hours):
-        p.stats["signals.history"] += 1  # state and score were updated; the past texts no one
-        return
+    history = step is None and is_history(signal, now, p.settings.history_age_hours)
+    if history:  # the past texts no one: date and inactivity rules are planned, none fires
+        p.stats["signals.history"] += 1
     if step is not None:
         decision = resume(
             step, signal, p.playbooks, now, state=before, acted=bool(signal.event.get("acted"))
         )
     else:
-        decision = decide(signal, p.playbooks, now, state=before)
+        decision = decide(signal, p.playbooks, now, state=before, history=history)
     p.traces.record(decision.trace)
     changed = bool(decision.commands) or before is None or decision.state != before
     guards.put(key, decision.state, event, changed)

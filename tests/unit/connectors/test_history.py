@@ -69,3 +69,66 @@ async def test_a_connectors_initial_load_fires_no_rule(tmp_path: Path) -> None:
         assert h.topics["nudges"].sent == [] and h.p.stats["signals.history"] == 1
     finally:
         await h.close()
+
+
+def lease(lead: str, ends: dt.date, source: str, at: dt.datetime = NOW) -> dict[str, object]:
+    """A signal for a lead of the bundled office-furniture-lease example (120 days before the
+    lease ends, at 09:00)."""
+    return LeadSignal(
+        lead=LeadView(
+            lead_id=lead,
+            company="Acme",
+            owner_rep_id="rep-1",
+            custom={"lease_expires_on": ends.isoformat()},
+        ),
+        event={"type": "lead.updated", "source": source},
+        event_id=f"e-{lead}-{source}-{ends}",
+        event_type="lead.updated",
+        at=at,
+        score=Score(value=0.3, model_version="points-v1", rule_based=True, scored_at=at),
+    ).model_dump(mode="json")
+
+
+async def test_a_date_rule_inside_its_window_at_the_initial_load_waits_not_floods(
+    tmp_path: Path,
+) -> None:
+    """Leads loaded already inside a date rule's window (their lease ends in 60 days: the
+    "120 days before" moment passed before the connection) are planned from the initial load
+    without catching up, so their first live signals plan nothing "at once"; a lead whose
+    window opens later is planned for that opening; a date changed live still fires at once."""
+    from playbooks.loader import EXAMPLES
+
+    h = AgentHarness(
+        tmp_path,
+        clock=FixedClock(NOW),
+        playbooks=[EXAMPLES / "office-furniture-lease.yaml"],
+    )
+    inside, later = NOW.date() + dt.timedelta(days=60), NOW.date() + dt.timedelta(days=200)
+    try:
+        initial = [
+            h.message("lead.signals", lease(f"L{i}", inside, "hubspot.initial"), key=b"rep-1")
+            for i in range(20)
+        ] + [h.message("lead.signals", lease("L-later", later, "hubspot.initial"), key=b"rep-1")]
+        await h.run("playbook", agents.playbook, initial)
+        live = [
+            h.message(
+                "lead.signals",
+                lease(f"L{i}", inside, "hubspot", NOW + dt.timedelta(hours=1)),
+                key=b"rep-1",
+            )
+            for i in range(20)
+        ]
+        await h.run("playbook", agents.playbook, live)
+        rows = await (await h.p.schedules()).due(NOW + dt.timedelta(days=1))
+        assert rows == []  # nothing due at once for the twenty leads already inside
+        assert h.p.stats["schedules.added"] == 1  # L-later, at its window's opening
+        moved = NOW.date() + dt.timedelta(days=90)  # a rep enters a new date, inside the window
+        await h.run(
+            "playbook",
+            agents.playbook,
+            [h.message("lead.signals", lease("L0", moved, "hubspot"), key=b"rep-1")],
+        )
+        (row,) = await (await h.p.schedules()).due(NOW + dt.timedelta(days=1))
+        assert row.lead_id == "L0"
+    finally:
+        await h.close()
