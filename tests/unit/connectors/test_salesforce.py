@@ -97,6 +97,38 @@ def test_sync_reads_changes_since_the_checkpoint_page_by_page(org: FakeSalesforc
     assert {e["event_id"] for e in again.events} <= {e["event_id"] for e in result.events}
 
 
+def test_opportunity_stage_history_becomes_stage_changes_with_stable_ids(
+    org: FakeSalesforce,
+) -> None:
+    """Each OpportunityHistory row after the checkpoint → deal.stage_changed (or deal.lost /
+    deal.won when it closes) for the opportunity's contact, in order, with an id of the row
+    and its SystemModstamp; a re-read of the boundary gives the same ids."""
+    contact = org.add("Contact", {"Email": "cfo@initech.example", "LastName": "Lumb"}, at=T0)
+    opp = org.add(
+        "Opportunity",
+        {"Name": "Initech", "StageName": "Prospecting", "ContactId": contact},
+        at=T0,
+    )
+    for i, stage in enumerate(["Qualification", "Negotiation/Review", "Closed Lost"]):
+        org.add(
+            "OpportunityHistory",
+            {"OpportunityId": opp, "StageName": stage},
+            at=T0 + dt.timedelta(hours=i + 1),
+        )
+    result = salesforce.sync(client(org), start(T0), FMAP)
+    deals = [e for e in result.events if e["type"].startswith("deal.")]
+    assert [(e["type"], e.get("to_stage"), e["lead_id"]) for e in deals] == [
+        ("deal.stage_changed", "Qualification", salesforce.lead_id(contact)),
+        ("deal.stage_changed", "Negotiation/Review", salesforce.lead_id(contact)),
+        ("deal.lost", None, salesforce.lead_id(contact)),
+    ]
+    assert all(e["event_id"].startswith("salesforce:OpportunityHistory:") for e in deals)
+    again = salesforce.sync(client(org), result.cursors, FMAP)
+    assert {e["event_id"] for e in again.events if e["type"].startswith("deal.")} <= {
+        e["event_id"] for e in deals
+    }
+
+
 def test_initial_load_brings_people_as_they_are_and_no_history(org: FakeSalesforce) -> None:
     """The first sync loads every Lead and Contact (source salesforce.initial), no old stage
     changes or calls; the people's cursors continue from the newest record."""
