@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: help demo worker ui test test-fast test-slow test-kafka kafka lint bench clean
+.PHONY: help system-packages demo worker ui test test-fast test-slow test-kafka kafka lint bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -13,11 +13,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]' --config-settings editable_mode=compat
-	@# the cockpit's browser tests drive Debian's chromium (Playwright never downloads one)
-	@[ -x /usr/bin/chromium ] || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
-	  echo "note: install Debian's chromium (apt-get install chromium) for the browser tests"
 	touch $(STAMP)
+
+system-packages:  ## the Debian packages the full test suite needs (installed when root)
+	@deploy/system-packages.sh
 
 demo: $(STAMP)  ## set up, then run the whole stack on the bundled sample day
 	$(BIN)/nudge demo
@@ -28,16 +27,16 @@ worker: $(STAMP)  ## set up, then run a long-lived worker (embedded broker unles
 ui: $(STAMP)  ## set up, then serve the manager's cockpit on http://127.0.0.1:6070/
 	$(BIN)/nudge ui
 
-test: $(STAMP)  ## set up, then run every test (unit and end-to-end)
+test: $(STAMP) system-packages  ## set up, then run every test (unit and end-to-end)
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)  ## unit tests only (no broker)
 	$(BIN)/python -m pytest -m "not slow"
 
-test-slow: $(STAMP)  ## the end-to-end tests alone (real broker, real workers)
+test-slow: $(STAMP) system-packages  ## the end-to-end tests alone (real broker, real workers)
 	$(BIN)/python -m pytest -m slow
 
-test-kafka: $(STAMP)  ## the end-to-end tests on a local 3-node Apache Kafka cluster (needs Java 17, Maven)
+test-kafka: $(STAMP) system-packages  ## the end-to-end tests on a local 3-node Apache Kafka cluster (needs Java 17, Maven)
 	$(BIN)/python -m pytest -m kafka
 
 kafka: $(STAMP)  ## run a local 3-node Apache Kafka cluster until Ctrl-C (prints its KAFKA_URL)

@@ -87,7 +87,9 @@ def cockpit(sample_record: WorkerProcess, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def browser() -> Iterator[object]:
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} missing: .ci/run and `make test` install Debian's chromium")
+        pytest.fail(
+            f"{CHROMIUM} missing: `make test` installs Debian's chromium (deploy/system-packages.sh)"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
