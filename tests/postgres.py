@@ -18,6 +18,7 @@ import pwd
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -56,12 +57,16 @@ class PostgresServer:
             if owner is not None:
                 os.setgid(owner[1])
                 os.setuid(owner[0])
+
+        def child_dying_with_us() -> None:  # pragma: no cover - runs in the child
+            child()
             # after setuid (a change of credentials clears it): if the test run dies, so
             # does the server (SIGQUIT: PostgreSQL's immediate shutdown)
             with contextlib.suppress(OSError):
                 ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGQUIT)
 
         self._demote: Any = child
+        self._demote_dying_with_us: Any = child_dying_with_us
 
     @property
     def data(self) -> Path:
@@ -133,7 +138,14 @@ class PostgresServer:
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=self._demote,
+            # The kernel sends the parent-death signal when the *thread* that started the
+            # child ends, not the process: a restart from a test's timer thread would be
+            # shut down the moment that thread returns. Only the main thread sets it.
+            preexec_fn=(
+                self._demote_dying_with_us
+                if threading.current_thread() is threading.main_thread()
+                else self._demote
+            ),
         )
         log.close()
         self._wait_ready()
