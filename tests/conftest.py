@@ -242,3 +242,25 @@ def wait_for(
         time.sleep(interval)
     detail = f": {message()}" if message else ""
     raise AssertionError(f"condition not met within {timeout} s{detail}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop the worker thread of any aiosqlite connection a test left open.
+
+    aiosqlite runs each connection on a non-daemon thread that ends only when the
+    connection is closed or garbage-collected; one left referenced would keep the test
+    process from exiting after the run has reported. Each one stopped is named here, so
+    the leak stays visible."""
+    import gc
+
+    import aiosqlite
+
+    leaked = [
+        obj
+        for obj in gc.get_objects()
+        if isinstance(obj, aiosqlite.Connection) and obj._connection is not None
+    ]
+    for conn in leaked:
+        conn.stop()
+    if leaked:
+        print(f"\nconftest: stopped {len(leaked)} aiosqlite connection(s) a test left open")
