@@ -160,16 +160,17 @@ def trivial_agent(broker_url: str, n: int) -> tuple[float, float]:
         "BENCH_N": str(n),
         "PYTHONPATH": str(ROOT),
     }
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "_trivial_agent.py")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    return run_counter(
+        "trivial agent", [sys.executable, str(ROOT / "bench" / "_trivial_agent.py")], env, n
     )
+
+
+def run_counter(name: str, command: list[str], env: dict[str, str], n: int) -> tuple[float, float]:
+    """Run a counting subprocess that prints ``ELAPSED wall CPU cpu``: events/s, CPU s/event."""
+    out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     elapsed = [line for line in out.stdout.splitlines() if line.startswith("ELAPSED ")]
     if not elapsed:
-        raise SystemExit(f"trivial agent failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
+        raise SystemExit(f"{name} failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
     _, wall, _, cpu = elapsed[-1].split()
     return n / float(wall), float(cpu) / n
 
@@ -223,18 +224,8 @@ def quix_counter(bootstrap: str, n: int) -> tuple[float, float] | None:
             "BENCH_N": str(n),
             "BENCH_STATE_DIR": state_dir,
         }
-        out = subprocess.run(
-            [str(QUIX_PYTHON), str(ROOT / "bench" / "_quix_counter.py")],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-    elapsed = [line for line in out.stdout.splitlines() if line.startswith("ELAPSED ")]
-    if not elapsed:
-        raise SystemExit(f"quix counter failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
-    _, wall, _, cpu = elapsed[-1].split()
-    return n / float(wall), float(cpu) / n
+        command = [str(QUIX_PYTHON), str(ROOT / "bench" / "_quix_counter.py")]
+        return run_counter("quix counter", command, env, n)
 
 
 async def produce_paced(
