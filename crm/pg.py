@@ -167,7 +167,7 @@ class PgConnection:
         conn = await self._getconn()
         try:
             result = await self._run(conn, statement, params, many)
-            await conn.commit()
+            await self._commit(conn)
             return result
         except Exception:
             with contextlib.suppress(Exception):  # a lost connection has nothing to roll back
@@ -186,16 +186,21 @@ class PgConnection:
         tx, self._tx = self._tx, None
         self._lock_rows = False
         if tx is not None:
-            import psycopg
-
             try:
-                await tx.commit()
-            except psycopg.OperationalError as exc:
-                # whether the commit landed is unknown: the caller redoes the work, and every
-                # write here is idempotent by key (event ids, nudge ids, schedule ids)
-                raise StoreUnavailable(f"PostgreSQL: commit failed: {exc}") from exc
+                await self._commit(tx)
             finally:
                 await self.pool.putconn(tx)
+
+    @staticmethod
+    async def _commit(conn: Any) -> None:
+        import psycopg
+
+        try:
+            await conn.commit()
+        except psycopg.OperationalError as exc:
+            # whether the commit landed is unknown: the caller redoes the work, and every
+            # write here is idempotent by key (event ids, nudge ids, schedule ids)
+            raise StoreUnavailable(f"PostgreSQL: commit failed: {exc}") from exc
 
     async def rollback(self) -> None:
         tx, self._tx = self._tx, None

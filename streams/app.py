@@ -14,7 +14,6 @@ stock Kafka broker alike (6 s is the smallest session Kafka accepts by default).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import faust
@@ -24,7 +23,6 @@ from delivery import Policy, drain_due
 from delivery.reconcile import reconcile_stale
 from notifiers import Notifier, build_notifiers
 from nudge.clock import Clock, SystemClock
-from nudge.errors import StoreUnavailable
 from nudge.logs import get_logger
 from nudge.settings import Settings
 from playbooks import PlaybookSet
@@ -140,29 +138,10 @@ def build(
     pipeline.guards = app.Table("guards", default=None, partitions=settings.partitions)
     pipeline.leads = app.Table("leads", default=None, partitions=settings.partitions)
 
-    def timer(interval: float) -> Callable[[Callable[[], Awaitable[None]]], None]:
-        """``app.timer``, except that a tick the record cannot take (the database is
-        down) is logged and left to the next tick instead of crashing the worker."""
-
-        def register(tick: Callable[[], Awaitable[None]]) -> None:
-            async def guarded() -> None:
-                try:
-                    await tick()
-                except StoreUnavailable as exc:
-                    pipeline.stats["timers.store_unavailable"] += 1
-                    log.warning(
-                        "the record is unavailable; next tick", timer=tick.__name__, error=str(exc)
-                    )
-
-            guarded.__name__ = tick.__name__
-            app.timer(interval)(guarded)
-
-        return register
-
     async def flush_leads() -> None:
         await pipeline.flush_leads()
 
-    timer(LEAD_FLUSH_INTERVAL)(flush_leads)
+    pipeline.timer(LEAD_FLUSH_INTERVAL)(flush_leads)
 
     async def drain_outbox() -> None:
         """Settle nudges a dead worker left in ``sending``, then send held (quiet hours) and
@@ -182,7 +161,7 @@ def build(
         if sent:
             pipeline.stats["nudges.drained"] += sent
 
-    timer(OUTBOX_DRAIN_INTERVAL)(drain_outbox)
+    pipeline.timer(OUTBOX_DRAIN_INTERVAL)(drain_outbox)
 
     async def fire_schedules() -> None:
         await scheduler.fire_due(pipeline)
@@ -190,8 +169,8 @@ def build(
     async def refresh_playbooks() -> None:
         await scheduler.refresh_playbooks(pipeline)
 
-    timer(SCHEDULER_INTERVAL)(fire_schedules)
-    timer(PLAYBOOK_REFRESH_INTERVAL)(refresh_playbooks)
+    pipeline.timer(SCHEDULER_INTERVAL)(fire_schedules)
+    pipeline.timer(PLAYBOOK_REFRESH_INTERVAL)(refresh_playbooks)
 
     agents.register(pipeline)
     crm_connectors.register(pipeline)

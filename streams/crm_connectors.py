@@ -299,7 +299,7 @@ def register(p: Pipeline) -> None:
         if sent is not None:
             p.stats["hubspot.initial"] += sent
 
-    p.app.timer(INITIAL_LOAD_INTERVAL, on_leader=True)(initial)
+    p.timer(INITIAL_LOAD_INTERVAL, on_leader=True)(initial)
 
     async def record(pipeline: Pipeline, event: EventT[Any]) -> None:
         state = ConnectorState(await pipeline.store())
@@ -314,7 +314,7 @@ def register(p: Pipeline) -> None:
         if written:
             p.stats["crm_writes.written"] += written
 
-    p.app.timer(DRAIN_INTERVAL)(drain)
+    p.timer(DRAIN_INTERVAL)(drain)
 
 
 # -- Salesforce --------------------------------------------------------------------------------
@@ -402,5 +402,5 @@ def register_salesforce(p: Pipeline) -> None:
         except hubspot.CrmError as exc:
             log.warning("salesforce sync failed; retried next interval", error=str(exc))
 
-    p.app.timer(DRAIN_INTERVAL)(drain)
-    p.app.timer(p.settings.salesforce_sync_interval, on_leader=True)(sync)
+    p.timer(DRAIN_INTERVAL)(drain)
+    p.timer(p.settings.salesforce_sync_interval, on_leader=True)(sync)

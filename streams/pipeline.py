@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,8 @@ from streams.batching import Envelopes
 from streams.metrics import Metrics
 
 log = get_logger(__name__)
+
+Tick = Callable[[], Awaitable[None]]
 
 
 @dataclass
@@ -62,9 +65,9 @@ class Pipeline:
     """Score snapshots (feature state per scored event) waiting for the same write."""
     rep_cache: dict[str, tuple[dt.datetime, RepView | None]] = field(default_factory=dict)
     traces: TraceBook = field(default_factory=TraceBook)
+    """The last playbook evaluations per lead, for ``GET /playbooks/explain``."""
     refused_questionnaires: list[str] = field(default_factory=list)
     """Problems of questionnaire files refused at start (none run then)."""
-    """The last playbook evaluations per lead, for ``GET /playbooks/explain``."""
     _store: Store | None = None
     _schedules: Schedules | None = None
     _conversation_db: Store | None = None
@@ -103,6 +106,33 @@ class Pipeline:
     def envelopes(self) -> Envelopes:
         """A batch's outgoing items, routed like keyed sends (``streams.batching``)."""
         return Envelopes(self.app, self.settings.partitions)
+
+    def timer(self, interval: float, *, on_leader: bool = False) -> Callable[[Tick], Tick]:
+        """``app.timer`` that never takes the worker down: Faust stops the worker when a
+        timer raises. A tick the record cannot take (the database is down) is left to the
+        next tick; any other failure is logged with its traceback and counted
+        (``timers.<name>.failed``), and the next tick runs as usual. Returns the guarded tick."""
+
+        def register(tick: Tick) -> Tick:
+            name = tick.__name__
+
+            async def guarded() -> None:
+                try:
+                    await tick()
+                except StoreUnavailable as exc:
+                    self.stats["timers.store_unavailable"] += 1
+                    log.warning("the record is unavailable; next tick", timer=name, error=str(exc))
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    self.stats[f"timers.{name}.failed"] += 1
+                    log.error("timer failed; next tick", timer=name, error=repr(exc), exc_info=exc)
+
+            guarded.__name__ = name
+            self.app.timer(interval, on_leader=on_leader)(guarded)
+            return guarded
+
+        return register
 
     @property
     def questionnaires(self) -> dict[str, Questionnaire]:

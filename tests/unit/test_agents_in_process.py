@@ -93,3 +93,24 @@ async def test_only_the_message_that_fails_alone_is_dead_lettered(h: AgentHarnes
     assert got == sorted(e["event_id"] for e in events if e["event_id"] != "L3-v3")
     [dead] = h.dead()
     assert "ingest agent failed" in dead["reason"] and "ConnectionError" in dead["reason"]
+
+
+async def test_a_timer_that_fails_never_stops_the_worker(h: AgentHarness) -> None:
+    """Faust stops the worker when a timer raises; the pipeline's timers log, count and
+    go on to the next tick (a database outage is counted apart)."""
+    from nudge.errors import StoreUnavailable
+
+    failures: list[BaseException] = [RuntimeError("boom"), StoreUnavailable("down")]
+    ran: list[int] = []
+
+    async def flaky() -> None:
+        ran.append(1)
+        if failures:
+            raise failures.pop(0)
+
+    tick = h.p.timer(1.0)(flaky)
+    for _ in range(3):
+        await tick()
+    assert len(ran) == 3
+    assert h.p.stats["timers.flaky.failed"] == 1
+    assert h.p.stats["timers.store_unavailable"] == 1
