@@ -40,7 +40,8 @@ def _ui(args: argparse.Namespace) -> int:
     host = args.host or settings.ui_host
     port = settings.ui_port if args.port is None else args.port
     tokens = settings.api_tokens
-    if not tokens:
+    users = settings.cockpit_users.get_secret_value() if settings.cockpit_users else None
+    if not tokens and not users:
         if not is_loopback(host):
             raise ConfigError(
                 f"the cockpit would serve lead data on {host}, which is not loopback: "
@@ -50,11 +51,13 @@ def _ui(args: argparse.Namespace) -> int:
         print(
             f"NUDGE_API_TOKEN is not set; this session's login token: {tokens[0]}", file=sys.stderr
         )
-    asyncio.run(_serve(settings, host, port, tokens))
+    asyncio.run(_serve(settings, host, port, tokens, users))
     return 0
 
 
-async def _serve(settings: Settings, host: str, port: int, tokens: list[str]) -> None:
+async def _serve(
+    settings: Settings, host: str, port: int, tokens: list[str], users: str | None
+) -> None:
     from aiohttp import web
 
     from cockpit.limits import Limits, serve
@@ -70,6 +73,7 @@ async def _serve(settings: Settings, host: str, port: int, tokens: list[str]) ->
         worker_url,
         settings.playbooks,
         settings.products,
+        users,
     )
     runner = web.AppRunner(
         app, keepalive_timeout=limits.keepalive_timeout, access_log=None, handle_signals=True

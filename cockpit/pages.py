@@ -24,8 +24,21 @@ def _iso(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat()
 
 
-async def filters(reads: Reads) -> dict[str, Any]:
-    reps = await reads.reps()
+async def team_reps(reads: Reads, team: str | None) -> list[dict[str, Any]]:
+    """The reps a viewer of ``team`` sees (None: every rep)."""
+    return [r for r in await reads.reps() if team is None or r.get("team") == team]
+
+
+def _of_team(rows: list[dict[str, Any]], reps: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """``rows`` (nudges) sent to one of ``reps``; all of them when ``reps`` is None."""
+    if reps is None:
+        return rows
+    ids = {r["rep_id"] for r in reps}
+    return [r for r in rows if r.get("rep_id") in ids]
+
+
+async def filters(reads: Reads, team: str | None = None) -> dict[str, Any]:
+    reps = await team_reps(reads, team)
     return {
         "reps": [{"rep_id": r["rep_id"], "name": r["name"]} for r in reps],
         "teams": sorted({r["team"] for r in reps if r.get("team")}),
@@ -34,12 +47,18 @@ async def filters(reads: Reads) -> dict[str, Any]:
     }
 
 
-async def leads(reads: Reads, query: dict[str, str]) -> dict[str, Any]:
+async def leads(reads: Reads, query: dict[str, str], team: str | None = None) -> dict[str, Any]:
+    """The ranking, a page of ``LIMIT`` leads at a time (``page``, from 1); a viewer of
+    ``team`` sees that team's leads whatever the query asks."""
     chosen = {k: query.get(k) or None for k in ("rep", "team", "stage", "playbook")}
+    if team is not None:
+        chosen["team"] = team
     order = "score" if query.get("order") == "score" else "ev"
     status = query.get("status", "open")
     chosen["status"] = status if status in ("open", "won", "lost") else None
-    rows = await reads.leads(order=order, limit=LIMIT, **chosen)
+    page = int(query["page"]) if query.get("page", "").isdigit() and int(query["page"]) > 0 else 1
+    rows = await reads.leads(order=order, limit=LIMIT + 1, offset=(page - 1) * LIMIT, **chosen)
+    more, rows = len(rows) > LIMIT, rows[:LIMIT]
     ids = [r["lead_id"] for r in rows]
     points = await reads.score_points(ids)
     touches = await reads.last_rep_touch(ids)
@@ -74,7 +93,10 @@ async def leads(reads: Reads, query: dict[str, str]) -> dict[str, Any]:
         "chosen": chosen,
         "order": order,
         "limit": LIMIT,
-        "filters": await filters(reads),
+        "page": page,
+        "first_rank": (page - 1) * LIMIT + 1,
+        "more": more,
+        "filters": await filters(reads, team),
     }
 
 
@@ -185,8 +207,12 @@ async def playbooks(
     reads: Reads,
     configured: dict[str, Any] | None = None,
     decisions: list[dict[str, Any]] | None = None,
+    team: str | None = None,
 ) -> dict[str, Any]:
-    nudges = await reads.nudges(limit=100_000)
+    """Each rule's firings, delivery, replies and outcomes (only ``team``'s reps' nudges
+    when given)."""
+    reps = await team_reps(reads, team) if team is not None else None
+    nudges = _of_team(await reads.nudges(limit=100_000), reps)
     outcomes = await reads.outcomes()
     control = summaries.control_units(decisions, outcomes, HORIZON) if decisions else None
     rows = summaries.rule_rows(nudges, await reads.rep_replies(), outcomes, HORIZON, control)
@@ -206,15 +232,19 @@ async def playbooks(
     }
 
 
-async def firings(reads: Reads, playbook: str, rule: str) -> dict[str, Any]:
-    nudges = await reads.nudges(playbook=playbook, rule=rule)
+async def firings(
+    reads: Reads, playbook: str, rule: str, team: str | None = None
+) -> dict[str, Any]:
+    reps = await team_reps(reads, team) if team is not None else None
+    nudges = _of_team(await reads.nudges(playbook=playbook, rule=rule), reps)
     return {"playbook": playbook, "rule": rule, "nudges": nudges}
 
 
-async def reps(reads: Reads) -> dict[str, Any]:
+async def reps(reads: Reads, team: str | None = None) -> dict[str, Any]:
+    people = await team_reps(reads, team)
     rows = summaries.rep_rows(
-        await reads.reps(),
-        await reads.nudges(limit=100_000),
+        people,
+        _of_team(await reads.nudges(limit=100_000), people),
         await reads.rep_replies(),
         await reads.sessions(),
         await reads.first_answers(),

@@ -35,7 +35,8 @@ CSP = (
 
 READS: web.AppKey[Reads] = web.AppKey("reads", Reads)
 STORE: web.AppKey[Store] = web.AppKey("store", Store)
-TOKENS: web.AppKey[list[str]] = web.AppKey("tokens", list)
+VIEWERS: web.AppKey[list[auth.Viewer]] = web.AppKey("viewers", list)
+WORKER_TOKEN: web.AppKey[str | None] = web.AppKey("worker_token")
 DATA_DIR: web.AppKey[Path] = web.AppKey("data_dir", Path)
 WORKER_URL: web.AppKey[str] = web.AppKey("worker_url", str)
 PLAYBOOKS: web.AppKey[list[Path]] = web.AppKey("playbooks", list)
@@ -76,13 +77,17 @@ def _environment() -> jinja2.Environment:
 
 
 # -- auth -------------------------------------------------------------------------------
-def authenticated(request: web.Request) -> bool:
-    tokens = request.app[TOKENS]
+def viewer(request: web.Request) -> auth.Viewer | None:
+    """Who sent ``request``: a bearer token or a session cookie; None when neither holds."""
+    people = request.app[VIEWERS]
     given = auth.bearer(request.headers.get("Authorization"))
     if given is not None:
-        return auth.token_ok(given, tokens)
+        return auth.viewer_of_token(given, people)
     cookie = request.cookies.get(auth.COOKIE)
-    return bool(cookie) and auth.session_ok(str(cookie), tokens, time.time())
+    return auth.viewer_of_session(str(cookie), people, time.time()) if cookie else None
+
+
+VIEWER: web.RequestKey[auth.Viewer] = web.RequestKey("viewer", auth.Viewer)
 
 
 def wants_json(request: web.Request) -> bool:
@@ -101,7 +106,11 @@ def login_page(request: web.Request, status: int, error: str | None = None) -> w
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path in OPEN_PATHS or authenticated(request):
+    if request.path in OPEN_PATHS:
+        return await handler(request)
+    who = viewer(request)
+    if who is not None:
+        request[VIEWER] = who
         return await handler(request)
     if wants_json(request):
         return web.json_response({"error": "login required (NUDGE_API_TOKEN)"}, status=401)
@@ -133,15 +142,14 @@ async def login(request: web.Request) -> web.StreamResponse:
         return login_page(request, 429, "Too many wrong tokens; wait a minute.")
     form = await request.post()
     given = str(form.get("token", ""))
-    tokens = request.app[TOKENS]
-    match = next((t for t in tokens if auth.token_ok(given, [t])), None)
+    match = auth.viewer_of_token(given, request.app[VIEWERS])
     if match is None:
         throttle.failed(client)
         return login_page(request, 401, "That token is not valid.")
     response = web.HTTPSeeOther(auth.safe_next(str(form.get("next", "/"))))
     response.set_cookie(
         auth.COOKIE,
-        auth.new_session(match, time.time()),
+        auth.new_session(match.token, time.time()),
         max_age=auth.SESSION_TTL_S,
         httponly=True,
         samesite="Strict",
@@ -168,7 +176,16 @@ def render(request: web.Request, template: str, context: dict[str, Any]) -> web.
             text=json.dumps(context, default=_json_default),
             content_type="application/json",
         )
-    html = request.app[JINJA].get_template(template).render(**context, path=request.path)
+    who = request.get(VIEWER)
+    html = (
+        request.app[JINJA]
+        .get_template(template)
+        .render(
+            **context,
+            path=request.path,
+            viewer={"name": who.name, "team": who.team} if who else None,
+        )
+    )
     return web.Response(text=html, content_type="text/html")
 
 
@@ -179,36 +196,39 @@ def _json_default(value: Any) -> Any:
 
 
 async def leads_view(request: web.Request) -> web.StreamResponse:
-    ctx = await pages.leads(request.app[READS], dict(request.query))
+    ctx = await pages.leads(request.app[READS], dict(request.query), request[VIEWER].team)
+    page = ctx["page"]
+    ctx["prev_url"] = str(request.rel_url.update_query(page=page - 1)) if page > 1 else None
+    ctx["next_url"] = str(request.rel_url.update_query(page=page + 1)) if ctx["more"] else None
     return render(request, "leads.html", ctx | {"title": "Leads"})
 
 
 async def lead_view(request: web.Request) -> web.StreamResponse:
     lead_id = request.match_info["lead_id"]
     ctx = await pages.lead(request.app[READS], lead_id)
-    if ctx is None:
+    if ctx is None or not request[VIEWER].sees(ctx["lead"].get("team")):
+        # another team's lead is as absent as one that does not exist
         raise web.HTTPNotFound(text=f"no lead {lead_id!r}\n")
-    tokens = request.app[TOKENS]
     ctx["trace"], ctx["trace_note"] = await worker.trace(
-        request.app[WORKER_URL], tokens[0] if tokens else None, lead_id
+        request.app[WORKER_URL], request.app[WORKER_TOKEN], lead_id
     )
     return render(request, "lead.html", ctx | {"title": ctx["lead"]["company"] or lead_id})
 
 
 async def playbooks_view(request: web.Request) -> web.StreamResponse:
     configured = await asyncio.to_thread(pages.configured_rules, request.app[PLAYBOOKS])
-    ctx = await pages.playbooks(request.app[READS], configured)
+    ctx = await pages.playbooks(request.app[READS], configured, team=request[VIEWER].team)
     return render(request, "playbooks.html", ctx | {"title": "Playbooks"})
 
 
 async def firings_view(request: web.Request) -> web.StreamResponse:
     m = request.match_info
-    ctx = await pages.firings(request.app[READS], m["playbook"], m["rule"])
+    ctx = await pages.firings(request.app[READS], m["playbook"], m["rule"], request[VIEWER].team)
     return render(request, "firings.html", ctx | {"title": f"{m['playbook']} / {m['rule']}"})
 
 
 async def reps_view(request: web.Request) -> web.StreamResponse:
-    ctx = await pages.reps(request.app[READS])
+    ctx = await pages.reps(request.app[READS], request[VIEWER].team)
     return render(request, "reps.html", ctx | {"title": "Reps"})
 
 
@@ -238,13 +258,16 @@ def build_app(
     worker_url: str = "http://127.0.0.1:6066",
     playbooks: list[Path] | None = None,
     products: Path | None = None,
+    users: str | None = None,
 ) -> web.Application:
     """The cockpit application; it opens the store (a SQLite file or a PostgreSQL URL) on
     start-up and closes it on cleanup.
     ``worker_url``: the worker asked for a lead's decision trace; ``playbooks``: the
     playbook files or folders the workers load (none: the shipped default); ``products``:
-    the product catalogue whose targets the Model page lists."""
-    if not tokens:
+    the product catalogue whose targets the Model page lists; ``users``: the
+    ``NUDGE_COCKPIT_USERS`` logins, each limited to one team (``tokens`` see every team)."""
+    people = auth.viewers(tokens, users)
+    if not people:
         raise ValueError("the cockpit needs at least one token")
     app = web.Application(
         middlewares=[
@@ -255,7 +278,8 @@ def build_app(
         ],
         client_max_size=limits.max_body,
     )
-    app[TOKENS] = tokens
+    app[VIEWERS] = people
+    app[WORKER_TOKEN] = tokens[0] if tokens else None
     app[DATA_DIR] = data_dir
     app[WORKER_URL] = worker_url
     app[PLAYBOOKS] = list(playbooks or [])

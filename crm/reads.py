@@ -64,6 +64,7 @@ class Reads:
         status: str | None = "open",
         order: str = "ev",
         limit: int = 200,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
         """Leads with their owner, ranked by expected value (``ev``: score × deal value,
         unknown values last) or by ``score``; filtered by owner, team, stage, playbook and
@@ -93,9 +94,9 @@ class Reads:
             "SELECT l.*, r.name AS owner_name, r.team AS team FROM leads l "
             "LEFT JOIN reps r ON r.rep_id = l.owner_rep_id"
             + (" WHERE " + " AND ".join(where) if where else "")
-            + f" ORDER BY {rank}, l.lead_id LIMIT ?"
+            + f" ORDER BY {rank}, l.lead_id LIMIT ? OFFSET ?"
         )
-        rows = await self._all(sql, [*params, limit])
+        rows = await self._all(sql, [*params, limit, offset])
         for row in rows:
             _decode_lead(row)
         return rows

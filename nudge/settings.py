@@ -206,6 +206,13 @@ class Settings(BaseSettings):
         "`NUDGE_API_TOKEN` is required.",
     )
     ui_port: int = Field(default=6070, ge=0, le=65535, description="Port of `nudge ui`.")
+    cockpit_users: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("COCKPIT_USERS"),
+        description="Cockpit logins limited to one team: `name:team:token` entries, "
+        "comma-separated (team `*`: every team). A manager logged in with one sees only "
+        "that team's leads, reps and nudges. `NUDGE_API_TOKEN` logins see every team.",
+    )
     ui_worker_url: str | None = Field(
         default=None,
         description="Worker whose decision trace the cockpit's lead page shows. Unset: "

@@ -22,6 +22,7 @@ from nudge.events import RepUpserted
 from nudge.signals import NudgeCommand
 
 TOKEN = "cockpit-test-token-0123456789"
+EAST_TOKEN = "east-manager-token-0123456789"
 T0 = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
 PAGES = [
     "/",
@@ -114,7 +115,14 @@ async def client(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterato
     store = await Store.open(location)
     await fill(store)
     await store.close()
-    app = build_app(location, tmp_path, [TOKEN, "older-token"], Limits(), "http://127.0.0.1:9")
+    app = build_app(
+        location,
+        tmp_path,
+        [TOKEN, "older-token"],
+        Limits(),
+        "http://127.0.0.1:9",
+        users=f"maria:east:{EAST_TOKEN}",
+    )
     async with TestClient(TestServer(app, host="127.0.0.1")) as c:
         yield c
 
@@ -195,6 +203,65 @@ async def test_leads_rank_by_expected_value_or_score_and_filter(client: TestClie
     assert lead1["last_rep_touch"].startswith("2026-03-02T16:00")
     assert lead1["reasons"] == ["Acme Logistics: 3 pricing-page visits"]
     assert len(lead1["spark"].split('points="')[1].split('"')[0].split()) == 3
+
+
+async def test_a_team_manager_sees_only_that_teams_leads_reps_and_nudges(
+    client: TestClient,
+) -> None:
+    """maria manages east (rep-2, lead-2): west's lead is absent from the ranking even when
+    she asks for west, its page is 404, and west's rep and nudge are on no page of hers."""
+    east = {"Authorization": f"Bearer {EAST_TOKEN}"}
+    for query in ("", "?team=west", "?rep=rep-1", "?status=all"):
+        ranked = await (await client.get("/leads.json" + query, headers=east)).json()
+        assert [lead["lead_id"] for lead in ranked["leads"]] in ([], ["lead-2"]), query
+        assert ranked["filters"]["teams"] == ["east"]
+        assert [r["rep_id"] for r in ranked["filters"]["reps"]] == ["rep-2"]
+    assert (await client.get("/leads/lead-2.json", headers=east)).status == 200
+    west_lead = await client.get("/leads/lead-1", headers=east)
+    assert west_lead.status == 404 and "Acme" not in await west_lead.text()
+    reps = await (await client.get("/reps.json", headers=east)).json()
+    assert [r["rep_id"] for r in reps["reps"]] == ["rep-2"]
+    firings = await (await client.get("/playbooks/hot-lead/crossed.json", headers=east)).json()
+    assert firings["nudges"] == []
+    rules = await (await client.get("/playbooks.json", headers=east)).json()
+    assert rules["rules"] == []
+    page = await (await client.get("/", headers=east)).text()
+    assert "maria" in page and "team east" in page and "Acme" not in page
+    # the head of sales (NUDGE_API_TOKEN) sees both teams
+    everyone = {"Authorization": f"Bearer {TOKEN}"}
+    reps = await (await client.get("/reps.json", headers=everyone)).json()
+    assert sorted(r["rep_id"] for r in reps["reps"]) == ["rep-1", "rep-2"]
+    firings = await (await client.get("/playbooks/hot-lead/crossed.json", headers=everyone)).json()
+    assert [n["nudge_id"] for n in firings["nudges"]] == ["n-1"]
+
+
+async def test_a_team_manager_logs_in_with_a_form_and_stays_in_the_team(
+    client: TestClient,
+) -> None:
+    r = await client.post(
+        "/login", data={"token": EAST_TOKEN, "next": "/leads"}, allow_redirects=False
+    )
+    assert r.status == 303
+    ranked = await (await client.get("/leads.json?team=west")).json()
+    assert [lead["lead_id"] for lead in ranked["leads"]] == ["lead-2"]
+
+
+async def test_the_ranking_pages_past_the_limit(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every lead is reachable: page 2 holds what page 1 had no room for."""
+    from cockpit import pages
+
+    monkeypatch.setattr(pages, "LIMIT", 1)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    first = await (await client.get("/leads.json", headers=auth)).json()
+    second = await (await client.get("/leads.json?page=2", headers=auth)).json()
+    third = await (await client.get("/leads.json?page=3", headers=auth)).json()
+    assert [lead["lead_id"] for lead in first["leads"]] == ["lead-2"] and first["more"]
+    assert [lead["lead_id"] for lead in second["leads"]] == ["lead-1"] and not second["more"]
+    assert third["leads"] == []
+    html = await (await client.get("/leads?order=ev", headers=auth)).text()
+    assert 'rel="next" href="/leads?order=ev&amp;page=2"' in html
 
 
 async def test_lead_page_shows_timeline_score_changes_and_nudges(client: TestClient) -> None:
