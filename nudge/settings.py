@@ -215,8 +215,9 @@ class Settings(BaseSettings):
     )
     ui_worker_url: str | None = Field(
         default=None,
-        description="Worker whose decision trace the cockpit's lead page shows. Unset: "
-        "`http://<NUDGE_WEB_HOST>:<NUDGE_WEB_PORT>`.",
+        description="Workers (comma-separated URLs) the cockpit's lead page asks for a "
+        "lead's decision trace; list every worker, since each keeps the trace of the leads "
+        "its partitions hold. Unset: `http://<NUDGE_WEB_HOST>:<NUDGE_WEB_PORT>`.",
     )
 
     twilio_account_sid: str | None = Field(

@@ -350,13 +350,15 @@ async def test_inventory_page_charts_the_latest_inventory(tmp_path: Path) -> Non
 
 
 async def test_lead_page_shows_the_workers_decision_trace(tmp_path: Path) -> None:
-    """The lead page asks the worker's explain route (with the cockpit's token) and shows
-    each kept evaluation in words, newest first; with no worker it says so."""
+    """The lead page asks every worker's explain route (with the cockpit's token) and
+    shows each kept evaluation in words, newest first, whichever worker kept it (a lead
+    moves between workers when partitions are reassigned); a worker that cannot be asked
+    is named, and with no worker at all the page says so."""
     from playbooks.trace import Check, Evaluation, TraceBook
     from streams import explain
 
-    book = TraceBook()
-    book.record(
+    books = [TraceBook(), TraceBook()]
+    books[0].record(
         [
             Evaluation(
                 at="2026-03-02T15:00:00+00:00",
@@ -368,7 +370,11 @@ async def test_lead_page_shows_the_workers_decision_trace(tmp_path: Path) -> Non
                 outcome="conditions",
                 reason="a condition failed",
                 checks=[Check("lead.employees >= 50", {"lead.employees": 12}, False)],
-            ),
+            )
+        ]
+    )
+    books[1].record(
+        [
             Evaluation(
                 at="2026-03-02T15:05:00+00:00",
                 playbook="hot-lead",
@@ -383,19 +389,24 @@ async def test_lead_page_shows_the_workers_decision_trace(tmp_path: Path) -> Non
     )
     seen: list[str | None] = []
 
-    async def explain_route(request: web.Request) -> web.StreamResponse:
-        seen.append(request.headers.get("Authorization"))
-        return await explain.handler(type("P", (), {"traces": book})())(request)
+    def fake_worker(book: TraceBook) -> web.Application:
+        async def explain_route(request: web.Request) -> web.StreamResponse:
+            seen.append(request.headers.get("Authorization"))
+            return await explain.handler(type("P", (), {"traces": book})())(request)
 
-    fake_worker = web.Application()
-    fake_worker.router.add_get("/playbooks/explain", explain_route)
+        app = web.Application()
+        app.router.add_get("/playbooks/explain", explain_route)
+        return app
+
     store = await Store.open(tmp_path / "nudge.db")
     await fill(store)
     await store.close()
-    async with TestServer(fake_worker, host="127.0.0.1") as worker_server:
-        app = build_app(
-            tmp_path / "nudge.db", tmp_path, [TOKEN], Limits(), str(worker_server.make_url("/"))
-        )
+    async with (
+        TestServer(fake_worker(books[0]), host="127.0.0.1") as first,
+        TestServer(fake_worker(books[1]), host="127.0.0.1") as second,
+    ):
+        urls = f"{first.make_url('/')},{second.make_url('/')}"
+        app = build_app(tmp_path / "nudge.db", tmp_path, [TOKEN], Limits(), urls)
         async with TestClient(TestServer(app, host="127.0.0.1")) as c:
             auth = {"Authorization": f"Bearer {TOKEN}"}
             page = await (await c.get("/leads/lead-1.json", headers=auth)).json()
@@ -403,9 +414,17 @@ async def test_lead_page_shows_the_workers_decision_trace(tmp_path: Path) -> Non
             assert "didn't fire: cooldown until 2026-03-02 16:00" in heads[0]
             assert "didn't fire: a condition failed" in heads[1]
             assert "`lead.employees` was 12" in page["trace"][1]["details"][0]
-            assert seen == [f"Bearer {TOKEN}"]
+            assert seen == [f"Bearer {TOKEN}"] * 2
+            assert page["trace_note"] is None
             html = await (await c.get("/leads/lead-1", headers=auth)).text()
             assert "cooldown until 2026-03-02 16:00" in html
+        one_gone = build_app(
+            tmp_path / "nudge.db", tmp_path, [TOKEN], Limits(), f"{urls},http://127.0.0.1:9"
+        )
+        async with TestClient(TestServer(one_gone, host="127.0.0.1")) as c:
+            page = await (await c.get("/leads/lead-1.json", headers=auth)).json()
+            assert len(page["trace"]) == 2
+            assert "no worker answered at http://127.0.0.1:9" in page["trace_note"]
     gone = build_app(tmp_path / "nudge.db", tmp_path, [TOKEN], Limits(), "http://127.0.0.1:9")
     async with TestClient(TestServer(gone, host="127.0.0.1")) as c:
         page = await (await c.get("/leads/lead-1.json", headers=auth)).json()
