@@ -277,13 +277,25 @@ def targets(data_dir: Path, products: Path | None = None) -> list[dict[str, Any]
     return out
 
 
+def drivers(data_dir: Path, version: str, snapshots: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Win/loss drivers of the conversion model ``version`` over the record's snapshots."""
+    from scoring.drivers import drivers as win_loss
+    from scoring.model_scorer import CompiledModel
+    from scoring.registry import Registry
+    from scoring.train import snapshots_from_rows
+
+    registry = Registry(data_dir)
+    compiled = CompiledModel.load(registry, registry.get(version))
+    return win_loss(compiled, snapshots_from_rows(snapshots, names=compiled.names))
+
+
 def model(
     data_dir: Path,
-    snapshots: list[dict[str, Any]] | None = None,
+    drivers: list[dict[str, Any]] | None = None,
     products: Path | None = None,
 ) -> dict[str, Any]:
-    """The conversion registry's models and history, every target's live model; with the
-    record's ``snapshots``, the live conversion model's win/loss drivers."""
+    """The conversion registry's models and history, every target's live model, and the
+    live conversion model's win/loss ``drivers`` (:func:`drivers`) when given."""
     from scoring.registry import Registry
 
     registry = Registry(data_dir)
@@ -306,21 +318,13 @@ def model(
         else []
     )
     importance = (live or {}).get("importance", {})
-    drivers: list[dict[str, Any]] = []
-    if promoted and snapshots:
-        from scoring.drivers import drivers as win_loss
-        from scoring.model_scorer import CompiledModel
-        from scoring.train import snapshots_from_rows
-
-        compiled = CompiledModel.load(registry, registry.get(promoted))
-        drivers = win_loss(compiled, snapshots_from_rows(snapshots, names=compiled.names))
     checks = ((live or {}).get("metrics") or {}).get("holdout_checks") or {}
     table = checks.get("reliability") or []
     return {
         "targets": targets(data_dir, products),
         "checks": checks,
         "calibration_chart": charts.calibration_svg(table) if table else "",
-        "drivers": drivers,
+        "drivers": drivers or [],
         "promoted": promoted,
         "live": live,
         "models": models,

@@ -43,6 +43,10 @@ PLAYBOOKS: web.AppKey[list[Path]] = web.AppKey("playbooks", list)
 PRODUCTS: web.AppKey[Path | None] = web.AppKey("products")
 THROTTLE: web.AppKey[auth.LoginThrottle] = web.AppKey("throttle", auth.LoginThrottle)
 JINJA: web.AppKey[jinja2.Environment] = web.AppKey("jinja", jinja2.Environment)
+DRIVERS: web.AppKey[dict[str, tuple[float, list[dict[str, Any]]]]] = web.AppKey("drivers", dict)
+
+DRIVERS_TTL_S = 300.0
+"""The Model page's win/loss drivers are recomputed at most this often (seconds)."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -237,9 +241,20 @@ async def model_view(request: web.Request) -> web.StreamResponse:
     from scoring.registry import Registry
 
     live = Registry(data_dir).promoted_version()
-    snaps = await request.app[READS].snapshots() if live else None
-    ctx = await asyncio.to_thread(pages.model, data_dir, snaps, request.app[PRODUCTS])
-    return render(request, "model.html", ctx | {"title": "Model"})
+    found, computed_at = None, None
+    if live:
+        # every snapshot through the model: done at most once per DRIVERS_TTL_S per model
+        cache = request.app[DRIVERS]
+        hit = cache.get(live)
+        if hit is None or time.time() - hit[0] > DRIVERS_TTL_S:
+            snaps = await request.app[READS].snapshots()
+            found = await asyncio.to_thread(pages.drivers, data_dir, live, snaps) if snaps else []
+            cache.clear()
+            cache[live] = hit = (time.time(), found)
+        computed_at, found = hit
+    ctx = await asyncio.to_thread(pages.model, data_dir, found, request.app[PRODUCTS])
+    at = dt.datetime.fromtimestamp(computed_at, dt.UTC).isoformat() if computed_at else None
+    return render(request, "model.html", ctx | {"title": "Model", "drivers_at": at})
 
 
 async def inventory_view(request: web.Request) -> web.StreamResponse:
@@ -286,6 +301,7 @@ def build_app(
     app[PRODUCTS] = products
     app[THROTTLE] = auth.LoginThrottle()
     app[JINJA] = _environment()
+    app[DRIVERS] = {}
 
     async def open_store(app: web.Application) -> Any:
         store = await Store.open(database)

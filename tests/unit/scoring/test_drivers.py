@@ -62,7 +62,7 @@ def test_model_page_shows_the_live_models_drivers_from_the_record(small_world, t
             )
             row = snapshot_row(state, event, score)
             rows.append(row | {"state_json": orjson.loads(row["state_json"])})
-    page = pages.model(tmp_path, rows)
+    page = pages.model(tmp_path, pages.drivers(tmp_path, info.version, rows))
     assert page["promoted"] == info.version
     compiled = CompiledModel(result.booster_json, {**result.meta, "version": info.version})
     expected = drivers(compiled, snapshots_from_rows(rows, names=compiled.names))
