@@ -216,19 +216,41 @@ async def playbooks(
     outcomes = await reads.outcomes()
     control = summaries.control_units(decisions, outcomes, HORIZON) if decisions else None
     rows = summaries.rule_rows(nudges, await reads.rep_replies(), outcomes, HORIZON, control)
+    since = (dt.datetime.now(dt.UTC) - HORIZON).date().isoformat()
+    counts = await reads.rule_counts(since)
     loaded = {(r["playbook"], r["rule"]): r for r in (configured or {}).get("rules", [])}
     for row in rows:
         lift = row["lift"]
         row["lift_chart"] = charts.lift_svg(lift) if lift else ""
         row["loaded"] = loaded.get((row["playbook"], row["rule"]))
+        row["evaluations"] = evaluations(counts.get((row["playbook"], row["rule"]), {}))
     fired = {(r["playbook"], r["rule"]) for r in rows}
+    never = [
+        r | {"evaluations": evaluations(counts.get(key, {}))}
+        for key, r in loaded.items()
+        if key not in fired
+    ]
     return {
-        "never_fired": [r for key, r in loaded.items() if key not in fired],
+        "never_fired": never,
         "refused": (configured or {}).get("refused", []),
         "rules": rows,
         "horizon_days": HORIZON.days,
         "window_h": summaries.REPLY_WINDOW.total_seconds() / 3600,
         "control_logged": bool(decisions),
+    }
+
+
+def evaluations(by_outcome: dict[str, int]) -> dict[str, Any]:
+    """A rule's evaluation counts: how many, how many fired, and what stopped the rest
+    (most frequent first)."""
+    stopped = sorted(
+        ((outcome, n) for outcome, n in by_outcome.items() if outcome != "fired"),
+        key=lambda item: (-item[1], item[0]),
+    )
+    return {
+        "total": sum(by_outcome.values()),
+        "fired": by_outcome.get("fired", 0),
+        "stopped": stopped,
     }
 
 

@@ -39,6 +39,21 @@ class Reads:
     async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         return _rows(await self.db.execute_fetchall(sql, tuple(params)))
 
+    # -- rules ----------------------------------------------------------------------
+    async def rule_counts(
+        self, since_day: str | None = None
+    ) -> dict[tuple[str, str], dict[str, int]]:
+        """(playbook, rule) → outcome → evaluations, summed over the days from ``since_day``
+        (a ``YYYY-MM-DD`` UTC day; None: every day recorded)."""
+        out: dict[tuple[str, str], dict[str, int]] = {}
+        for r in await self._all(
+            "SELECT playbook, rule, outcome, SUM(n) AS n FROM rule_counts WHERE day >= ? "
+            "GROUP BY playbook, rule, outcome",
+            [since_day or ""],
+        ):
+            out.setdefault((r["playbook"], r["rule"]), {})[r["outcome"]] = int(r["n"])
+        return out
+
     # -- reps and teams -------------------------------------------------------------
     async def reps(self) -> list[dict[str, Any]]:
         return await self._all("SELECT * FROM reps ORDER BY team, name")

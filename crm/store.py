@@ -265,6 +265,16 @@ class Store:
         )
         return row is not None and dt.datetime.fromisoformat(row[0]) > now
 
+    async def add_rule_counts(self, day: str, counts: dict[tuple[str, str, str], int]) -> None:
+        """Add (playbook, rule, outcome) → evaluations to the UTC ``day``'s counters."""
+        await self.db.executemany(
+            """INSERT INTO rule_counts (day, playbook, rule, outcome, n) VALUES (?, ?, ?, ?, ?)
+               ON CONFLICT (day, playbook, rule, outcome)
+               DO UPDATE SET n = rule_counts.n + excluded.n""",
+            [(day, pb, rule, outcome, n) for (pb, rule, outcome), n in counts.items()],
+        )
+        await self.db.commit()
+
     async def save_snapshots(self, rows: list[dict[str, Any]]) -> None:
         """Record score snapshots (``scoring.state.snapshot_row``: state_json is a JSON
         string) once per event id."""

@@ -14,7 +14,7 @@ leave no entry: "no evaluation" is itself the answer then.
 from __future__ import annotations
 
 import datetime as dt
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -131,9 +131,12 @@ class TraceBook:
         self.per_lead = per_lead
         self.max_leads = leads
         self._leads: OrderedDict[str, deque[Evaluation]] = OrderedDict()
+        self.counts: Counter[tuple[str, str, str]] = Counter()
+        """(playbook, rule, outcome) → evaluations since the last :meth:`take_counts`."""
 
     def record(self, evaluations: list[Evaluation]) -> None:
         for ev in evaluations:
+            self.counts[(ev.playbook, ev.rule, ev.outcome)] += 1
             book = self._leads.get(ev.lead_id)
             if book is None:
                 book = self._leads[ev.lead_id] = deque(maxlen=self.per_lead)
@@ -141,6 +144,15 @@ class TraceBook:
             book.append(ev)
         while len(self._leads) > self.max_leads:
             self._leads.popitem(last=False)
+
+    def take_counts(self) -> Counter[tuple[str, str, str]]:
+        """The evaluation counts gathered since the last call, which starts new ones."""
+        counts, self.counts = self.counts, Counter()
+        return counts
+
+    def give_back(self, counts: Counter[tuple[str, str, str]]) -> None:
+        """Counts taken but not stored (the record was down): kept for the next flush."""
+        self.counts.update(counts)
 
     def delivered(self, lead_id: str, delivery: Delivery) -> None:
         """Attach delivery's decision to the evaluation that issued the nudge."""

@@ -46,6 +46,8 @@ log = get_logger(__name__)
 
 LEAD_FLUSH_INTERVAL = 1.0
 """Seconds between batched writes of lead snapshots to SQLite."""
+RULE_COUNTS_INTERVAL = 10.0
+"""Seconds between writes of the rules' evaluation counts to the record."""
 SCHEDULER_INTERVAL = 1.0
 """Seconds between passes of the durable scheduler."""
 PLAYBOOK_REFRESH_INTERVAL = 2.0
@@ -142,6 +144,20 @@ def build(
         await pipeline.flush_leads()
 
     pipeline.timer(LEAD_FLUSH_INTERVAL)(flush_leads)
+
+    async def flush_rule_counts() -> None:
+        """Add the rules' evaluation counts to the record (the cockpit's Playbooks page)."""
+        counts = pipeline.traces.take_counts()
+        if not counts:
+            return
+        try:
+            store = await pipeline.store()
+            await store.add_rule_counts(pipeline.clock.now().date().isoformat(), counts)
+        except Exception:
+            pipeline.traces.give_back(counts)
+            raise
+
+    pipeline.timer(RULE_COUNTS_INTERVAL)(flush_rule_counts)
 
     async def drain_outbox() -> None:
         """Settle nudges a dead worker left in ``sending``, then send held (quiet hours) and

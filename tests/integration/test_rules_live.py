@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import urllib.error
@@ -141,6 +142,19 @@ def test_manager_rules_and_explain_in_a_running_worker(start_worker: Any, tmp_pa
     assert "pricing-interest/three-pricing-views  on page.viewed: fired" in out
     assert "count was 1 within 1d, fires when it reaches 3" in out
     assert "delivery to rep-a: send" in out
+
+    # the worker adds its evaluation counts to the record (the cockpit's Playbooks page)
+    def counts() -> dict[str, int]:
+        with sqlite3.connect(worker.db) as db:
+            rows = db.execute(
+                "SELECT outcome, SUM(n) FROM rule_counts "
+                "WHERE playbook = 'pricing-interest' AND rule = 'three-pricing-views' "
+                "GROUP BY outcome"
+            ).fetchall()
+        return {str(o): int(n) for o, n in rows}
+
+    wait_for(lambda: counts().get("conditions") == 1, timeout=30, message=counts)
+    assert counts()["fired"] == 2  # the nudge, then its escalation step
 
 
 SAMPLE_DAY = ROOT / "cli" / "sample_day.ndjson"

@@ -232,3 +232,19 @@ async def test_two_writers_merging_one_lead_at_once_lose_nothing(location: Path 
     finally:
         await a.close()
         await b.close()
+
+
+async def test_rule_counts_add_up_per_day(location: Path | str) -> None:
+    """Two workers' flushes of one day's counters add up; days stay apart."""
+    from crm.reads import Reads
+
+    store = await Store.open(location)
+    try:
+        await store.add_rule_counts("2026-03-01", {("pb", "r", "fired"): 2})
+        await store.add_rule_counts("2026-03-02", {("pb", "r", "fired"): 1, ("pb", "r", "cap"): 4})
+        await store.add_rule_counts("2026-03-02", {("pb", "r", "fired"): 5})
+        reads = Reads(store)
+        assert await reads.rule_counts() == {("pb", "r"): {"fired": 8, "cap": 4}}
+        assert await reads.rule_counts("2026-03-02") == {("pb", "r"): {"fired": 6, "cap": 4}}
+    finally:
+        await store.close()

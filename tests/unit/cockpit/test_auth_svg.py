@@ -6,7 +6,6 @@ from cockpit import auth
 from cockpit.svg import sparkline
 from nudge.errors import ConfigError
 
-
 A = "alpha-token-0123456789"
 B = "beta-token-0123456789"
 

@@ -89,6 +89,21 @@ async def fill(store: Store) -> None:
         duration_s=600,
         detail={},
     )
+    today = dt.datetime.now(dt.UTC).date()
+    for day, n in (
+        (today, 1),
+        (today - dt.timedelta(days=1), 2),
+        (today - dt.timedelta(days=90), 50),
+    ):
+        await store.add_rule_counts(
+            day.isoformat(),
+            {
+                ("hot-lead", "crossed", "fired"): n,
+                ("hot-lead", "crossed", "cooldown"): 3 * n,
+                ("hot-lead", "crossed", "conditions"): n,
+            },
+        )
+    await store.add_rule_counts(today.isoformat(), {("hot-lead", "crossed", "fired"): 1})
     await Outbox(store).enqueue(
         NudgeCommand(
             nudge_id="n-1",
@@ -262,6 +277,23 @@ async def test_the_ranking_pages_past_the_limit(
     assert third["leads"] == []
     html = await (await client.get("/leads?order=ev", headers=auth)).text()
     assert 'rel="next" href="/leads?order=ev&amp;page=2"' in html
+
+
+async def test_playbooks_page_counts_each_rules_evaluations_and_what_stopped_them(
+    client: TestClient,
+) -> None:
+    """The last 30 days' counters, added up across days and flushes: 2 + 1 + 1 fired,
+    9 stopped by cooldown, 3 by conditions (the 90-day-old day is outside)."""
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    page = await (await client.get("/playbooks.json", headers=auth)).json()
+    [row] = page["rules"]
+    assert row["evaluations"] == {
+        "total": 16,
+        "fired": 4,
+        "stopped": [["cooldown", 9], ["conditions", 3]],
+    }
+    html = await (await client.get("/playbooks", headers=auth)).text()
+    assert "16 in 30 days, 4 fired; stopped by cooldown 9, conditions 3" in html
 
 
 async def test_lead_page_shows_timeline_score_changes_and_nudges(client: TestClient) -> None:
