@@ -101,10 +101,15 @@ class WorkerProcess:
     stdout_path: Path
     process: subprocess.Popen[bytes] | None = None
     runs: list[Path] = field(default_factory=list)
+    host: str = "127.0.0.1"
+    """The address its web server is reached at (``NUDGE_WEB_HOST`` unless loopback)."""
+    wrap: tuple[str, ...] = ()
+    """A command the worker runs under: ``("ip", "netns", "exec", name)`` puts it in a
+    network namespace (it execs, so the process is still the worker's)."""
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.web_port}"
+        return f"http://{self.host}:{self.web_port}"
 
     @property
     def headers(self) -> dict[str, str]:
@@ -121,7 +126,7 @@ class WorkerProcess:
         self.runs.append(run)
         with open(run, "wb") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "cli", "worker"],
+                [*self.wrap, sys.executable, "-m", "cli", "worker"],
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -166,10 +171,20 @@ class WorkerProcess:
             return exc.code, json.load(exc)
 
     def stats(self) -> dict[str, int]:
+        """The worker's counters; if it cannot answer because it has died, the failure
+        says so, with the end of its output."""
         req = urllib.request.Request(self.url + "/stats", headers=self.headers)
-        with urllib.request.urlopen(req, timeout=5) as r:
-            data: dict[str, int] = json.load(r)
-            return data
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                data: dict[str, int] = json.load(r)
+                return data
+        except OSError as exc:
+            code = self.process.poll() if self.process else None
+            if code is None:
+                raise
+            raise AssertionError(
+                f"worker {self.url} died (exit {code}); its last output:\n{self.output()[-4000:]}"
+            ) from exc
 
 
 @pytest.fixture
@@ -179,7 +194,9 @@ def start_worker(
     workers: list[WorkerProcess] = []
     group = f"nudge-test-{os.getpid()}-{abs(hash(request.node.nodeid)) % 10**8}"
 
-    def start(**env: str) -> WorkerProcess:
+    def start(*, host: str = "127.0.0.1", wrap: tuple[str, ...] = (), **env: str) -> WorkerProcess:
+        """A ready worker; ``host`` and ``wrap`` as :class:`WorkerProcess` has them (a worker
+        on a non-loopback ``host`` binds it, and needs ``NUDGE_API_TOKEN``)."""
         # one data dir for all (as docker-compose's shared volume), unless the test gives one
         data_dir = Path(env["NUDGE_DATA_DIR"]) if "NUDGE_DATA_DIR" in env else tmp_path / "var"
         port = free_port()
@@ -201,6 +218,7 @@ def start_worker(
             "NUDGE_REPLICATION": "3" if getattr(broker, "engine", "tansu") == "kafka" else "1",
             # tests fire requests faster than a client should; the limit has its own test
             "NUDGE_WEB_RATE_LIMIT": "100000",
+            **({"NUDGE_WEB_HOST": host} if host != "127.0.0.1" else {}),
             **env,
         }
         if getattr(broker, "engine", "tansu") == "kafka" and not workers:
@@ -218,6 +236,8 @@ def start_worker(
             web_port=port,
             env=full_env,
             stdout_path=tmp_path / f"worker{len(workers)}",
+            host=host,
+            wrap=wrap,
         )
         workers.append(worker)
         return worker.start()

@@ -5,7 +5,9 @@ free loopback port (its socket in the same directory), with durability turned of
 (``fsync=off``: a test database is thrown away). PostgreSQL refuses to run as root, so
 when the tests run as root (CI) the server runs as the ``postgres`` system user the
 Debian package creates, and the directory is handed to it. :meth:`PostgresServer.database`
-creates a fresh database per test.
+creates a fresh database per test. ``PostgresServer(dir, host=..., clients=...)`` listens on
+another local address instead and trusts connections from the ``clients`` network (tests
+whose workers run in network namespaces of their own).
 """
 
 from __future__ import annotations
@@ -41,8 +43,12 @@ def bindir() -> Path:
 
 
 class PostgresServer:
-    def __init__(self, directory: Path) -> None:
+    def __init__(
+        self, directory: Path, host: str = "127.0.0.1", clients: str | None = None
+    ) -> None:
         self.directory = directory
+        self.host = host
+        self.clients = clients
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.user = "nudge"
@@ -73,7 +79,7 @@ class PostgresServer:
         return self.directory / "data"
 
     def url(self, database: str = "postgres") -> str:
-        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{database}"
 
     def start(self) -> PostgresServer:
         self._initdb()
@@ -108,6 +114,9 @@ class PostgresServer:
         )
         if result.returncode != 0:
             raise RuntimeError(f"initdb failed:\n{result.stdout.decode()}{result.stderr.decode()}")
+        if self.clients:  # initdb trusts loopback only
+            with open(self.data / "pg_hba.conf", "a") as hba:
+                hba.write(f"host all all {self.clients} trust\n")
 
     def _launch(self) -> None:
         binaries = bindir()
@@ -124,7 +133,7 @@ class PostgresServer:
                 "-k",
                 str(self.directory),
                 "-c",
-                "listen_addresses=127.0.0.1",
+                f"listen_addresses={self.host}",
                 "-c",
                 "fsync=off",
                 "-c",

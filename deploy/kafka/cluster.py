@@ -176,9 +176,9 @@ def fetch_jars() -> Path:
     return libs
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return int(s.getsockname()[1])
 
 
@@ -202,16 +202,17 @@ def random_cluster_id() -> str:
 class Node:
     """One Kafka process, broker and controller, with its own ports and directory."""
 
-    def __init__(self, node_id: int, directory: Path) -> None:
+    def __init__(self, node_id: int, directory: Path, host: str = "127.0.0.1") -> None:
         self.node_id = node_id
         self.directory = directory
-        self.port = free_port()
-        self.controller_port = free_port()
+        self.host = host
+        self.port = free_port(host)
+        self.controller_port = free_port(host)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def config(self) -> Path:
@@ -227,8 +228,8 @@ class Node:
             "process.roles": "broker,controller",
             "node.id": str(self.node_id),
             "controller.quorum.voters": voters,
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "listeners": f"PLAINTEXT://{self.bootstrap},CONTROLLER://{self.host}:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{self.bootstrap}",
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
@@ -244,7 +245,8 @@ class Node:
 
 
 class KafkaCluster:
-    """Three combined broker/controller nodes on loopback (see the module docstring).
+    """Three combined broker/controller nodes on loopback (see the module docstring), or
+    on ``host``: another local address, for clients in other network namespaces.
 
     ``url`` is a Faust broker URL naming every node; ``bootstrap`` the same for aiokafka.
     :meth:`kill` and :meth:`restart` act on one node, for failure tests.
@@ -257,9 +259,10 @@ class KafkaCluster:
         directory: Path,
         nodes: int = NODES,
         overrides: dict[str, str] | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
         self.directory = directory
-        self.nodes = [Node(i + 1, directory / f"node{i + 1}") for i in range(nodes)]
+        self.nodes = [Node(i + 1, directory / f"node{i + 1}", host) for i in range(nodes)]
         self.overrides = overrides or {}
         self.cluster_id = random_cluster_id()
         self.libs: Path | None = None
@@ -288,7 +291,7 @@ class KafkaCluster:
         self.libs = fetch_jars()
         self.directory.mkdir(parents=True, exist_ok=True)
         (self.directory / "log4j2.yaml").write_text(LOG4J2)
-        voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
+        voters = ",".join(f"{n.node_id}@{n.host}:{n.controller_port}" for n in self.nodes)
         for node in self.nodes:
             node.write_config(voters, self.overrides)
         self._format()
@@ -451,6 +454,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the cluster and run until Ctrl-C")
     up.add_argument("--dir", type=Path, help="data directory (default: a new temporary one)")
+    up.add_argument(
+        "--host", default="127.0.0.1", help="local address to listen on (default: loopback)"
+    )
     sub.add_parser("fetch", help="download the jars into the cache")
     args = parser.parse_args(argv)
     if args.command == "fetch":
@@ -458,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     directory = args.dir or Path(tempfile.mkdtemp(prefix="nudge-kafka-"))
     started = time.monotonic()
-    with KafkaCluster(directory) as cluster:
+    with KafkaCluster(directory, host=args.host) as cluster:
         print(
             f"Kafka {kafka_version()} up in {time.monotonic() - started:.1f} s; data in {directory}"
         )

@@ -22,14 +22,15 @@ F = TypeVar("F")
 
 
 @contextmanager
-def served(fake: F) -> Iterator[F]:
-    """Serve ``fake.app()`` on a free loopback port until the block ends; sets ``fake.server``."""
+def served(fake: F, host: str = "127.0.0.1") -> Iterator[F]:
+    """Serve ``fake.app()`` on a free port of ``host`` (loopback unless told) until the block
+    ends; sets ``fake.server``."""
     loop = asyncio.new_event_loop()
     started = threading.Event()
     errors: list[BaseException] = []
 
     async def start() -> None:
-        server = TestServer(fake.app(), host="127.0.0.1")  # type: ignore[attr-defined]
+        server = TestServer(fake.app(), host=host)  # type: ignore[attr-defined]
         ssl_context = getattr(fake, "ssl_context", None)  # an HTTPS-only client's fake
         await server.start_server(**({"ssl": ssl_context} if ssl_context else {}))
         fake.server = server  # type: ignore[attr-defined]
