@@ -77,15 +77,23 @@ def twilio_sign(auth_token: str, url: str, params: Mapping[str, str]) -> str:
     return str(RequestValidator(auth_token).compute_signature(url, dict(params)))
 
 
-def sms_reply(params: Mapping[str, str], now: dt.datetime, rep_id: str | None) -> Reply:
-    """An inbound SMS webhook's form fields as a Reply."""
+def sms_reply(
+    params: Mapping[str, str], now: dt.datetime, rep_id: str | None, *, opted_out: bool = True
+) -> Reply:
+    """An inbound SMS webhook's form fields as a Reply.
+
+    An opt-in word (``YES``, ``START``) from a number that is not opted out changes
+    nothing, so it is a message: "yes" answers a yes/no question rather than vanish."""
     text = params.get("Body", "")
+    kind = keyword(text)
+    if kind == "opt_in" and not opted_out:
+        kind = "message"
     return Reply(
         reply_id=params.get("MessageSid") or params.get("SmsSid") or "",
         rep_id=rep_id,
         sender=to_e164(params.get("From")) or params.get("From", ""),
         channel="sms",
-        kind=keyword(text),
+        kind=kind,
         text=text,
         received_at=now,
     )

@@ -144,7 +144,9 @@ class Webhooks:
             return web.Response(text=twiml(), content_type="text/xml")
         phone = to_e164(params.get("From"))
         rep = await outbox.rep_by(phone=phone, normalise=to_e164) if phone else None
-        reply = sms_reply(params, now, rep["rep_id"] if rep else None)
+        rep_id = rep["rep_id"] if rep else None
+        opted_out = await outbox.sms_opted_out(phone, rep_id)
+        reply = sms_reply(params, now, rep_id, opted_out=opted_out)
         if phone and reply.kind in ("opt_out", "opt_in"):
             await outbox.set_sms_opt_out(
                 phone,

@@ -306,3 +306,140 @@ async def test_a_note_lands_on_the_lead_the_rep_talks_about(
     assert [(n["text"], n["activity_id"]) for n in notes_a] == [
         ("Acme asked for references", "m1-60")
     ]
+
+
+async def test_an_answer_and_a_crm_update_of_one_lead_both_stay(
+    start_worker: Any, twilio_fake: FakeTwilio, tmp_path: Path
+) -> None:
+    """Reproduction 2: an answer (merged by the record's writer) and a CRM update with
+    events about the same lead land together; neither overwrites the other, each has its
+    audit row, and the worker's final flush on SIGTERM keeps both."""
+    (tmp_path / "furniture.yaml").write_text(FURNITURE)
+    worker = start_worker(
+        NUDGE_PLAYBOOKS=str(tmp_path / "furniture.yaml"), **twilio_env(twilio_fake)
+    )
+    worker.post_events([rep(), lead(1, "Acme", deal_value=20000)])
+    await until(lambda: show(worker, "lead-1")["profile"].get("owner_rep_id"), what="the lead")
+    worker.post_events([meeting(1, 60)])
+    assert "furniture fully depreciated" in await texted(twilio_fake, 1, "the question")
+    await text(worker, twilio_fake, "yes")
+    stage = {**lead(1, "Acme"), "event_id": "l1-stage", "type": "lead.updated"}
+    stage["occurred_at"], stage["fields"] = at(61), {"stage": "proposal"}
+    worker.post_events([stage, *(visit(1, 61 + m, f"/docs/{m}") for m in range(5))])
+    assert "saved 1 answer on Acme" in await texted(twilio_fake, 2, "the closing text")
+    await until(
+        lambda: (
+            (p := show(worker, "lead-1")["profile"]).get("stage") == "proposal"
+            and p.get("custom", {}).get("furniture_depreciated") is True
+        ),
+        what="the answer and the CRM stage both in the record",
+    )
+    await asyncio.to_thread(worker.kill, signal.SIGTERM)
+    record = show(worker, "lead-1")
+    profile = record["profile"]
+    assert (profile["company"], profile["stage"], profile["deal_value"]) == (
+        "Acme",
+        "proposal",
+        20000,
+    )
+    assert profile["custom"]["furniture_depreciated"] is True
+    audited = {(c["field"], c["source"]) for c in record["field_changes"]}
+    assert ("lead.custom.furniture_depreciated", "questionnaire:furniture-depreciated") in audited
+    assert ("lead.stage", "crm") in audited, audited
+
+
+NEXT_STEP = """
+name: next-step
+description: a pricing visit while the deal's next step is a demo reminds the owner of it
+owner: ops@example.com
+version: 1
+rules:
+  - id: demo
+    trigger: {type: event, event: page.viewed}
+    conditions:
+      - {field: deal.next_step, eq: demo}
+    actions:
+      - type: nudge
+        to: owner
+        template: "{{ lead.company }} is back; demo booked, close {{ deal.close_date }}"
+"""
+
+
+async def test_deal_answers_are_deal_fields_the_playbooks_read(
+    start_worker: Any, twilio_fake: FakeTwilio, tmp_path: Path
+) -> None:
+    """Reproduction 6: `deal.next_step` and `deal.close_date` answers are written to the
+    lead's deal (not `lead.custom.deal_*`); a playbook whose condition and template read
+    them is accepted and fires on the next visit."""
+    books = tmp_path / "books"
+    books.mkdir()
+    (books / "debrief.yaml").write_text(DEBRIEF)
+    (books / "next-step.yaml").write_text(NEXT_STEP)
+    worker = start_worker(NUDGE_PLAYBOOKS=str(books), **twilio_env(twilio_fake))
+    worker.post_events([rep(), lead(1, "Acme", deal_value=20000), meeting(1, 60)])
+    worker.post_events([visit(1, 61, "/pricing")])  # no next step yet: no nudge
+    for n, answer in enumerate(("Great", "Demo", "2026-12-15"), start=1):
+        await texted(twilio_fake, n, f"question {n}")
+        await text(worker, twilio_fake, answer)
+    assert "saved 3 answers on Acme" in await texted(twilio_fake, 4, "the closing text")
+    record = await until(lambda: (r := show(worker, "lead-1"))["deals"] and r, what="the deal")
+    [deal] = record["deals"]
+    assert (deal["next_step"], deal["close_date"]) == ("demo", "2026-12-15")
+    assert not [k for k in record["profile"].get("custom", {}) if k.startswith("deal")]
+    worker.post_events([visit(1, 90, "/pricing")])
+    assert await texted(twilio_fake, 5, "the nudge reading the deal") == (
+        "Acme is back; demo booked, close 2026-12-15"
+    )
+
+
+CAPPED = """
+name: pricing-capped
+description: pricing visits nudge the owner, one a day; the rest in a digest 2 s later
+owner: ops@example.com
+version: 1
+guards: {max_per_rep_per_day: 1, digest_after: 2s}
+rules:
+  - id: pricing
+    trigger: {type: event, event: page.viewed, where: {path: {starts_with: /pricing}}}
+    actions:
+      - type: nudge
+        to: owner
+        template: "{{ lead.company }} is on the pricing page. Reply 1 to log a call"
+"""
+
+
+async def test_a_code_after_a_digest_asks_which_one(
+    start_worker: Any, twilio_fake: FakeTwilio, tmp_path: Path
+) -> None:
+    """Reproduction 5 (digests): after a digest about two leads, "1" is not applied to
+    whichever came last: Nudge asks which one in one line, and "1B" logs the call on the
+    lead the letter named, acknowledged by name."""
+    (tmp_path / "capped.yaml").write_text(CAPPED)
+    worker = start_worker(NUDGE_PLAYBOOKS=str(tmp_path / "capped.yaml"), **twilio_env(twilio_fake))
+    leads = [lead(1, "Acme"), lead(2, "Birchwood"), lead(3, "Cobalt")]
+    worker.post_events([rep(), *leads])
+    for n in (1, 2, 3):
+        await until(lambda n=n: show(worker, f"lead-{n}")["profile"].get("owner_rep_id"))
+    worker.post_events([visit(1, 70, "/pricing")])
+    assert (await texted(twilio_fake, 1, "the first nudge")).startswith("Acme is on")
+    worker.post_events([visit(2, 71, "/pricing"), visit(3, 72, "/pricing")])
+    digest = await texted(twilio_fake, 2, "the digest")
+    assert "Birchwood" in digest and "Cobalt" in digest, digest
+    await text(worker, twilio_fake, "1")
+    which = await texted(twilio_fake, 3, "the which-one question")
+    assert which.startswith("Which one? Reply 1A ") and "\n" not in which, which
+    letters = dict(
+        part.split(" ", 1)
+        for part in which.removeprefix("Which one? Reply ").rstrip(".").split(", ")
+    )
+    assert set(letters.values()) == {"Acme", "Birchwood", "Cobalt"}, which
+    code = next(c for c, company in letters.items() if company == "Cobalt")
+    await text(worker, twilio_fake, code)
+    assert await texted(twilio_fake, 4, "the acknowledgement") == "Logged a call with Cobalt."
+    calls = await until(
+        lambda: [e for e in show(worker, "lead-3")["events"] if e["type"] == "call.ended"],
+        what="the call on Cobalt",
+    )
+    assert len(calls) == 1
+    for other in ("lead-1", "lead-2"):
+        assert not [e for e in show(worker, other)["events"] if e["type"] == "call.ended"]

@@ -109,6 +109,16 @@ def test_sms_reply_normalises_sender() -> None:
     assert (r.sender, r.kind, r.reply_id, r.channel) == ("+14155550101", "opt_out", "SM1", "sms")
 
 
+def test_yes_from_a_subscribed_number_is_a_message() -> None:
+    """ "Yes" answers a yes/no question: only from an opted-out number is it an opt-in
+    (STOP always opts out)."""
+    yes = {"From": "+14155550101", "Body": "Yes", "MessageSid": "SM2"}
+    assert sms_reply(yes, NOW, "rep-1", opted_out=False).kind == "message"
+    assert sms_reply(yes, NOW, "rep-1", opted_out=True).kind == "opt_in"
+    stop = {**yes, "Body": "stop"}
+    assert sms_reply(stop, NOW, "rep-1", opted_out=False).kind == "opt_out"
+
+
 def test_twiml_escapes() -> None:
     """Text in TwiML is XML-escaped."""
     assert "<Message>a &lt;b&gt; &amp; c</Message>" in twiml("a <b> & c")
