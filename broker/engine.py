@@ -4,7 +4,7 @@ Only one thing depends on it: Tansu under-reports partition ends
 (:mod:`broker.offsets`), and the correction for that costs a fetch per partition end
 asked for, which a Kafka broker, whose answers are right, does not need. Everything
 else (the Faust fixes in ``streams/faust_fixes.py``) is about Faust and aiokafka and
-applies to both engines.
+applies to both engines (checked on Kafka: see that module).
 
 ``NUDGE_BROKER_ENGINE=auto`` decides from the broker itself: with no ``KAFKA_URL`` the
 worker starts Tansu; otherwise a DescribeCluster request tells the cluster id, and the
