@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: help system-packages demo worker ui test test-fast test-slow test-kafka kafka lint bench clean
+.PHONY: help system-packages demo worker ui test test-fast test-slow test-kafka kafka lint bench bench-scaleout clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -54,8 +54,11 @@ $(QUIX):  # quix-streams, the bench's yardstick: its own venv, never a dependenc
 	bench/.venv-quix/bin/pip install --quiet 'quixstreams>=3.28,<4'
 	touch $(QUIX)
 
-bench: $(STAMP) $(QUIX)  ## benchmarks; figures to compare run to run
+bench: $(STAMP) $(QUIX) system-packages  ## benchmarks; figures to compare run to run
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+bench-scaleout: $(STAMP) system-packages  ## events/s and latency with 1, 2, 3 workers on a local 3-node Kafka cluster and PostgreSQL
+	$(BIN)/python bench/bench_scaleout.py
 
 clean:  ## remove the venv and local state
 	rm -rf $(VENV) bench/.venv-quix var .pytest_cache .mypy_cache .ruff_cache

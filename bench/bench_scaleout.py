@@ -1,6 +1,7 @@
 """Scale-out benchmark: 1, 2 and 3 workers on the three-node Kafka cluster and PostgreSQL.
 
     python bench/bench_scaleout.py [--leads 2000] [--workers 1,2,3] [--partitions 6]
+    make bench-scaleout
 
 For each worker count: empty topics (``nudge topics create``, replication 3), a fresh
 PostgreSQL database, that many ``nudge worker`` processes (each its own data dir, one
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -151,6 +153,18 @@ def run(n: int, cluster: Any, pg: PostgresServer, args: argparse.Namespace) -> s
     )
 
 
+def machine() -> str:
+    """Cores, CPU model and the load average now (others' work on a shared machine)."""
+    model = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return f"{os.cpu_count()} cores ({model}), Python {sys.version.split()[0]}, load {load}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--leads", type=int, default=2000)
@@ -159,8 +173,9 @@ def main() -> None:
     args = ap.parse_args()
     web = sum(1 for e in make_events(args.leads, 4)[0] if topic_of(e) == "web.events")
     print(
-        f"{args.leads} leads ({web} web events), {args.partitions} partitions, "
-        f"{os.cpu_count()} cores; Kafka 3 nodes (replication 3) and PostgreSQL on this machine"
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {machine()}: {args.leads} leads "
+        f"({web} web events), {args.partitions} partitions; Kafka 3 nodes (replication 3) "
+        "and PostgreSQL on this machine"
     )
     pg_dir = Path(tempfile.mkdtemp(prefix="nudge-pg-"))
     try:

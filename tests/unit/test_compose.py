@@ -62,3 +62,16 @@ def test_dockerfile_copies_every_package() -> None:
     ]
     missing = [p for p in packages if f"COPY {p} {p}" not in dockerfile]
     assert not missing, f"Dockerfile does not copy {missing}"
+
+
+def test_workers_bound_beyond_loopback_require_a_token() -> None:
+    """The workers listen on 0.0.0.0 (other containers, the published ports), which the
+    worker refuses without NUDGE_API_TOKEN: compose must demand one (``${VAR:?…}``), so a
+    missing token stops ``docker compose up`` with a message instead of two workers that
+    exit at start."""
+    from streams.access import is_loopback
+
+    for name in ("worker-1", "worker-2"):
+        env = compose()["services"][name]["environment"]
+        if not is_loopback(env.get("NUDGE_WEB_HOST", "127.0.0.1")):
+            assert env.get("NUDGE_API_TOKEN", "").startswith("${NUDGE_API_TOKEN:?"), name
