@@ -47,6 +47,15 @@ class DealView(_Model):
     custom: dict[str, Any] = {}
 
 
+class TargetScore(_Model):
+    """A lead's score for one target beyond conversion (``churn``, ``cross_sell:<product>``):
+    the score, its recent history (oldest first) and when it was first scored."""
+
+    score: Score
+    history: list[ScorePoint] = []
+    first_scored_at: AwareDatetime | None = None
+
+
 class LeadView(_Model):
     """A read-only snapshot of a lead, as playbooks and templates see it."""
 
@@ -99,6 +108,11 @@ class LeadSignal(_Model):
     rep: RepView | None = Field(
         default=None,
         description="the owner (for `to: manager`, team audiences, the rep's time zone)",
+    )
+    targets: dict[str, TargetScore] = Field(
+        default={},
+        description="the lead's scores beyond conversion, by target (`churn`, "
+        "`cross_sell:<product>`): only the promoted targets that apply to the lead",
     )
 
 

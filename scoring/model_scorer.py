@@ -23,7 +23,7 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from scoring.points import PointsScorer, load_points_config
 from scoring.registry import ModelInfo, Registry
 from scoring.state import LeadState
 from scoring.trees import CompiledTrees, sigmoid
+
+if TYPE_CHECKING:
+    from scoring.target_scorer import TargetScorer
 
 MIN_REASON = 0.1
 """A feature is a reason only if it raised this lead's log-odds by at least this much
@@ -231,8 +234,12 @@ class LiveScorer:
         non_actionable: list[str] | None = None,
         check_every: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
+        targets: TargetScorer | None = None,
     ) -> None:
         self.registry = Registry(data_dir)
+        self.targets = targets
+        """The other targets' models (churn, cross-sell): :meth:`rescore` keeps the lead's
+        scores for them current too (``state.targets``)."""
         self.fallback = fallback or PointsScorer()
         if min_conversions is None or non_actionable is None:
             settings = Settings()
@@ -251,12 +258,22 @@ class LiveScorer:
 
     @classmethod
     def from_settings(cls, settings: Any) -> LiveScorer:
-        """The scorer a worker with ``settings`` uses (also what ``simulate`` replays with)."""
+        """The scorer a worker with ``settings`` uses (also what ``simulate`` replays with):
+        conversion, and every target of the product catalogue (``NUDGE_PRODUCTS``)."""
+        from scoring.target_scorer import TargetScorer
+        from scoring.targets import load_catalogue
+
         return cls(
             settings.data_dir,
             fallback=PointsScorer(load_points_config(settings.scoring_rules)),
             min_conversions=settings.min_conversions,
             non_actionable=list(settings.non_actionable),
+            targets=TargetScorer(
+                settings.data_dir,
+                load_catalogue(settings.products),
+                min_positives=settings.min_conversions,
+                non_actionable=list(settings.non_actionable),
+            ),
         )
 
     @property
@@ -303,8 +320,11 @@ class LiveScorer:
         return self.model_scorer.score_at(state, now)
 
     def rescore(self, state: LeadState, event: LeadEvent, now: dt.datetime) -> Score:
+        """The conversion score; the lead's other targets' scores are updated in ``state``."""
         if self._monotonic() >= self._next_check:
             self.refresh()
+        if self.targets is not None:
+            self.targets.update(state, event)
         if self.model_scorer is None:
             return self.fallback.rescore(state, event, now)
         self.fallback.update(state, event)  # keep the points current for a rollback

@@ -25,7 +25,7 @@ from nudge.events import (
     LeadUpdated,
 )
 from nudge.paths import set_path
-from nudge.signals import LeadSignal, LeadView, RepView, Score, ScorePoint
+from nudge.signals import LeadSignal, LeadView, RepView, Score, ScorePoint, TargetScore
 from scoring.features import empty_state, update_features
 
 RECENT_EVENT_IDS = 256
@@ -65,6 +65,12 @@ class LeadState:
     """Times of recent events per window the playbooks count (``playbooks.windows``)."""
     seen: list[str] = field(default_factory=list)
     features: dict[str, Any] = field(default_factory=empty_state)
+    targets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Scores beyond conversion, by target (``churn``, ``cross_sell:<product>``):
+    ``{"score": Score, "history": [[at, value], ...], "first": at}`` (``scoring.target_scorer``)."""
+    closed: list[str] = field(default_factory=list)
+    """Targets whose question is answered for this lead (churned, product bought): never
+    scored again."""
 
     # -- (de)serialisation for the Faust table ---------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -80,6 +86,8 @@ class LeadState:
             "windows": self.windows,
             "seen": self.seen,
             "features": self.features,
+            "targets": self.targets,
+            "closed": self.closed,
         }
 
     @classmethod
@@ -96,6 +104,8 @@ class LeadState:
             windows=dict(data.get("windows") or {}),
             seen=list(data.get("seen") or []),
             features=data.get("features") or empty_state(),
+            targets=dict(data.get("targets") or {}),
+            closed=list(data.get("closed") or []),
         )
 
     def checkpoint(self) -> dict[str, Any]:
@@ -147,6 +157,17 @@ class LeadState:
                 dt.datetime.fromisoformat(self.first_scored_at) if self.first_scored_at else None
             ),
             rep=rep,
+            targets={
+                name: TargetScore(
+                    score=Score.model_validate(t["score"]),
+                    history=[
+                        ScorePoint(at=dt.datetime.fromisoformat(a), value=v)
+                        for a, v in t["history"]
+                    ],
+                    first_scored_at=dt.datetime.fromisoformat(t["first"]),
+                )
+                for name, t in self.targets.items()
+            },
         )
 
     # -- writing -----------------------------------------------------------------
@@ -159,6 +180,30 @@ class LeadState:
             -(HISTORY_MAX - 1) :
         ]
         self.history.append((score.scored_at.isoformat(), score.value))
+
+    def record_target_score(self, target: str, score: Score) -> None:
+        """Keep ``score`` as the lead's score for ``target`` (not conversion), with the
+        same 7-day history the conversion score keeps."""
+        at = score.scored_at.isoformat()
+        kept = self.targets.get(target)
+        cutoff = score.scored_at - HISTORY_WINDOW
+        history = [
+            [a, v]
+            for a, v in (kept["history"] if kept else [])
+            if dt.datetime.fromisoformat(a) >= cutoff
+        ][-(HISTORY_MAX - 1) :]
+        history.append([at, score.value])
+        self.targets[target] = {
+            "score": score.model_dump(mode="json"),
+            "history": history,
+            "first": kept["first"] if kept else at,
+        }
+
+    def close_target(self, target: str) -> None:
+        """``target``'s question is answered for this lead: drop its score, score it no more."""
+        self.targets.pop(target, None)
+        if target not in self.closed:
+            self.closed.append(target)
 
 
 def apply_event(state: LeadState, event: LeadEvent) -> bool:

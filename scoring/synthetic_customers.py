@@ -39,7 +39,13 @@ CATALOGUE: dict[str, Any] = {
         {
             "id": k,
             "value": v,
-            "purchase": {"event": "lead.updated", "field": "custom.purchased", "equals": k},
+            # owning k shows in custom.products (from the customer's first record on):
+            # an owner's question is answered from the start, a buyer's when it buys
+            "purchase": {
+                "event": ["lead.created", "lead.updated"],
+                "field": "custom.products",
+                "contains": k,
+            },
         }
         for k, v in PRODUCTS.items()
     ],

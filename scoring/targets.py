@@ -25,6 +25,7 @@ The catalogue is the team's YAML (``NUDGE_PRODUCTS`` or ``--products``)::
       event: lead.updated
       field: custom.status
       in: [churned, downgraded]
+    customer_stages: [customer]     # churn and cross-sell apply to these (and won leads)
 
 Why rules over events rather than new event types: every CRM already says these things
 through its fields; the catalogue names which field, so no connector changes.
@@ -50,17 +51,17 @@ CROSS_SELL = "cross_sell:"
 
 
 class Match(BaseModel):
-    """One rule over events: the type, and optionally one CRM field's value."""
+    """One rule over events: the type (or types), and optionally one CRM field's value."""
 
     model_config = ConfigDict(extra="forbid")
-    event: str
+    event: str | list[str]
     field: str | None = None
     equals: str | None = None
     contains: str | None = None
     in_: list[str] | None = Field(default=None, alias="in")
 
     def matches(self, event: LeadEvent) -> bool:
-        if event.type != self.event:
+        if event.type not in ([self.event] if isinstance(self.event, str) else self.event):
             return False
         if self.field is None:
             return True
@@ -93,6 +94,16 @@ class Catalogue(BaseModel):
     churn: Match = Match.model_validate(
         {"event": "lead.updated", "field": "custom.status", "in": ["churned", "downgraded"]}
     )
+    customer_stages: list[str] = ["customer"]
+    """A lead is a customer (churn and cross-sell apply to it) when its status is ``won``
+    or its stage is one of these."""
+
+    def is_customer(self, profile: dict[str, Any]) -> bool:
+        """Does churn and cross-sell apply to a lead with this profile?"""
+        if profile.get("status") == "won":
+            return True
+        stage = str(profile.get("stage") or "").strip().lower()
+        return stage in {s.lower() for s in self.customer_stages}
 
     def product(self, product_id: str) -> Product:
         for p in self.products:
