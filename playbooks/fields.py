@@ -24,7 +24,13 @@ from nudge.signals import DealView, LeadSignal, LeadView, RepView, Score
 from playbooks import messages as msg
 
 ROOTS = ("lead", "deal", "rep", "score", "event")
-OPEN_PREFIXES = ("lead.custom.", "deal.custom.", "event.fields.custom.", "event.answers.")
+OPEN_PREFIXES = (
+    "lead.custom.",
+    "deal.custom.",
+    "event.fields.custom.",
+    "event.answers.",
+    "score.cross_sell.",
+)
 """Below these prefixes any name is accepted (free-form maps)."""
 
 QUESTIONNAIRE_EVENT = "questionnaire.answered"
@@ -74,7 +80,9 @@ KNOWN: frozenset[str] = frozenset(
     | _model_fields(DealView, "deal.")
     | _model_fields(RepView, "rep.")
     | _model_fields(Score, "score.")
-    | {"score.change"}
+    | {"score.change", "score.churn", "score.churn.change", "score.cross_sell"}
+    | _model_fields(Score, "score.churn.")
+    | {"score.best_cross_sell"}
     | {"event." + f for fields in EVENT_FIELDS.values() for f in fields}
 )
 """Every dotted field name a playbook may use (plus the open prefixes)."""
@@ -146,12 +154,51 @@ def _wrap(value: Any) -> Any:
     return value
 
 
+CHURN = "churn"
+CROSS_SELL = "cross_sell:"
+
+
+def _score_view(score: Score) -> dict[str, Any]:
+    out = score.model_dump(mode="json")
+    prev = score.previous
+    out["change"] = None if prev is None else round(score.value - prev, 6)
+    return out
+
+
+def best_cross_sell(signal: LeadSignal) -> list[dict[str, Any]]:
+    """The lead's cross-sell opportunities, best first: probability × the product's value
+    (then probability). Each: ``product``, ``probability``, ``expected_value``, ``reasons``,
+    ``model_version``."""
+    found = [
+        {
+            "product": name[len(CROSS_SELL) :],
+            "probability": t.score.value,
+            "expected_value": t.score.expected_value,
+            "reasons": list(t.score.reasons),
+            "model_version": t.score.model_version,
+        }
+        for name, t in signal.targets.items()
+        if name.startswith(CROSS_SELL)
+    ]
+    return sorted(found, key=lambda o: (-(o["expected_value"] or 0.0), -o["probability"]))
+
+
 def views(signal: LeadSignal) -> dict[str, Any]:
-    """The five roots, as plain data (JSON types, ``None`` for absent optional fields)."""
+    """The five roots, as plain data (JSON types, ``None`` for absent optional fields).
+
+    ``score`` is the conversion score; ``score.churn`` and ``score.cross_sell.<product>``
+    the lead's other scores (``None`` when the lead has none), ``score.best_cross_sell``
+    its cross-sell opportunities, best first."""
     lead = signal.lead.model_dump(mode="json")
-    score = signal.score.model_dump(mode="json")
-    prev = signal.score.previous
-    score["change"] = None if prev is None else round(signal.score.value - prev, 6)
+    score = _score_view(signal.score)
+    churn = signal.targets.get(CHURN)
+    score["churn"] = _score_view(churn.score) if churn else None
+    score["cross_sell"] = {
+        name[len(CROSS_SELL) :]: _score_view(t.score)
+        for name, t in signal.targets.items()
+        if name.startswith(CROSS_SELL)
+    }
+    score["best_cross_sell"] = best_cross_sell(signal)
     rep = (
         signal.rep.model_dump(mode="json")
         if signal.rep

@@ -55,6 +55,13 @@ class Run:
     def lead_id(self) -> str:
         return self.signal.lead.lead_id
 
+    @property
+    def reasons(self) -> list[str]:
+        """The reasons of the score the rule's trigger watches (``score: churn`` → the
+        churn score's), else the conversion score's."""
+        watched = self.signal.targets.get(getattr(self.rule.trigger, "score", ""))
+        return list(watched.score.reasons if watched else self.signal.score.reasons)
+
     def context(self) -> dict[str, Any]:
         return self.data | {
             "match": self.match,

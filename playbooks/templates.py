@@ -181,6 +181,17 @@ class _SampleCustom(f.Fields):
         return "2026-09-30"
 
 
+class _SampleProducts(f.Fields):
+    """Sample ``score.cross_sell``: any product reads as a plausible score."""
+
+    def __init__(self, score: f.Fields) -> None:
+        super().__init__()
+        self.score = score
+
+    def __missing__(self, key: str) -> Any:
+        return self.score
+
+
 def sample_context(now: dt.datetime) -> dict[str, Any]:
     """A realistic, fully populated context to render templates against at load time."""
     lead = f.Fields(
@@ -209,6 +220,28 @@ def sample_context(now: dt.datetime) -> dict[str, Any]:
         expected_value=41710.0,
         scored_at=now.isoformat(),
     )
+    other = f.Fields(
+        value=0.42,
+        previous=0.18,
+        change=0.24,
+        reasons=["usage down 35% this month", "2 support complaints this week"],
+        model_version="sample",
+        rule_based=False,
+        expected_value=20370.0,
+        scored_at=now.isoformat(),
+    )
+    score["churn"] = other
+    score["cross_sell"] = _SampleProducts(other)
+    score["best_cross_sell"] = [
+        f.Fields(
+            product=product,
+            probability=p,
+            expected_value=p * value,
+            reasons=["5 trial users of it last month", "read its pricing page twice"],
+            model_version="sample",
+        )
+        for product, p, value in (("payroll", 0.34, 12000.0), ("insurance", 0.21, 5000.0))
+    ]
     event = f.Fields(type="page.viewed", path="/pricing/enterprise", keyword="standing desks")
     rep = f.Fields(
         rep_id="rep-sample", name="Ana Ruiz", timezone="America/Los_Angeles", team="west"

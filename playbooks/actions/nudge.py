@@ -33,7 +33,7 @@ def send(run: Run, index: int, to: str, channel: Channel, template: str) -> None
                     lead_id=lead.lead_id,
                     channel=channel,
                     text=text,
-                    reasons=run.signal.score.reasons,
+                    reasons=run.reasons,
                     priority=rule.priority,
                     quiet_hours=run.quiet_hours(),
                     **run.common(),
@@ -59,7 +59,7 @@ def send(run: Run, index: int, to: str, channel: Channel, template: str) -> None
                 lead_id=lead.lead_id,
                 channel=channel,
                 text=text,
-                reasons=run.signal.score.reasons,
+                reasons=run.reasons,
                 priority=rule.priority,
                 exploration=run.exploration,
                 propensity=run.propensity,
@@ -82,8 +82,10 @@ def send(run: Run, index: int, to: str, channel: Channel, template: str) -> None
     """,
 )
 class NudgeAction(ActionKind):
-    """Texts (or Slacks) ``to`` — ``owner``, ``manager`` or ``team:<name>`` — the rendered
-    ``template``, on ``channel`` ``best`` (the rep's preference), ``sms`` or ``slack``.
+    """Texts (or Slacks) ``to`` — ``owner``, ``manager``, ``team:<name>`` or ``event_rep``
+    (the rep the triggering event names, such as the rep on a ``call.started``; the owner
+    when it names none) — the rendered ``template``, on ``channel`` ``best`` (the rep's
+    preference), ``sms`` or ``slack``.
     """
 
     type: Literal["nudge"]
@@ -92,7 +94,9 @@ class NudgeAction(ActionKind):
     template: str = Field(min_length=1, max_length=1600)
     sends_nudge: ClassVar[bool] = True
 
-    _to = field_validator("to")(classmethod(lambda cls, v: recipient_ok(v)))
+    _to = field_validator("to")(
+        classmethod(lambda cls, v: v if v == "event_rep" else recipient_ok(v))
+    )
 
     def texts(self) -> list[tuple[str, str]]:
         return [(self.template, self.channel)]

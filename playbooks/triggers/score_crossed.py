@@ -11,20 +11,21 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from nudge.signals import LeadSignal, ScorePoint
 from playbooks.kinds import register
 from playbooks.triggers.base import Match, TriggerKind
+from playbooks.triggers.scores import CONVERSION, Watched, score_key, target_of, watched
 from playbooks.types import ScoreValue, pct
 
 DEFAULT_MARGIN = 0.05
 
 
-def earlier_points(signal: LeadSignal) -> list[ScorePoint]:
-    """The lead's score history before this signal's own score."""
-    history = signal.history
-    if history and history[-1].at == signal.score.scored_at:
+def earlier_points(seen: Watched) -> list[ScorePoint]:
+    """The score's history before this signal's own score."""
+    history = seen.history
+    if history and history[-1].at == seen.score.scored_at:
         return history[:-1]
     return list(history)
 
@@ -34,6 +35,8 @@ class Crossing(TriggerKind):
 
     value: ScoreValue = Field(gt=0, le=1)
     margin: ScoreValue = Field(default=DEFAULT_MARGIN, ge=0, le=1)
+    score: str = CONVERSION
+    """Which score: ``conversion``, ``churn`` or ``cross_sell.<product>``."""
     score_based: ClassVar[bool] = True
     score_fields: ClassVar[tuple[str, ...]] = ("value", "margin")
     up: ClassVar[bool] = True
@@ -48,32 +51,45 @@ class Crossing(TriggerKind):
             return score < self.value - self.margin
         return score >= self.value + self.margin
 
-    def crossed(self, signal: LeadSignal) -> bool:
-        prev = signal.score.previous
-        if self.up:
-            return self.beyond(signal.score.value) and (prev is None or not self.beyond(prev))
-        return self.beyond(signal.score.value) and prev is not None and not self.beyond(prev)
+    @field_validator("score")
+    @classmethod
+    def _known_score(cls, value: str) -> str:
+        return target_of(value)
 
-    def armed(self, signal: LeadSignal) -> bool:
+    def crossed(self, seen: Watched | None) -> bool:
+        if seen is None:
+            return False
+        value, prev = seen.score.value, seen.score.previous
+        if self.up:
+            return self.beyond(value) and (prev is None or not self.beyond(prev))
+        return self.beyond(value) and prev is not None and not self.beyond(prev)
+
+    def armed(self, seen: Watched) -> bool:
         """Has the score been back past the margin since it was last beyond the line?"""
-        points = earlier_points(signal)
+        points = earlier_points(seen)
         last = max((i for i, p in enumerate(points) if self.beyond(p.value)), default=None)
         return last is None or any(self.rearmed(p.value) for p in points[last + 1 :])
 
     def fires(self, signal: LeadSignal, data: dict[str, Any], now: dt.datetime) -> Match | None:
-        if not self.crossed(signal) or not self.armed(signal):
+        seen = watched(signal, self.score)
+        if seen is None or not self.crossed(seen) or not self.armed(seen):
             return None
-        score, prev = signal.score.value, signal.score.previous
-        return {"score.value": score, "score.previous": prev, "threshold": self.value}
+        key = score_key(self.score)
+        return {
+            f"{key}.value": seen.score.value,
+            f"{key}.previous": seen.score.previous,
+            "threshold": self.value,
+        }
 
     def may_fire(self, signal: LeadSignal) -> bool:
-        return self.crossed(signal)
+        return self.crossed(watched(signal, self.score))
 
     def why_not(self, signal: LeadSignal, data: dict[str, Any], now: dt.datetime) -> str:
         way, back = ("crossed", "below") if self.up else ("fell below", "at or above")
         line = self.value - self.margin if self.up else self.value + self.margin
+        name = "score" if self.score == CONVERSION else score_key(self.score)
         return (
-            f"score {way} {pct(self.value)} again but has not been {back} {pct(line)} "
+            f"{name} {way} {pct(self.value)} again but has not been {back} {pct(line)} "
             f"since the last crossing (margin {pct(self.margin)})"
         )
 
@@ -82,13 +98,14 @@ class Crossing(TriggerKind):
     "trigger",
     "score.crossed_above",
     """
-    trigger: {type: score.crossed_above, value: 70%}
+    trigger: {type: score.crossed_above, score: churn, value: 60%}
     """,
 )
 class ScoreCrossedAbove(Crossing):
     """Fires when a lead's score goes from below ``value`` to at or above it (``70%`` or
     ``0.7``), once per crossing: it re-arms when the score has been below ``value`` minus
-    ``margin`` (default 5%).
+    ``margin`` (default 5%). ``score`` picks which of the lead's scores: ``conversion``
+    (default), ``churn`` or ``cross_sell.<product>`` (a lead without that score never fires).
     """
 
     type: Literal["score.crossed_above"]
@@ -104,6 +121,7 @@ class ScoreCrossedAbove(Crossing):
 class ScoreCrossedBelow(Crossing):
     """Fires when a lead's score goes from at or above ``value`` to below it, once per
     crossing: it re-arms when the score has been at or above ``value`` plus ``margin``.
+    ``score`` picks the score as for ``score.crossed_above``.
     """
 
     type: Literal["score.crossed_below"]

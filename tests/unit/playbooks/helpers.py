@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from nudge.signals import LeadSignal, LeadView, RepView, Score, ScorePoint
+from nudge.signals import LeadSignal, LeadView, RepView, Score, ScorePoint, TargetScore
 from playbooks import parse_playbook
 
 NOW = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
@@ -23,6 +23,7 @@ def signal(
     at: dt.datetime = NOW,
     history: list[tuple[dt.datetime, float]] | None = None,
     rep: RepView | None = REP,
+    targets: dict[str, TargetScore] | None = None,
     **lead: Any,
 ) -> LeadSignal:
     ev = event or {"type": "page.viewed", "path": "/blog"}
@@ -43,6 +44,34 @@ def signal(
         ),
         history=[ScorePoint(at=a, value=v) for a, v in history or []],
         rep=rep,
+        targets=targets or {},
+    )
+
+
+def target_score(
+    value: float,
+    previous: float | None = None,
+    *,
+    reasons: tuple[str, ...] = (),
+    expected_value: float | None = None,
+    at: dt.datetime = NOW,
+    history: list[tuple[dt.datetime, float]] | None = None,
+    first: dt.datetime | None = None,
+) -> TargetScore:
+    """A lead's score for a target beyond conversion (churn, cross-sell), as a signal has it."""
+    return TargetScore(
+        score=Score(
+            value=value,
+            previous=previous,
+            reasons=list(reasons),
+            model_version="m-t",
+            rule_based=False,
+            expected_value=expected_value,
+            scored_at=at,
+        ),
+        history=[ScorePoint(at=a, value=v) for a, v in history or []]
+        + [ScorePoint(at=at, value=value)],
+        first_scored_at=first or at - dt.timedelta(days=30),
     )
 
 
