@@ -12,7 +12,7 @@ from playbooks import decide, evaluate, load_playbooks, resume
 from playbooks.loader import EXAMPLES
 from playbooks.model import Playbook
 
-from .helpers import NOW, signal
+from .helpers import NOW, signal, target_score
 
 
 @pytest.fixture(scope="module")
@@ -123,25 +123,64 @@ def test_office_furniture_moved_date_makes_old_row_stale(examples: dict[str, Pla
     assert resume(planned, moved, pb, planned.due_at).commands == []
 
 
-def test_churn_watch_slacks_the_account_manager(examples: dict[str, Playbook]) -> None:
-    """A won customer with usage down 40 % who files a complaint → Slack to the owner."""
+def test_churn_watch_tells_the_owner_when_the_churn_model_crosses_40(
+    examples: dict[str, Playbook],
+) -> None:
+    """The churn score crossing 40 % texts the owner with the model's reasons; a rise that
+    stays below, a lead without a churn score, or a high conversion score do not."""
     pb = [examples["churn-watch"]]
+    risky = target_score(0.46, 0.31, reasons=("usage down 30% this month",))
+    [cmd] = evaluate(signal(targets={"churn": risky}), pb, NOW)
+    assert isinstance(cmd, NudgeCommand) and cmd.rep_id == "rep-1" and cmd.rule == "churn-risk"
+    assert "Acme is at 46% to leave within 30 days (was 31%)" in cmd.text
+    assert "usage down 30% this month" in cmd.text
+    assert cmd.reasons == ["usage down 30% this month"]  # the churn score's, not conversion's
+    assert evaluate(signal(targets={"churn": target_score(0.38, 0.2)}), pb, NOW) == []
+    assert evaluate(signal(0.95, 0.1), pb, NOW) == []
+
+
+def test_churn_watch_complaint_from_a_customer_at_risk(examples: dict[str, Playbook]) -> None:
     ev = {"type": "form.submitted", "form": "support-complaint"}
-    [cmd] = evaluate(signal(event=ev, status="won", custom={"usage_change_pct": -40}), pb, NOW)
-    assert isinstance(cmd, NudgeCommand) and cmd.channel == "slack" and "-40%" in cmd.text
-    assert evaluate(signal(event=ev, status="won", custom={"usage_change_pct": -5}), pb, NOW) == []
-    assert (
-        evaluate(signal(event=ev, status="open", custom={"usage_change_pct": -40}), pb, NOW) == []
+    pb = [examples["churn-watch"]]
+    at_risk = {"churn": target_score(0.3, 0.3)}
+    [cmd] = evaluate(signal(event=ev, targets=at_risk), pb, NOW)
+    assert isinstance(cmd, NudgeCommand) and '"support-complaint"' in cmd.text and "30%" in cmd.text
+    assert evaluate(signal(event=ev, targets={"churn": target_score(0.1, 0.1)}), pb, NOW) == []
+    assert evaluate(signal(event=ev), pb, NOW) == []
+
+
+def test_cross_sell_nudges_when_the_product_model_crosses_30(
+    examples: dict[str, Playbook],
+) -> None:
+    pb = [examples["cross-sell"]]
+    likely = target_score(0.35, 0.2, reasons=("6 payroll trial users",), expected_value=4200.0)
+    [cmd] = evaluate(signal(targets={"cross_sell:payroll": likely}), pb, NOW)
+    assert isinstance(cmd, NudgeCommand)
+    assert "Acme may buy Payroll: 35% within 30 days, worth $4,200 expected." in cmd.text
+    assert "6 payroll trial users" in cmd.text
+    other = {"cross_sell:insurance": target_score(0.9, 0.1)}
+    assert evaluate(signal(targets=other), pb, NOW) == []
+
+
+def test_call_started_texts_the_rep_on_the_call_the_top_two_opportunities(
+    examples: dict[str, Playbook],
+) -> None:
+    """The seed's example: the customer calls, the rep on the line reads the two best
+    cross-sell opportunities (probability x value) with their reasons."""
+    pb = [examples["call-cross-sell"]]
+    call = {"type": "call.started", "rep_id": "rep-2", "direction": "inbound"}
+    targets = {
+        "cross_sell:insurance": target_score(
+            0.5, reasons=("asked about cover",), expected_value=2500.0
+        ),
+        "cross_sell:payroll": target_score(0.34, reasons=("5 trial users",), expected_value=4080.0),
+        "cross_sell:expenses": target_score(0.6, expected_value=900.0),
+        "churn": target_score(0.7),
+    }
+    [cmd] = evaluate(signal(event=call, targets=targets), pb, NOW)
+    assert isinstance(cmd, NudgeCommand) and cmd.rep_id == "rep-2"
+    assert cmd.text == (
+        "On the line: Acme. payroll 34% ($4,080 expected): 5 trial users. "
+        "insurance 50% ($2,500 expected): asked about cover."
     )
-    assert evaluate(signal(event=ev, status="won"), pb, NOW) == []
-
-
-def test_cross_sell_nudges_with_the_evidence(examples: dict[str, Playbook]) -> None:
-    """A Payroll customer searching for expense tools → the owner is told what they searched."""
-    pb = [examples["cross-sell-expenses"]]
-    ev = {"type": "search.keyword", "keyword": "expense report software", "count": 1}
-    [cmd] = evaluate(signal(event=ev, custom={"product": "payroll"}), pb, NOW)
-    assert isinstance(cmd, NudgeCommand) and '"expense report software"' in cmd.text
-    page = {"type": "page.viewed", "path": "/products/expenses/pricing"}
-    [cmd] = evaluate(signal(event=page, custom={"product": "payroll"}), pb, NOW)
-    assert isinstance(cmd, NudgeCommand) and "/products/expenses/pricing" in cmd.text
+    assert evaluate(signal(event=call, targets={"churn": target_score(0.7)}), pb, NOW) == []
