@@ -89,10 +89,11 @@ def register(sub: Any) -> None:
     sy.set_defaults(func=_synth)
 
     fc = mp.add_parser(
-        "forecast", help="expected won revenue from open leads, per rep and team, with a backtest"
+        "forecast",
+        help="expected won revenue by month from open deals, per rep and team, with a backtest",
     )
     fc.add_argument("--events", required=True, type=Path, help="NDJSON history (.ndjson[.gz])")
-    fc.add_argument("--months", type=int, default=6, help="month ends to backtest (6)")
+    fc.add_argument("--months", type=int, default=6, help="months to forecast (6: two quarters)")
     fc.add_argument("--json", action="store_true", help="print JSON instead of a table")
     fc.set_defaults(func=_forecast)
 
@@ -378,19 +379,19 @@ def _inventory(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from scoring.synthetic import generate
+    from scoring.synthetic import generate, reps
 
     if args.customers:
         return _synth_customers(args)
     data = generate(args.leads, args.days, args.seed)
     if args.truth:
         args.truth.write_text(json.dumps(data.truth_json()))
-    _write_events(args.out, data.events)
+    _write_events(args.out, [*reps(), *data.events])
     print(f"{len(data.events):,} events for {args.leads:,} leads", file=sys.stderr)
     return 0
 
 
-def _write_events(dest: str, events: list[LeadEvent]) -> None:
+def _write_events(dest: str, events: list[LeadEvent] | list[LeadEvent | RepUpserted]) -> None:
     out = sys.stdout.buffer if dest == "-" else open(dest, "wb")  # noqa: SIM115
     try:
         for event in events:
@@ -418,15 +419,18 @@ def _synth_customers(args: argparse.Namespace) -> int:
 
 
 def _forecast(args: argparse.Namespace) -> int:
-    from scoring.forecast import backtest_summary, forecasts, format_forecast, month_ends
+    from scoring.forecast import forecast, format_result
     from scoring.model_scorer import CompiledModel
 
+    if args.months < 1:
+        raise ConfigError(f"--months must be at least 1, not {args.months}")
     registry = _registry()
     version = registry.promoted_version()
     if version is None:
         raise ConfigError("no conversion model is promoted: `nudge model train --promote` first")
-    model = CompiledModel.load(registry, registry.get(version))
-    horizon = float(registry.get(version).meta.get("horizon_days", 30))
+    info = registry.get(version)
+    model = CompiledModel.load(registry, info)
+    horizon = float(info.meta.get("horizon_days", 30))
     teams: dict[str, str] = {}
     events: list[LeadEvent] = []
     with _open_text(args.events) as fh:
@@ -444,27 +448,21 @@ def _forecast(args: argparse.Namespace) -> int:
                 events.append(event)
     if not events:
         raise ConfigError(f"{args.events}: no lead events")
-    first = min(e.occurred_at for e in events)
-    last = max(e.occurred_at for e in events)
-    cuts = [*month_ends(first, last)[-args.months :], last]
-    points = forecasts(events, model, cuts, horizon_days=horizon, teams=teams)
-    summary = backtest_summary(points)
+    result = forecast(events, model, horizon_days=horizon, months=args.months, teams=teams)
     if args.json:
-        print(
-            json.dumps(
-                {"model": version, "points": [p.as_dict() for p in points], "backtest": summary},
-                indent=2,
-            )
-        )
+        print(json.dumps({"model": version, **result.as_dict()}, indent=2))
         return 0
-    print(f"model {version}, horizon {horizon:g} days")
-    print(format_forecast(points, summary))
-    today = points[-1]
-    print(f"by rep at {today.at:%Y-%m-%d}:")
-    for rep, v in sorted(today.by_rep.items(), key=lambda kv: -kv[1]):
-        print(f"  {rep:<20} {v:>12,.0f}")
-    if teams:
-        print("by team:")
-        for team, v in sorted(today.by_team.items(), key=lambda kv: -kv[1]):
-            print(f"  {team:<20} {v:>12,.0f}")
+    print(f"model {version} (won within {horizon:g} days, calibrated)")
+    print(format_result(result))
+    for title, key in (("by rep", "by_rep"), ("by team", "by_team")):
+        totals: dict[str, float] = {}
+        for m in result.months:
+            for name, v in getattr(m, key).items():
+                totals[name] = totals.get(name, 0.0) + v
+        if key == "by_team" and not teams:
+            continue
+        print(f"{title}, next {args.months} months:")
+        for name, v in sorted(totals.items(), key=lambda kv: -kv[1]):
+            months = "  ".join(f"{getattr(m, key).get(name, 0.0):>10,.0f}" for m in result.months)
+            print(f"  {name:<20} {v:>12,.0f}   {months}")
     return 0

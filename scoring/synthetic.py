@@ -9,6 +9,10 @@ outcome arrives after an exponential delay (memoryless), so the best possible sc
 "converts within the horizon" ranks leads exactly by that probability: the AUC of
 ``truth`` on the snapshots is the ceiling a model trained on events can approach.
 
+Each deal carries the rep's expected close date (``deal.close_date``), as CRMs do: the
+real outcome date pulled earlier by 0-50 % (reps are optimistic) with ± 5 days of noise,
+for the pipeline forecast by month.
+
 Deterministic: the same seed gives the same events.
 """
 
@@ -25,6 +29,7 @@ import numpy as np
 
 from nudge.events import (
     CallEnded,
+    DealFields,
     DealLost,
     DealWon,
     EmailClicked,
@@ -36,6 +41,7 @@ from nudge.events import (
     LeadUpdated,
     MeetingEnded,
     PageViewed,
+    RepUpserted,
     SearchKeyword,
     SocialMention,
 )
@@ -55,6 +61,8 @@ RATES = {
     "social": (0.04, 0.0),
 }
 MEAN_DAYS_TO_OUTCOME = 25.0
+REPS = (("rep-1", "east"), ("rep-2", "east"), ("rep-3", "west"), ("rep-4", "west"))
+"""The owners the leads are dealt to in turn, and their teams (``reps()``)."""
 
 
 @dataclass
@@ -82,6 +90,22 @@ class Synthetic:
             "mean_days_to_outcome": MEAN_DAYS_TO_OUTCOME,
             "leads": {k: [self.truth[k], self.created[k]] for k in self.truth},
         }
+
+
+def reps() -> list[RepUpserted]:
+    """The owners of the generated leads, with their teams (before any lead event)."""
+    return [
+        RepUpserted(
+            type="rep.upserted",
+            event_id=f"synthetic-{rep}",
+            occurred_at=START - dt.timedelta(days=1),
+            source="synthetic",
+            rep_id=rep,
+            name=f"Rep {rep[4:]}",
+            team=team,
+        )
+        for rep, team in REPS
+    ]
 
 
 def within(p: float, created: float, at: float, horizon_days: float) -> float:
@@ -116,6 +140,9 @@ def _sigmoid(x: float) -> float:
 def generate(n_leads: int = 1500, days: int = 180, seed: int = 7) -> Synthetic:
     """``n_leads`` leads created over ``days`` days, with their activity and outcomes."""
     rng = np.random.default_rng(seed)
+    # the reps' expected close dates: a stream of their own, so adding them changed no
+    # other draw (and no earlier generated world)
+    guess = np.random.default_rng(seed + 10_000)
     events: list[LeadEvent] = []
     truth: dict[str, float] = {}
     born: dict[str, float] = {}
@@ -135,6 +162,9 @@ def generate(n_leads: int = 1500, days: int = 180, seed: int = 7) -> Synthetic:
 
         common: dict[str, Any] = {"source": "synthetic", "lead_id": lead}
         value = round(float(rng.lognormal(9, 1)), 2)
+        expected_close = created + max(
+            1.0, (outcome_at - created) * float(guess.uniform(0.5, 1.1)) + float(guess.normal(0, 5))
+        )
         events.append(
             LeadCreated(
                 type="lead.created",
@@ -146,6 +176,8 @@ def generate(n_leads: int = 1500, days: int = 180, seed: int = 7) -> Synthetic:
                     employees=employees,
                     deal_value=Decimal(str(value)),
                     stage="new",
+                    owner_rep_id=REPS[i % len(REPS)][0],
+                    deal=DealFields(close_date=_at(expected_close).date()),
                 ),
                 **common,
             )

@@ -101,8 +101,8 @@ def test_synth_customers_and_train_a_churn_model(
 def test_forecast_prints_the_backtest_beside_the_forecast(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """forecast needs a promoted model (exit 2 without), then prints the month-end
-    backtest, its error and today's figure per rep."""
+    """forecast needs a promoted model (exit 2 without), then prints the forecast by month
+    with the backtest error beside each month, per rep and per team."""
     monkeypatch.setenv("NUDGE_DATA_DIR", str(tmp_path))
     events = tmp_path / "ev.ndjson"
     assert main(["model", "synth", "--leads", "400", "--days", "150", "--out", str(events)]) == 0
@@ -112,7 +112,10 @@ def test_forecast_prints_the_backtest_beside_the_forecast(
     capsys.readouterr()
     assert main(["model", "forecast", "--events", str(events), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["backtest"]["points"] >= 2 and out["points"][-1]["actual"] is None
-    assert main(["model", "forecast", "--events", str(events)]) == 0
+    assert [m["ahead"] for m in out["months"]] == [0, 1, 2, 3, 4, 5]
+    assert out["backtest_by_months_ahead"]["0"]["points"] >= 2
+    assert set(out["months"][0]["by_team"]) == {"east", "west"}
+    assert main(["model", "forecast", "--events", str(events), "--months", "3"]) == 0
     text = capsys.readouterr().out
-    assert "backtest over" in text and "by rep at" in text
+    assert "past" in text and "by rep, next 3 months:" in text and "rep-1" in text
+    assert "by team" in text and "east" in text
