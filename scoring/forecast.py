@@ -264,20 +264,22 @@ class Result:
     points: list[Point]
 
     def summary(self) -> dict[int, dict[str, Any]]:
-        """Per months ahead: points, mean absolute error and bias, raw and corrected."""
+        """Per months ahead: points, and the error as a share of what closed — weighted
+        absolute error ``Σ|forecast − actual| / Σ actual`` and bias ``Σ(forecast − actual)
+        / Σ actual`` — corrected and raw. Weighted, so a month where little closed does
+        not swamp the figure (a mean of per-month percentages would)."""
         out: dict[int, dict[str, Any]] = {}
         for k in sorted({q.ahead for q in self.points}):
-            known = [q for q in self.points if q.ahead == k and q.actual > 0]
-            if not known:
+            known = [q for q in self.points if q.ahead == k]
+            total = sum(q.actual for q in known)
+            if total <= 0:
                 continue
-            raw = [(q.raw - q.actual) / q.actual for q in known]
-            cor = [(q.corrected - q.actual) / q.actual for q in known]
             out[k] = {
                 "points": len(known),
-                "raw_mape": round(float(np.mean(np.abs(raw))), 4),
-                "raw_bias": round(float(np.mean(raw)), 4),
-                "mape": round(float(np.mean(np.abs(cor))), 4),
-                "bias": round(float(np.mean(cor)), 4),
+                "raw_error": round(sum(abs(q.raw - q.actual) for q in known) / total, 4),
+                "raw_bias": round(sum(q.raw - q.actual for q in known) / total, 4),
+                "error": round(sum(abs(q.corrected - q.actual) for q in known) / total, 4),
+                "bias": round(sum(q.corrected - q.actual for q in known) / total, 4),
             }
         return out
 
@@ -339,8 +341,8 @@ def format_result(result: Result) -> str:
     for m in result.months:
         s = summary.get(m.ahead)
         back = (
-            f"| {s['points']:>2} past  {s['mape']:>5.0%} {s['bias']:>+5.0%} "
-            f"({s['raw_mape']:.0%}, {s['raw_bias']:+.0%})"
+            f"| {s['points']:>2} past  {s['error']:>5.0%} {s['bias']:>+5.0%} "
+            f"({s['raw_error']:.0%}, {s['raw_bias']:+.0%})"
             if s
             else "| no past month to check against yet"
         )

@@ -37,7 +37,7 @@ def test_forecast_and_backtest_on_generated_history(small_world) -> None:  # typ
     assert set(r.months[0].by_team) == {"east", "west"}
     summary = r.summary()
     assert summary[0]["points"] >= 3
-    assert summary[0]["mape"] < 0.35, (summary, r.as_dict()["backtest"])
+    assert summary[0]["error"] < 0.35, (summary, r.as_dict()["backtest"])
     # nothing from after a forecast's own month start corrected it
     for q in r.points:
         known = corrections_known_at(r.points, q.made_at, 4)
