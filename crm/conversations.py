@@ -112,6 +112,16 @@ async def load_state(db: aiosqlite.Connection, rep_id: str) -> RepConversations:
     return RepConversations(rep_id=rep_id, sessions=sessions, recent_ids=recent)
 
 
+async def asked_since(db: aiosqlite.Connection, rep_id: str, since: dt.datetime) -> int:
+    """How many questionnaires were put to the rep (opened, queued or done) since ``since``."""
+    row = await fetch_one(
+        db,
+        "SELECT COUNT(*) FROM conversation_sessions WHERE rep_id = ? AND requested_at >= ?",
+        (rep_id, _iso(since)),
+    )
+    return int(row[0]) if row else 0
+
+
 async def get_session(db: aiosqlite.Connection, session_id: str) -> Session | None:
     row = await fetch_one(
         db, "SELECT session_json FROM conversation_sessions WHERE session_id = ?", (session_id,)
@@ -296,20 +306,21 @@ async def delivered_prompts(
            ORDER BY at DESC, o.rowid DESC LIMIT 50""",
         (rep_id, channel, _iso(since)),
     )
-    found: list[tuple[str, str, dt.datetime, str | None, str | None]] = []
+    found: list[tuple[str, str, dt.datetime, str | None, str | None, str | None]] = []
     for nudge_id, playbook, rule, lead_id, command, at in rows:
         when = dt.datetime.fromisoformat(at)
         if playbook == "questionnaire":
             kind = "closing" if str(nudge_id).endswith(":end") else "question"
-            found.append((nudge_id, kind, when, lead_id if lead_id != "-" else None, rule))
+            found.append((nudge_id, kind, when, lead_id if lead_id != "-" else None, rule, None))
         elif playbook == "reply":
             if rule == "which":
-                found.append((nudge_id, "which", when, None, None))
+                found.append((nudge_id, "which", when, None, None, None))
         elif rule == "digest":
             about = json.loads(command).get("about") or [lead_id]
-            found += [(nudge_id, "digest", when, lead, None) for lead in about]
+            found += [(nudge_id, "digest", when, lead, None, None) for lead in about]
         else:
-            found.append((nudge_id, "nudge", when, lead_id, None))
+            code = json.loads(command).get("code")
+            found.append((nudge_id, "nudge", when, lead_id, None, code))
     owned = await db.execute_fetchall(
         """SELECT lead_id FROM leads WHERE owner_rep_id = ? AND company IS NOT NULL
            UNION SELECT lead_id FROM activities WHERE rep_id = ? AND lead_id IS NOT NULL
@@ -317,7 +328,7 @@ async def delivered_prompts(
         (rep_id, rep_id),
     )
     epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    found += [(f"known:{r[0]}", "known", epoch, str(r[0]), None) for r in owned]
+    found += [(f"known:{r[0]}", "known", epoch, str(r[0]), None, None) for r in owned]
     companies = await companies_of(db, {f[3] for f in found if f[3]})
     return [
         Prompt(
@@ -327,8 +338,9 @@ async def delivered_prompts(
             lead_id=lead,
             company=companies.get(lead) if lead else None,
             session_id=session if kind == "question" else None,
+            code=code,
         )
-        for nudge_id, kind, when, lead, session in found
+        for nudge_id, kind, when, lead, session, code in found
     ]
 
 

@@ -23,6 +23,7 @@ compare-and-set on that stamp) and looks it up in the provider's own log
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -72,6 +73,16 @@ class Outbox:
         )
         await self.db.commit()
         return cur.rowcount == 1
+
+    async def recent_codes(self, rep_id: str, limit: int = 30) -> list[str]:
+        """The reply-code letters of the rep's latest coded nudges, newest first."""
+        rows = await self._rows(
+            f"""SELECT command_json FROM outbox WHERE rep_id=? AND playbook NOT IN
+               ({",".join("?" * len(CONVERSATION_PLAYBOOKS))}) ORDER BY rowid DESC LIMIT ?""",
+            (rep_id, *CONVERSATION_PLAYBOOKS, limit),
+        )
+        codes = (json.loads(r["command_json"]).get("code") for r in rows)
+        return [c for c in codes if c]
 
     async def claim(self, nudge_id: str, now: dt.datetime) -> bool:
         """Move a due queued/held row to ``sending``. False: someone else has it, or not due.

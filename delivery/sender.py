@@ -29,9 +29,10 @@ from crm.store import Store
 from delivery.policy import Decision, Policy, Rep, decide, local_day_start, retry_delay
 from notifiers.base import Notifier, OutboundMessage, Recipient
 from notifiers.phones import to_e164
+from nudge.codes import next_code, offers_codes, with_code
 from nudge.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from nudge.logs import get_logger
-from nudge.signals import NudgeCommand
+from nudge.signals import CONVERSATION_PLAYBOOKS, NudgeCommand
 
 log = get_logger(__name__)
 
@@ -90,11 +91,26 @@ async def deliver(
     once and sent at most once.
     """
     outbox = Outbox(store)
+    command = await _coded(outbox, command)
     if not await outbox.enqueue(command, now):
         log.info("nudge already in the outbox", nudge_id=command.nudge_id, rep_id=command.rep_id)
     await _drain_rep(outbox, command.rep_id, notifiers, now, policy, retry, sleep)
     row = await outbox.get(command.nudge_id)
     return str(row["state"]) if row else "missing"
+
+
+async def _coded(outbox: Outbox, command: NudgeCommand) -> NudgeCommand:
+    """A nudge offering reply codes gets the rep's next letter (``nudge.codes``): "Reply 1B".
+    Conversation messages and digests (one message, several leads) get none."""
+    if (
+        command.code is not None
+        or command.playbook in CONVERSATION_PLAYBOOKS
+        or command.about
+        or not offers_codes(command.text)
+    ):
+        return command
+    code = next_code(await outbox.recent_codes(command.rep_id))
+    return command.model_copy(update={"code": code, "text": with_code(command.text, code)})
 
 
 async def drain_due(

@@ -366,7 +366,17 @@ class Settings(BaseSettings):
         description="End of the sending window, in each rep's local time (HH:MM).",
     )
     daily_limit: int = Field(
-        default=20, ge=1, description="Most nudges one rep receives per local day."
+        default=20,
+        ge=1,
+        description="Most nudges one rep receives per local day. Questions, acknowledgements "
+        'and "which one?" are not nudges: they neither count nor are limited by it.',
+    )
+    questionnaire_daily_limit: int = Field(
+        default=4,
+        ge=1,
+        description="Most questionnaires one rep is asked per local day (a questionnaire asks "
+        "one question at a time, the next only after an answer). Asks over it are dropped "
+        "and counted (`questionnaires.over_limit`); separate from `NUDGE_DAILY_LIMIT`.",
     )
     reconcile_after: float = Field(
         default=60.0,

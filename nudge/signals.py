@@ -159,6 +159,12 @@ class NudgeCommand(_Model):
         default=False,
         description="a typed answer is expected: Slack offers an Answer button opening a modal",
     )
+    code: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z]$",
+        description="the letter its reply codes carry ('Reply 1B'), set when it is queued "
+        "(nudge.codes)",
+    )
 
 
 class NudgeTeam(_Model):

@@ -74,6 +74,8 @@ TEXTS: dict[str, str] = {
     "reask_text": "Reply a few words (or skip).",
     "gave_up": "Skipping that one.",
     "got": "Got {value}.",
+    "got_on": "Got {value} for {subject}.",
+    "noted_on": "Noted for {subject}.",
     "reminder": "Reminder: {prompt}",
     "done": "Thanks, saved {n} answer{s} on {subject}.",
     "done_none": "Thanks. Nothing saved on {subject}.",
@@ -300,14 +302,29 @@ def parse_answer(question: Question, text: str, *, now: dt.datetime, tz: dt.tzin
     return Parsed(value=cleaned) if cleaned else Unreadable(reask=say("reask_text"))
 
 
-def echo(question: Question, value: Scalar) -> str:
-    """ "Got Tue Dec 1. " for dates and numbers, where a parse could surprise; else ""."""
+def _shown(question: Question, value: Scalar) -> str | None:
+    """How a date or number answer is read back (a parse could surprise); else None."""
     if isinstance(question, DateQuestion) and isinstance(value, str):
         day = dt.date.fromisoformat(value)
-        return say("got", value=f"{day:%a %b} {day.day}") + " "
+        return f"{day:%a %b} {day.day}"
     if isinstance(question, NumberQuestion):
-        return say("got", value=f"{value:,}" + (f" {question.unit}" if question.unit else "")) + " "
-    return ""
+        return f"{value:,}" + (f" {question.unit}" if question.unit else "")
+    return None
+
+
+def echo(question: Question, value: Scalar) -> str:
+    """ "Got Tue Dec 1. " for dates and numbers, where a parse could surprise; else ""."""
+    shown = _shown(question, value)
+    return say("got", value=shown) + " " if shown is not None else ""
+
+
+def acknowledge(question: Question, value: Scalar, subject: str) -> str:
+    """ "Got Tue Dec 1 for Acme. " or "Noted for Acme. ": an answer's acknowledgement names
+    the lead it is for (it goes before the next question)."""
+    shown = _shown(question, value)
+    if shown is not None:
+        return say("got_on", value=shown, subject=subject) + " "
+    return say("noted_on", subject=subject) + " "
 
 
 def prompt(question: Question) -> str:

@@ -37,7 +37,16 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from playbooks.answers import Parsed, Skip, Stop, echo, parse_answer, prompt, say
+from playbooks.answers import (
+    Parsed,
+    Skip,
+    Stop,
+    acknowledge,
+    echo,
+    parse_answer,
+    prompt,
+    say,
+)
 from playbooks.questionnaire import (
     ChoiceQuestion,
     Question,
@@ -306,7 +315,10 @@ def on_reply(state: RepConversations, reply: InboundReply, now: dt.datetime, tz:
         asked = {a.question_id for a in session.answers}
         extra = [qid for qid in follow_ups_for(question, result.value) if qid not in asked]
         session.pending[1:1] = [qid for qid in dict.fromkeys(extra) if qid not in session.pending]
-        turn.advance(session, echo(question, result.value))
+        if len(session.pending) > 1:  # the next question says which lead this was for
+            turn.advance(session, acknowledge(question, result.value, _subject(session)))
+        else:  # the closing text names the lead
+            turn.advance(session, echo(question, result.value))
     elif isinstance(result, Skip):
         turn.advance(session, "")
     elif session.attempt < MAX_REASKS:
@@ -348,6 +360,11 @@ def on_timer(state: RepConversations, timer: ScheduleTimer, now: dt.datetime) ->
 
 
 # --- helpers -------------------------------------------------------------------------
+
+
+def _subject(session: Session) -> str:
+    """The lead a session is about, as the rep knows it (its company)."""
+    return session.request.subject or session.request.lead_id or "your last meeting"
 
 
 def _message(
@@ -447,7 +464,7 @@ class _Turn:
         key = {"completed": "done" if n else "done_none", "stopped": "stopped"}.get(
             outcome, outcome
         )
-        subject = session.request.subject or session.request.lead_id or "your last meeting"
+        subject = _subject(session)
         text = prefix + say(key, n=n, s="" if n == 1 else "s", subject=subject)
         self.out.append(_message(session, f"{session.session_id}:end", text))
         if session.answers:

@@ -8,12 +8,14 @@ A reply is read against what was *delivered* to that rep on that channel, newest
    answer, whatever it says. A question that was suppressed or not yet sent is not
    open; a nudge delivered after the question takes the floor (the question's reminder
    asks it again later).
-2. **Nudge codes are bound to a nudge.** ``1`` log a call, ``2`` snooze, ``3`` not
-   relevant apply to the newest nudge when that is unambiguous: no nudge about another
+2. **Nudge codes are bound to a nudge.** A nudge that offers codes carries a letter of
+   its own ("Reply 1B to log a call"; :mod:`nudge.codes`), so ``1B`` answers that
+   message whatever came after it. A bare ``1`` log a call, ``2`` snooze, ``3`` not
+   relevant applies to the newest nudge when that is unambiguous: no nudge about another
    lead was delivered within :data:`AMBIGUOUS_WITHIN` before it, and it is not a digest
    (one message about several leads). Otherwise Nudge asks a one-line "which one?",
-   naming each lead with a letter (``1A``, ``1B``); ``1 Acme`` (a code and the company)
-   always works.
+   naming each lead with its message's letter (``1A``, ``1B``); ``1 Acme`` (a code and
+   the company) always works.
 3. **Notes go to the lead the rep is talking about.** Free text that names the company
    of a recently nudged lead goes to that lead; otherwise to the lead of the newest
    prompt if it is recent (:data:`NOTE_WITHIN`); otherwise Nudge asks which lead.
@@ -69,6 +71,8 @@ class Prompt:
     lead_id: str | None = None
     company: str | None = None
     session_id: str | None = None
+    code: str | None = None
+    """The letter its reply codes carry ("Reply 1B"; ``nudge.codes``), if any."""
 
 
 @dataclass(frozen=True)
@@ -149,32 +153,42 @@ def candidates(prompts: list[Prompt]) -> list[Prompt]:
 
 def _code(digit: str, letter: str | None, rest: str | None, prompts: list[Prompt]) -> Reading:
     action = ACTIONS[digit]
-    which_at = next((i for i, p in enumerate(prompts) if p.kind == "which"), None)
-    if letter is not None and which_at is not None:
-        options = _options(candidates(prompts[which_at + 1 :]))
-        chosen = next((o for o in options if o[0] == letter.upper()), None)
-        if chosen is not None:
-            nudge = _nudge_for(chosen[1], prompts)
-            return Act(action, chosen[1], chosen[2], nudge)
+    if letter is not None:  # "1B": the newest message that letter names
+        wanted = letter.upper()
+        for i, p in enumerate(prompts):
+            if p.kind == "which":
+                options = _options(candidates(prompts[i + 1 :]), prompts)
+                chosen = next((o for o in options if o[0] == wanted), None)
+                if chosen is not None:
+                    return Act(action, chosen[1], chosen[2], _nudge_for(chosen[1], prompts))
+            elif p.kind == "nudge" and p.code == wanted and p.lead_id:
+                return Act(action, p.lead_id, p.company or p.lead_id, p.message_id)
     named = rest or letter
     if named:
         found = _named(named, prompts)
         if found is not None:
             nudge_id = "" if found.kind == "known" else found.message_id
             return Act(action, found.lead_id or "", found.company or "", nudge_id)
-        return Which(digit, _options(candidates(prompts)))
+        return Which(digit, _options(candidates(prompts), prompts))
     pool = candidates(prompts[1:] if prompts and prompts[0].kind == "which" else prompts)
     if len(pool) == 1 and pool[0].lead_id:
         p = pool[0]
         return Act(action, p.lead_id or "", p.company or p.lead_id or "", p.message_id)
-    return Which(digit, _options(pool))
+    return Which(digit, _options(pool, prompts))
 
 
-def _options(pool: list[Prompt]) -> list[tuple[str, str, str]]:
-    return [
-        (letter, p.lead_id or "", p.company or p.lead_id or "")
-        for letter, p in zip(string.ascii_uppercase, pool, strict=False)
-    ]
+def _options(pool: list[Prompt], prompts: list[Prompt]) -> list[tuple[str, str, str]]:
+    """``(letter, lead_id, company)`` per candidate: a message's own code where it has
+    one, else a letter no message among ``prompts`` carries."""
+    taken = {p.code for p in prompts if p.code}
+    spare = (c for c in string.ascii_uppercase if c not in taken)
+    out: list[tuple[str, str, str]] = []
+    for p in pool:
+        letter = p.code if p.code and p.code not in {o[0] for o in out} else next(spare, None)
+        if letter is None:
+            break
+        out.append((letter, p.lead_id or "", p.company or p.lead_id or ""))
+    return out
 
 
 def _nudge_for(lead_id: str, prompts: list[Prompt]) -> str:

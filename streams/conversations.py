@@ -18,6 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from crm import conversations as conv
+from delivery.policy import local_day_start
 from nudge.events import CallEnded, event_to_json
 from nudge.logs import get_logger
 from nudge.signals import AskQuestionnaire, NudgeCommand, Reply, ScheduleStep
@@ -26,6 +27,7 @@ from playbooks.conversation import (
     AttachNote,
     InboundReply,
     QuestionnaireRequest,
+    RepConversations,
     ScheduleTimer,
     SendMessage,
     is_current,
@@ -80,6 +82,8 @@ async def handle_conversation(p: Pipeline, key: bytes, raw: bytes) -> None:
             return
         rep = await (await p.store()).get_rep(ask.rep_id)
         state = await conv.load_state(db, ask.rep_id)
+        if await over_question_limit(p, db, ask, state, rep, now):
+            return
         subject = await _company(p, ask.lead_id)
         request = QuestionnaireRequest(
             request_id=ask.command_id,
@@ -131,6 +135,34 @@ async def handle_conversation(p: Pipeline, key: bytes, raw: bytes) -> None:
     for instruction in step.instructions:
         await carry_out(p, db, instruction, now)
     await conv.save_step(db, step, now)
+
+
+async def over_question_limit(
+    p: Pipeline,
+    db: Any,
+    ask: AskQuestionnaire,
+    state: RepConversations,
+    rep: dict[str, Any] | None,
+    now: dt.datetime,
+) -> bool:
+    """Has the rep been asked ``NUDGE_QUESTIONNAIRE_DAILY_LIMIT`` questionnaires today (in
+    their zone)? Then this ask is dropped, logged and counted. An ask already handled
+    (a redelivery) is never over it: it is a no-op anyway."""
+    if ask.command_id in state.recent_ids:
+        return False
+    zone = ZoneInfo(rep["timezone"]) if rep and rep.get("timezone") else ZoneInfo("UTC")
+    asked = await conv.asked_since(db, ask.rep_id, local_day_start(ask.created_at, zone))
+    if asked < p.settings.questionnaire_daily_limit:
+        return False
+    log.info(
+        "questionnaire not asked: the rep's daily questionnaire limit",
+        rep_id=ask.rep_id,
+        lead_id=ask.lead_id,
+        questionnaire=ask.questionnaire,
+        limit=p.settings.questionnaire_daily_limit,
+    )
+    p.stats["questionnaires.over_limit"] += 1
+    return True
 
 
 PROMPTS_SINCE = dt.timedelta(days=2)

@@ -421,18 +421,20 @@ async def test_a_code_after_a_digest_asks_which_one(
     for n in (1, 2, 3):
         await until(lambda n=n: show(worker, f"lead-{n}")["profile"].get("owner_rep_id"))
     worker.post_events([visit(1, 70, "/pricing")])
-    assert (await texted(twilio_fake, 1, "the first nudge")).startswith("Acme is on")
+    first = await texted(twilio_fake, 1, "the first nudge")
+    assert first == "Acme is on the pricing page. Reply 1A to log a call"
     worker.post_events([visit(2, 71, "/pricing"), visit(3, 72, "/pricing")])
     digest = await texted(twilio_fake, 2, "the digest")
     assert "Birchwood" in digest and "Cobalt" in digest, digest
     await text(worker, twilio_fake, "1")
     which = await texted(twilio_fake, 3, "the which-one question")
-    assert which.startswith("Which one? Reply 1A ") and "\n" not in which, which
+    assert which.startswith("Which one? Reply 1") and "\n" not in which, which
     letters = dict(
         part.split(" ", 1)
         for part in which.removeprefix("Which one? Reply ").rstrip(".").split(", ")
     )
     assert set(letters.values()) == {"Acme", "Birchwood", "Cobalt"}, which
+    assert letters["1A"] == "Acme"  # the letter its own message offered
     code = next(c for c, company in letters.items() if company == "Cobalt")
     await text(worker, twilio_fake, code)
     assert await texted(twilio_fake, 4, "the acknowledgement") == "Logged a call with Cobalt."
@@ -443,3 +445,33 @@ async def test_a_code_after_a_digest_asks_which_one(
     assert len(calls) == 1
     for other in ("lead-1", "lead-2"):
         assert not [e for e in show(worker, other)["events"] if e["type"] == "call.ended"]
+    await text(worker, twilio_fake, "2A")  # the first nudge's own code, messages later
+    assert await texted(twilio_fake, 5, "the snooze") == "Snoozed Acme for a day."
+
+
+async def test_questions_have_their_own_daily_limit(
+    start_worker: Any, twilio_fake: FakeTwilio, tmp_path: Path
+) -> None:
+    """Reproduction 4 (limits): with one questionnaire a day, a second meeting asks
+    nothing (counted); with one nudge a day, the question did not use it up."""
+    books = tmp_path / "books"
+    books.mkdir()
+    (books / "furniture.yaml").write_text(FURNITURE)
+    (books / "pricing.yaml").write_text(PRICING_B)
+    worker = start_worker(
+        NUDGE_PLAYBOOKS=str(books),
+        NUDGE_DAILY_LIMIT="1",
+        NUDGE_QUESTIONNAIRE_DAILY_LIMIT="1",
+        **twilio_env(twilio_fake),
+    )
+    worker.post_events([rep(), lead(1, "Acme"), lead(2, "Birchwood")])
+    for n in (1, 2):
+        await until(lambda n=n: show(worker, f"lead-{n}")["profile"].get("owner_rep_id"))
+    worker.post_events([meeting(1, 60)])
+    assert "Acme" in await texted(twilio_fake, 1, "the question on Acme")
+    worker.post_events([meeting(2, 61)])
+    await until(lambda: worker.stats().get("questionnaires.over_limit") == 1, what="the second ask")
+    assert show(worker, "lead-2")["open_conversations"] == []
+    worker.post_events([visit(2, 70, "/pricing")])
+    assert (await texted(twilio_fake, 2, "the nudge")).startswith("Birchwood is on the pricing")
+    assert len(twilio_fake.messages) == 2

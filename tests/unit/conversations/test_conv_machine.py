@@ -99,7 +99,9 @@ def test_full_run_applies_answers_once_at_the_end(shipped: dict[str, Questionnai
     """Three readable replies complete post-meeting and yield one ApplyAnswers with all three."""
     rep = Rep()
     rep.start(shipped["post-meeting"])
-    assert rep.say("Great 👍").applied == []
+    great = rep.say("Great 👍")
+    assert great.applied == []
+    assert texts(great)[0].startswith("Noted for Acme. Next step?")  # names the lead
     rep.say("1")
     last = rep.say("next tuesday")
     [apply] = last.applied
@@ -118,7 +120,7 @@ def test_follow_up_is_asked_only_when_its_answer_matches(shipped: dict[str, Ques
     rep = Rep()
     rep.start(shipped["post-meeting"])
     rep.say("4")
-    assert texts(rep.say("None")) == ["Why no next step? (a few words)"]
+    assert texts(rep.say("None")) == ["Noted for Acme. Why no next step? (a few words)"]
     assert "close date" in texts(rep.say("budget frozen"))[0]
 
 

@@ -114,3 +114,35 @@ def test_only_the_delivered_asking_of_the_current_question_takes_an_answer() -> 
     assert not is_current(step.state, sid, asked_q0.message_id)  # q0's asking: answered
     assert is_current(step.state, sid, asked_q1.message_id)
     assert is_current(step.state, sid, asked_q1.message_id + ":r1")  # its reminder
+
+
+def coded(lead: str, company: str, minutes: float, code: str) -> Prompt:
+    return Prompt(f"n_{lead}_{minutes}", "nudge", ago(minutes), lead, company, code=code)
+
+
+def test_a_coded_reply_answers_its_own_message_whatever_came_after() -> None:
+    """ "1A" logs a call on the lead of the message that offered 1A, even after a newer
+    nudge and an open question; a bare "1" between two close nudges asks which one,
+    naming each by its message's own letter."""
+    prompts = [coded("B", "Birchwood", 1, "B"), coded("A", "Acme", 4, "A")]
+    assert read_reply("1A", prompts, NOW) == Act("log_call", "A", "Acme", "n_A_4")
+    assert read_reply("2b", prompts, NOW) == Act("snooze", "B", "Birchwood", "n_B_1")
+    which = read_reply("1", prompts, NOW)
+    assert isinstance(which, Which) and which.text == "Which one? Reply 1B Birchwood, 1A Acme."
+    after_which = [Prompt("ack-which", "which", ago(0.5)), *prompts]
+    assert read_reply("1A", after_which, NOW) == Act("log_call", "A", "Acme", "n_A_4")
+
+
+def test_letters_offered_for_a_digest_avoid_the_letters_messages_carry() -> None:
+    """A "which one?" over a digest and a coded nudge gives the digest's leads letters no
+    message carries, so a letter never means two leads."""
+    prompts = [
+        nudge("C", "Cobalt", 1, "digest"),
+        nudge("D", "Delta", 1, "digest"),
+        coded("A", "Acme", 3, "A"),
+    ]
+    which = read_reply("1", prompts, NOW)
+    assert isinstance(which, Which)
+    assert which.text == "Which one? Reply 1B Cobalt, 1C Delta, 1A Acme."
+    asked = [Prompt("ack-which", "which", ago(0.5)), *prompts]
+    assert read_reply("1B", asked, NOW) == Act("log_call", "C", "Cobalt", "n_C_1")

@@ -271,3 +271,29 @@ async def test_a_newer_nudge_waits_behind_one_awaiting_retry(
     assert twilio_fake.messages == []
     assert await drain_due(store, sms, NOON_NY + dt.timedelta(minutes=20)) == 2
     assert [m["Body"] for m in twilio_fake.messages] == ["nudge number 1", "nudge number 2"]
+
+
+async def test_a_nudge_offering_codes_gets_the_reps_next_letter(
+    store: Store, twilio_fake: FakeTwilio, sms: dict[str, Notifier]
+) -> None:
+    """Nudges offering "Reply 1 to ..." go out as "Reply 1A", then "Reply 1B"; a question
+    and a nudge offering no code get no letter; a redelivery keeps its first letter."""
+    await add_rep(store)
+    offer = ". Reply 1 to log a call, 2 to snooze."
+    for n in (1, 2):
+        cmd = command(n).model_copy(update={"text": f"L{n} is hot{offer}"})
+        assert await deliver(cmd, store, sms, NOON_NY, sleep=Sleeps()) == "sent"
+    question = command(3).model_copy(
+        update={"text": f"Rate it{offer}", "playbook": "questionnaire"}
+    )
+    await deliver(question, store, sms, NOON_NY, sleep=Sleeps())
+    await deliver(command(4), store, sms, NOON_NY, sleep=Sleeps())
+    again = command(1).model_copy(update={"text": f"L1 is hot{offer}"})
+    await deliver(again, store, sms, NOON_NY, sleep=Sleeps())
+    assert [m["Body"] for m in twilio_fake.messages] == [
+        "L1 is hot. Reply 1A to log a call, 2A to snooze.",
+        "L2 is hot. Reply 1B to log a call, 2B to snooze.",
+        "Rate it. Reply 1 to log a call, 2 to snooze.",
+        "nudge number 4",
+    ]
+    assert await Outbox(store).recent_codes("rep-1") == ["B", "A"]
