@@ -2,12 +2,14 @@
 
 Everything comes from the store (its owners, see :mod:`crm.record`): the profile and
 its deals, the score with its model version and reasons (the lead agent's last
-checkpoint), the last events and notes, the nudges and their delivery states, the open
+checkpoint), the last events (activities, and web and other events from the score
+snapshots) and notes, the nudges and their delivery states, the open
 conversation about the lead, and every answer and field change with who and when.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -32,11 +34,7 @@ async def lead_record(db: aiosqlite.Connection, lead_id: str) -> dict[str, Any] 
     async def rows(sql: str, *params: Any) -> list[dict[str, Any]]:
         return [dict(r) for r in await db.execute_fetchall(sql, (lead_id, *params))]
 
-    events = await rows(
-        """SELECT activity_id AS event_id, type, occurred_at, rep_id, duration_s FROM activities
-           WHERE lead_id = ? ORDER BY occurred_at DESC LIMIT ?""",
-        RECENT,
-    )
+    events = await last_events(db, lead_id)
     nudges = await rows(
         """SELECT nudge_id, rep_id, channel, state, reason, playbook, rule, text, created_at,
                   sent_at FROM outbox WHERE lead_id = ? ORDER BY created_at DESC LIMIT ?""",
@@ -82,6 +80,30 @@ async def lead_record(db: aiosqlite.Connection, lead_id: str) -> dict[str, Any] 
         "field_changes": changes,
         "updated_at": row["updated_at"],
     }
+
+
+async def last_events(db: aiosqlite.Connection, lead_id: str) -> list[dict[str, Any]]:
+    """The lead's latest events, newest first: its activities (calls, meetings, replies)
+    and every other event it was scored on — web visits, emails, CRM changes — from the
+    score snapshots (an event logged as an activity is listed once)."""
+    found = {
+        r["event_id"]: dict(r)
+        for r in await db.execute_fetchall(
+            """SELECT activity_id AS event_id, type, occurred_at, rep_id, duration_s
+               FROM activities WHERE lead_id = ? ORDER BY occurred_at DESC LIMIT ?""",
+            (lead_id, RECENT),
+        )
+    }
+    scored = await db.execute_fetchall(
+        """SELECT event_id, event_type, occurred_at FROM score_snapshots WHERE lead_id = ?
+           ORDER BY occurred_at DESC LIMIT ?""",
+        (lead_id, RECENT),
+    )
+    for event_id, event_type, epoch in scored:
+        when = dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat()
+        found.setdefault(event_id, {"event_id": event_id, "type": event_type, "occurred_at": when})
+    newest = sorted(found.values(), key=lambda e: dt.datetime.fromisoformat(e["occurred_at"]))
+    return newest[::-1][:RECENT]
 
 
 def as_text(record: dict[str, Any]) -> str:
