@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from nudge.reps import RepContact
 from nudge.signals import CONVERSATION_PLAYBOOKS, NudgeCommand
 
 Action = Literal["send", "hold", "suppress"]
@@ -60,15 +61,10 @@ class Policy:
 
 
 @dataclass(frozen=True)
-class Rep:
-    """A rep as delivery sees them: addresses, zone and their own limits."""
+class Rep(RepContact):
+    """A rep as delivery sees them: their contact (:class:`nudge.reps.RepContact`, the one
+    definition of it) and their own channel, quiet hours and limit."""
 
-    rep_id: str
-    name: str
-    phone: str | None = None
-    email: str | None = None
-    slack_user_id: str | None = None
-    timezone: str = "UTC"
     preferred_channel: str | None = None
     quiet_start: dt.time = dt.time(8, 0)
     quiet_end: dt.time = dt.time(21, 0)

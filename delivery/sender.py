@@ -27,7 +27,7 @@ from typing import Any
 from crm.outbox import Outbox
 from crm.store import Store
 from delivery.policy import Decision, Policy, Rep, decide, local_day_start, retry_delay
-from notifiers.base import Notifier, OutboundMessage, Recipient
+from notifiers.base import Notifier, OutboundMessage
 from notifiers.phones import to_e164
 from nudge.codes import next_code, offers_codes, with_code
 from nudge.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
@@ -207,14 +207,7 @@ def outbound_message(command: NudgeCommand, rep: Rep) -> OutboundMessage:
     """What a channel is given to send for ``command`` (and looks up in its log)."""
     return OutboundMessage(
         nudge_id=command.nudge_id,
-        recipient=Recipient(
-            rep_id=rep.rep_id,
-            name=rep.name,
-            phone=rep.phone,
-            email=rep.email,
-            slack_user_id=rep.slack_user_id,
-            timezone=rep.timezone,
-        ),
+        recipient=rep.contact,
         text=command.text,
         reasons=tuple(command.reasons),
         choices=tuple(getattr(command, "choices", ()) or ()),

@@ -16,17 +16,10 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from nudge.reps import RepContact
 
-@dataclass(frozen=True)
-class Recipient:
-    """A rep as a channel needs to know them."""
-
-    rep_id: str
-    name: str
-    phone: str | None = None
-    email: str | None = None
-    slack_user_id: str | None = None
-    timezone: str = "UTC"
+Recipient = RepContact
+"""A message's recipient is a rep's contact (defined once, in :mod:`nudge.reps`)."""
 
 
 @dataclass(frozen=True)
