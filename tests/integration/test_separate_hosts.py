@@ -10,13 +10,14 @@ root (no namespaces) the module is skipped, saying so.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import signal
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -159,13 +160,19 @@ def run_two_hosts(
     return a, b
 
 
-def test_worker_sigkilled_every_nudge_once(
+@pytest.fixture
+def two_hosts(
     start_worker: Any,
     twilio: FakeTwilio,
-    postgres: Any,
+    postgres: PostgresServer,
     lan: netns.PrivateNetwork,
     tmp_path: Path,
-) -> None:
+) -> Callable[[Callable[[Any, Any], None], int], tuple[Any, Any]]:
+    """``two_hosts(disrupt, first)``: :func:`run_two_hosts` on this test's parts."""
+    return functools.partial(run_two_hosts, start_worker, twilio, postgres, lan, tmp_path)
+
+
+def test_worker_sigkilled_every_nudge_once(two_hosts: Any) -> None:
     """Host A's worker is SIGKILLed mid-stream: B takes its partitions over (tables from
     their changelogs on Kafka, the outbox in PostgreSQL) and every lead's nudge reaches the
     fake exactly once; none is left in ``sending``."""
@@ -173,17 +180,10 @@ def test_worker_sigkilled_every_nudge_once(
     def kill_a(a: Any, b: Any) -> None:
         a.kill(signal.SIGKILL)
 
-    run_two_hosts(start_worker, twilio, postgres, lan, tmp_path, kill_a, first=101)
+    two_hosts(kill_a, 101)
 
 
-def test_kafka_broker_sigkilled_every_nudge_once(
-    start_worker: Any,
-    twilio: FakeTwilio,
-    postgres: Any,
-    lan: netns.PrivateNetwork,
-    tmp_path: Path,
-    broker: Any,
-) -> None:
+def test_kafka_broker_sigkilled_every_nudge_once(two_hosts: Any, broker: Any) -> None:
     """One of the three Kafka nodes (broker and controller) is SIGKILLed mid-stream: with
     replication 3 and min.insync.replicas=2 the workers carry on, and every nudge reaches
     the fake exactly once. The node is started again afterwards."""
@@ -193,20 +193,13 @@ def test_kafka_broker_sigkilled_every_nudge_once(
         broker.kill(victim)
 
     try:
-        run_two_hosts(start_worker, twilio, postgres, lan, tmp_path, kill_node, first=201)
+        two_hosts(kill_node, 201)
     finally:
         broker.start_node(victim)
         broker.wait_ready()
 
 
-def test_kafka_controller_leader_sigkilled_every_nudge_once(
-    start_worker: Any,
-    twilio: FakeTwilio,
-    postgres: Any,
-    lan: netns.PrivateNetwork,
-    tmp_path: Path,
-    broker: Any,
-) -> None:
+def test_kafka_controller_leader_sigkilled_every_nudge_once(two_hosts: Any, broker: Any) -> None:
     """The node that is the active KRaft controller (and a broker) is SIGKILLed mid-stream:
     the other two elect a new one and every nudge reaches the fake exactly once."""
     leader = broker.controller_leader()
@@ -216,20 +209,14 @@ def test_kafka_controller_leader_sigkilled_every_nudge_once(
         broker.kill(leader)
 
     try:
-        run_two_hosts(start_worker, twilio, postgres, lan, tmp_path, kill_leader, first=401)
+        two_hosts(kill_leader, 401)
         assert broker.controller_leader() not in (None, leader)
     finally:
         broker.start_node(leader)
         broker.wait_ready()
 
 
-def test_postgres_restart_loses_nothing(
-    start_worker: Any,
-    twilio: FakeTwilio,
-    postgres: Any,
-    lan: netns.PrivateNetwork,
-    tmp_path: Path,
-) -> None:
+def test_postgres_restart_loses_nothing(two_hosts: Any, postgres: PostgresServer) -> None:
     """PostgreSQL is stopped (fast shutdown) mid-stream and started again 12 s later,
     longer than a worker waits for a pooled connection (10 s): the workers' failed writes
     are retried from Kafka, and every nudge reaches the fake exactly once. (A shorter
@@ -238,7 +225,7 @@ def test_postgres_restart_loses_nothing(
     def restart_pg(a: Any, b: Any) -> None:
         postgres.restart(pause=12.0)
 
-    a, b = run_two_hosts(start_worker, twilio, postgres, lan, tmp_path, restart_pg, first=301)
+    a, b = two_hosts(restart_pg, 301)
     waited = [
         sum(v for k, v in w.stats().items() if k.endswith("store_retries") or "store_unavail" in k)
         for w in (a, b)
