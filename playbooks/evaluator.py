@@ -126,12 +126,16 @@ def decide(
                         trace.append(note(playbook, rule, signal, now, "planned", f"due {due}"))
                     continue
                 match = fires(rule.trigger, signal, data, now)
+                chance = 1.0
+                if match is None and rule.explore_trigger > 0:
+                    match, chance = explore_trigger(playbook, rule, signal, now, trace)
                 if match is None:
-                    if rule.trigger.may_fire(signal):
+                    if rule.trigger.may_fire(signal) and rule.explore_trigger <= 0:
                         why = rule.trigger.why_not(signal, data, now)
                         trace.append(note(playbook, rule, signal, now, "trigger", why))
                     continue
                 ev = note(playbook, rule, signal, now, "fired", "")
+                ev.propensity = chance
                 trace.append(ev)
                 run = start(playbook, rule, signal, data, now, signal.event_id, match, new, ev)
                 if run is not None:
@@ -155,6 +159,26 @@ def decide(
     new.prune(now)
     fired = [(r.playbook.name, r.rule.id, r.match) for r in runs if r.match]
     return Decision(commands, new, fired, trace)
+
+
+def explore_trigger(
+    playbook: Playbook,
+    rule: Rule,
+    signal: LeadSignal,
+    now: dt.datetime,
+    trace: list[Evaluation],
+) -> tuple[dict[str, Any] | None, float]:
+    """The trigger did not match: with ``rule.explore_trigger``'s chance the rule runs
+    anyway (the match says so; the chance is the decision's propensity so far); otherwise
+    the decision not to nudge is traced with its propensity, ``1 - share``."""
+    share = rule.explore_trigger
+    draw = coin(playbook.name, rule.id, signal.lead.lead_id, signal.event_id, "trigger")
+    if draw < share:
+        return {"explored": "trigger"}, share
+    ev = note(playbook, rule, signal, now, "trigger", "trigger did not match; not explored")
+    ev.explore, ev.draw, ev.propensity = share, draw, 1.0 - share
+    trace.append(ev)
+    return None, 1.0
 
 
 def worth_evaluating(signal: LeadSignal, playbooks: list[Playbook]) -> bool:
@@ -231,6 +255,7 @@ def start(
     until = state.cooling_until(playbook.name, rule.id, lead_id, rule.cooldown, now)
     if until is not None:
         ev.outcome, ev.reason = "cooldown", f"cooldown until {until:%Y-%m-%d %H:%M} UTC"
+        ev.propensity = None  # a guard, not a decision
         return None
     run = Run(playbook, rule, signal, data, now, trigger_id, match=dict(match))
     rep = signal.event.get("rep_id")
@@ -240,17 +265,24 @@ def start(
     if failed and failed[0].held is None:  # the first condition not met could not be read
         ev.outcome, ev.reason = "failed", f"{failed[0].condition} could not be evaluated"
         raise ExpressionFailed(ev.reason)
+    chance = 1.0 if ev.propensity is None else ev.propensity
+    if match.get("explored") == "trigger":
+        run.exploration, run.propensity = True, chance
     if failed:
         ev.outcome = "conditions"
         ev.reason = "; ".join(_failed_text(c) for c in failed)
         if rule.explore <= 0:
+            ev.propensity = chance
             return None
         ev.explore = rule.explore
         ev.draw = coin(playbook.name, rule.id, lead_id, trigger_id)
         if ev.draw >= rule.explore:
+            ev.propensity = chance * (1.0 - rule.explore)
             return None
-        run.exploration, run.propensity = True, rule.explore
+        chance *= rule.explore
+        run.exploration, run.propensity = True, chance
         ev.outcome, ev.reason = "fired", f"exploration (conditions failed: {ev.reason})"
+    ev.propensity = chance
     run.match |= matched_values(rule.conditions, data)
     run_steps(run)
     ev.nudges = [c.nudge_id for c in run.commands if isinstance(c, NudgeCommand)]

@@ -64,6 +64,11 @@ class Rule(Model):
         default=0.0,
         description="share of leads whose trigger matched but conditions did not, nudged anyway",
     )
+    explore_trigger: Share = Field(
+        default=0.0,
+        description="share of signals the trigger did not match on which the rule runs anyway "
+        "(conditions and `explore` still apply); logged as exploration with its propensity",
+    )
     quiet_hours: QuietOverride | None = None
     cancel_if: Condition | None = Field(
         default=None, description="checked before each delayed step: when it holds, the chain ends"

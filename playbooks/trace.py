@@ -74,6 +74,10 @@ class Evaluation:
     checks: list[Check] = field(default_factory=list)
     draw: float | None = None
     explore: float = 0.0
+    propensity: float | None = None
+    """For a decision to nudge or not (the trigger matched, or was explored): how likely
+    the rule as written was to decide what it did — 1 unless a coin was drawn. ``None``:
+    no decision (trigger not matched, cooldown, audience, cap)."""
     nudges: list[str] = field(default_factory=list)
     delivery: list[Delivery] = field(default_factory=list)
 
