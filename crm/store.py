@@ -297,6 +297,38 @@ class Store:
         )
         await self.db.commit()
 
+    async def save_decisions(self, rows: list[dict[str, Any]]) -> None:
+        """Record the rules' decisions to nudge or not (``playbooks.decisions.Logged.row``),
+        once per (event, lead, playbook, rule): a redelivered signal is not logged twice."""
+        await self.db.executemany(
+            """INSERT OR IGNORE INTO decisions (event_id, lead_id, playbook, rule, at, nudged,
+                                               propensity, signal_json)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+            [
+                (
+                    r["event_id"],
+                    r["lead_id"],
+                    r["playbook"],
+                    r["rule"],
+                    r["at"],
+                    int(r["nudged"]),
+                    r["propensity"],
+                    r["signal_json"],
+                )
+                for r in rows
+            ],
+        )
+        await self.db.commit()
+
+    async def decisions(self) -> list[dict[str, Any]]:
+        """Every logged decision, oldest first, with ``signal_json`` as stored."""
+        return [
+            dict(r)
+            for r in await self.db.execute_fetchall(
+                "SELECT * FROM decisions ORDER BY at, event_id, playbook, rule"
+            )
+        ]
+
     async def snapshots(self) -> list[dict[str, Any]]:
         """Every score snapshot, oldest first, with ``state_json`` decoded."""
         rows = [

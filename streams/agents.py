@@ -35,6 +35,7 @@ from nudge.events import RepUpserted, parse_event
 from nudge.logs import get_logger
 from nudge.signals import CONVERSATION_PLAYBOOKS, LeadSignal, NudgeCommand, ScheduleStep
 from playbooks import GuardState, decide, resume, step_of, timer_signal, worth_evaluating
+from playbooks.decisions import logged_decisions
 from playbooks.trace import Delivery
 from playbooks.windows import track
 from scoring.state import LeadState, apply_event, profile_changes, snapshot_row
@@ -158,6 +159,7 @@ async def handle_signal(
     else:
         decision = decide(signal, p.playbooks, now, state=before, history=history)
     p.traces.record(decision.trace)
+    p.decisions.extend(d.row() for d in logged_decisions(signal, decision))
     changed = bool(decision.commands) or before is None or decision.state != before
     guards.put(key, decision.state, event, changed)
     for playbook, rule, matched in decision.fired:

@@ -63,6 +63,8 @@ class Pipeline:
     """CRM fields the lead agent's events set, waiting to be merged into the store."""
     snapshots: list[dict[str, Any]] = field(default_factory=list)
     """Score snapshots (feature state per scored event) waiting for the same write."""
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    """The rules' decisions to nudge or not, with propensities, waiting for the same write."""
     rep_cache: dict[str, tuple[dt.datetime, RepView | None]] = field(default_factory=dict)
     traces: TraceBook = field(default_factory=TraceBook)
     """The last playbook evaluations per lead, for ``GET /playbooks/explain``."""
@@ -146,7 +148,7 @@ class Pipeline:
 
     async def flush_leads(self) -> int:
         """Write the lead snapshots changed since the last flush, in one transaction."""
-        if not self.dirty_leads and not self.snapshots:
+        if not self.dirty_leads and not self.snapshots and not self.decisions:
             return 0
         fields, self.dirty_fields = self.dirty_fields, {}
         states = list(self.dirty_leads.items())
@@ -156,6 +158,7 @@ class Pipeline:
         ]
         self.dirty_leads = {}
         snaps, self.snapshots = self.snapshots, []
+        decisions, self.decisions = self.decisions, []
         if self._snapshot_db is None:
             # its own connection: a second's worth of snapshots takes a while to write,
             # and the agents' quick look-ups must not queue behind it on one thread
@@ -167,6 +170,8 @@ class Pipeline:
                 await store.save_lead_states(batch, self.clock.now())
             if snaps:
                 await store.save_snapshots(snaps)
+            if decisions:
+                await store.save_decisions(decisions)
         except StoreUnavailable:  # kept for the next flush (newer states of a lead win)
             for lead_id, state in states:
                 self.dirty_leads.setdefault(lead_id, state)
@@ -175,6 +180,7 @@ class Pipeline:
                     flush.lead_id, []
                 )
             self.snapshots = snaps + self.snapshots
+            self.decisions = decisions + self.decisions
             raise
         return len(batch)
 
