@@ -97,6 +97,30 @@ def register(sub: Any) -> None:
     fc.add_argument("--json", action="store_true", help="print JSON instead of a table")
     fc.set_defaults(func=_forecast)
 
+    ep = mp.add_parser(
+        "evaluate-policy",
+        help="a playbook's value off-policy (IPS, doubly robust) from logged decisions",
+    )
+    ep_src = ep.add_mutually_exclusive_group(required=True)
+    ep_src.add_argument(
+        "--decisions",
+        type=Path,
+        help="logged decisions, NDJSON (`nudge playbooks simulate --decisions`)",
+    )
+    ep_src.add_argument(
+        "--from-store",
+        action="store_true",
+        help="the decisions the workers logged in the record",
+    )
+    ep.add_argument(
+        "--events", required=True, type=Path, help="the history the outcomes are read from"
+    )
+    ep.add_argument(
+        "--playbooks", required=True, nargs="+", type=Path, help="the candidate playbooks"
+    )
+    ep.add_argument("--horizon-days", type=float, default=30, help="converted within (30)")
+    ep.set_defaults(func=_evaluate_policy)
+
     inv = mp.add_parser(
         "inventory", help="which data Nudge has, and how far ahead each silo predicts"
     )
@@ -333,6 +357,52 @@ def _rollback(args: argparse.Namespace) -> int:
     else:
         print(f"rolled back to {info.version}")
     return 0
+
+
+def _evaluate_policy(args: argparse.Namespace) -> int:
+    """IPS and DR value of the candidate playbooks on the logged decisions: the share of
+    decisions followed by a conversion within the horizon, had the candidate decided."""
+    from playbooks import load_playbooks
+    from playbooks.decisions import Logged
+    from replay.policy import evaluate_policy, rewards
+
+    candidate = load_playbooks(args.playbooks)
+    logged = []
+    if args.from_store:
+        logged = [Logged.from_row(row) for row in asyncio.run(_store_decisions())]
+        source = str(Settings().store_location)
+    else:
+        source = str(args.decisions)
+        with _open_text(args.decisions) as fh:
+            for number, line in enumerate(fh, 1):
+                if line.strip():
+                    try:
+                        logged.append(Logged.from_json(json.loads(line)))
+                    except (ValueError, KeyError) as exc:
+                        raise NudgeError(f"{args.decisions}: line {number}: {exc}") from None
+    if not logged:
+        raise ConfigError(f"{source}: no logged decisions")
+    r = rewards(logged, read_events(args.events), dt.timedelta(days=args.horizon_days))
+    result = evaluate_policy(logged, candidate, r)
+    print(
+        f"{result['decisions']:,} decisions ({', '.join(result['rules'])}): logged value "
+        f"{result['logged_value']:.3f}; candidate IPS {result['ips']:.3f} "
+        f"{result['ips_95']}, DR {result['dr']:.3f} {result['dr_95']}; "
+        f"{result['unsupported']} decisions the logged rules could not have made",
+        file=sys.stderr,
+    )
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+async def _store_decisions() -> list[dict[str, Any]]:
+    from crm.store import Store
+
+    store = await Store.open(Settings().store_location)
+    try:
+        return await store.decisions()
+    finally:
+        await store.close()
 
 
 async def _store_snapshots() -> list[dict[str, Any]]:

@@ -61,6 +61,12 @@ def register(sub: Any) -> None:
         help="also run schedules due this long after the last event (default 1d)",
     )
     sim.add_argument("--format", choices=("text", "json"), default="text")
+    sim.add_argument(
+        "--decisions",
+        type=Path,
+        help="also write every decision to nudge or not, with its propensity, as NDJSON "
+        "(for `nudge model evaluate-policy`)",
+    )
     sim.set_defaults(func=_simulate)
     exp = pb.add_parser(
         "explain",
@@ -187,6 +193,11 @@ def _simulate(args: argparse.Namespace) -> int:
     report = _replay(args)
     if report is None:
         return 1
+    if args.decisions:
+        with args.decisions.open("w", encoding="utf-8") as fh:
+            for d in report.logged:
+                fh.write(json.dumps(d.to_json()) + "\n")
+        print(f"{len(report.logged):,} decisions written to {args.decisions}", file=sys.stderr)
     if args.format == "json":
         print(json.dumps(_as_json(report), indent=2, default=str))
     else:

@@ -28,6 +28,7 @@ from delivery.policy import Policy, Rep
 from delivery.policy import decide as policy_decide
 from nudge.events import LeadEvent, RepUpserted
 from nudge.signals import Command, LeadSignal, NudgeCommand, RepView, ScheduleStep, Score
+from playbooks.decisions import Logged, logged_decisions
 from playbooks.evaluator import Decision, decide
 from playbooks.guards import GuardState
 from playbooks.model import Playbook
@@ -79,6 +80,8 @@ class Report:
     unresolved: int = 0
     duplicates: int = 0
     traces: TraceBook = field(default_factory=lambda: TraceBook(per_lead=100_000, leads=10**9))
+    logged: list[Logged] = field(default_factory=list)
+    """Every decision to nudge or not, with its propensity (``replay.policy``)."""
 
     def per_rule(self) -> Counter[str]:
         return Counter(f"{o.playbook}/{o.rule}" for o in self.outcomes if _is_message(o.command))
@@ -184,9 +187,9 @@ class Simulation:
         state.record_score(score)
         lead = state.view()
         signal = state.signal(event, score, self.reps.get(lead.owner_rep_id or ""), lead)
-        self._take(
-            decide(signal, self.playbooks, event.occurred_at, state=self.guards), event.occurred_at
-        )
+        decision = decide(signal, self.playbooks, event.occurred_at, state=self.guards)
+        self.report.logged.extend(logged_decisions(signal, decision))
+        self._take(decision, event.occurred_at)
 
     def fire_due(self, until: dt.datetime) -> None:
         while self.queue and self.queue[0][0] <= until:

@@ -119,3 +119,44 @@ def test_forecast_prints_the_backtest_beside_the_forecast(
     text = capsys.readouterr().out
     assert "past" in text and "by rep, next 3 months:" in text and "rep-1" in text
     assert "by team" in text and "east" in text
+
+
+POLICY_RULE = """name: pricing
+owner: ops@example.com
+version: 1
+rules:
+  - id: pricing-visit
+    trigger: {{type: event, event: page.viewed, where: {{path: {{starts_with: /pricing}}}}}}
+    conditions: [{{field: score.value, gte: {threshold}}}]
+    explore: {explore}
+    actions: [{{type: nudge, to: owner, template: "{{{{ lead.company }}}} is on pricing"}}]
+"""
+
+
+def test_evaluate_policy_from_simulated_decisions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """simulate logs every decision with its propensity; evaluate-policy weighs them for a
+    candidate. In a replay nudges change nothing, so every policy's true value is the
+    logged one: IPS and DR must find it (their intervals hold it)."""
+    monkeypatch.setenv("NUDGE_DATA_DIR", str(tmp_path))
+    events, decisions = tmp_path / "ev.ndjson", tmp_path / "decisions.ndjson"
+    logging, candidate = tmp_path / "logging.yaml", tmp_path / "candidate.yaml"
+    logging.write_text(POLICY_RULE.format(threshold=0.5, explore=0.3))
+    candidate.write_text(POLICY_RULE.format(threshold=0.2, explore=0.0))
+    assert main(["model", "synth", "--leads", "150", "--days", "45", "--out", str(events)]) == 0
+    sim = ["playbooks", "simulate", "--events", str(events), "--playbooks", str(logging)]
+    assert main([*sim, "--decisions", str(decisions), "--format", "json"]) == 0
+    capsys.readouterr()
+    rows = [json.loads(line) for line in decisions.read_text().splitlines()]
+    assert {
+        r["propensity"] for r in rows if r["nudged"] and r["signal"]["score"]["value"] < 0.5
+    } == {0.3}
+    run = ["model", "evaluate-policy", "--decisions", str(decisions), "--events", str(events)]
+    assert main([*run, "--playbooks", str(candidate)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["decisions"] == len(rows) and result["unsupported"] == 0
+    assert result["candidate_nudges"] > result["logged_nudges"] * 0.9
+    for name in ("ips_95", "dr_95"):
+        low, high = result[name]
+        assert low <= result["logged_value"] <= high, result
