@@ -229,3 +229,27 @@ async def test_models_score_live_customers_and_playbooks_fire_as_simulated(
         name: t["score"]["model_version"] for s in states for name, t in s["targets"].items()
     }
     assert made_by and all(versions[name] == v for name, v in made_by.items()), made_by
+    # every decision the rules made is in the record with its propensity (no exploration
+    # here: all 1), the nudges and the calls with nothing to offer alike
+    con = sqlite3.connect(worker.db)
+    try:
+        logged = con.execute("SELECT rule, lead_id, nudged, propensity FROM decisions").fetchall()
+        signals = con.execute("SELECT COUNT(DISTINCT event_id || lead_id) FROM decisions")
+        decided = signals.fetchone()[0]
+    finally:
+        con.close()
+    assert {(rule, lead) for rule, lead, nudged, _ in logged if nudged} == {
+        (rule, lead) for rule, lead, _, _ in expected
+    }
+    assert {p for *_, p in logged} == {1.0}
+    assert any(rule == "top-two-on-call" and not nudged for rule, _, nudged, _ in logged)
+    # and evaluate-policy weighs them: the same playbooks agree with every decision
+    judged = json.loads(
+        await cli(
+            worker.env,
+            tmp_path,
+            *("model", "evaluate-policy", "--from-store", "--events", str(feed)),
+            *("--playbooks", str(playbooks)),
+        )
+    )
+    assert judged["decisions"] == decided and judged["agree"] == decided
