@@ -210,10 +210,14 @@ async def playbooks(
     team: str | None = None,
 ) -> dict[str, Any]:
     """Each rule's firings, delivery, replies and outcomes (only ``team``'s reps' nudges
-    when given)."""
+    when given), and its lift against the exploration control: the ``decisions`` given,
+    or those the workers logged in the last 90 days (over every team)."""
     reps = await team_reps(reads, team) if team is not None else None
     nudges = _of_team(await reads.nudges(limit=100_000), reps)
     outcomes = await reads.outcomes()
+    if decisions is None:
+        since = (dt.datetime.now(dt.UTC) - 3 * HORIZON).isoformat()
+        decisions = await reads.explored_decisions(since)
     control = summaries.control_units(decisions, outcomes, HORIZON) if decisions else None
     rows = summaries.rule_rows(nudges, await reads.rep_replies(), outcomes, HORIZON, control)
     since = (dt.datetime.now(dt.UTC) - HORIZON).date().isoformat()

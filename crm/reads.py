@@ -54,6 +54,28 @@ class Reads:
             out.setdefault((r["playbook"], r["rule"]), {})[r["outcome"]] = int(r["n"])
         return out
 
+    async def explored_decisions(self, since: str) -> list[dict[str, Any]]:
+        """Decisions since ``since`` (ISO) that an exploration coin took part in
+        (propensity below 1), as ``{"playbook", "rule", "lead_id", "at", "treated",
+        "propensity"}`` with ``propensity`` the chance of being nudged the lead had."""
+        rows = await self._all(
+            "SELECT playbook, rule, lead_id, at, nudged, propensity FROM decisions "
+            "WHERE propensity < 1 AND at >= ? ORDER BY at",
+            [since],
+        )
+        return [
+            {
+                "playbook": r["playbook"],
+                "rule": r["rule"],
+                "lead_id": r["lead_id"],
+                "at": r["at"],
+                "treated": bool(r["nudged"]),
+                # logged: the chance of what was decided; the lift wants the chance of a nudge
+                "propensity": r["propensity"] if r["nudged"] else 1.0 - r["propensity"],
+            }
+            for r in rows
+        ]
+
     # -- reps and teams -------------------------------------------------------------
     async def reps(self) -> list[dict[str, Any]]:
         return await self._all("SELECT * FROM reps ORDER BY team, name")

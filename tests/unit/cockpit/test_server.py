@@ -296,6 +296,65 @@ async def test_playbooks_page_counts_each_rules_evaluations_and_what_stopped_the
     assert "16 in 30 days, 4 fired; stopped by cooldown 9, conditions 3" in html
 
 
+async def test_playbooks_page_shows_the_lift_from_the_decisions_workers_logged(
+    tmp_path: Path,
+) -> None:
+    """Decisions an exploration coin took part in (logged with the chance of what was
+    decided) make the rule's lift: 2 explored nudges, 1 won within 30 days; 2 leads the
+    coin left alone, none won → +50 points. A certain decision (propensity 1) and one
+    older than 90 days are not counted."""
+    store = await Store.open(tmp_path / "nudge.db")
+    await fill(store)
+    now = dt.datetime.now(dt.UTC)
+    at = (now - dt.timedelta(days=10)).isoformat()
+    rows = [
+        ("t1", True, 0.2, at),
+        ("t2", True, 0.2, at),
+        ("c1", False, 0.8, at),
+        ("c2", False, 0.8, at),
+        ("sure", True, 1.0, at),
+        ("old", True, 0.2, (now - dt.timedelta(days=120)).isoformat()),
+    ]
+    await store.save_decisions(
+        [
+            {
+                "event_id": f"e-{lead}",
+                "lead_id": lead,
+                "playbook": "hot-lead",
+                "rule": "crossed",
+                "at": when,
+                "nudged": nudged,
+                "propensity": p,
+                "signal_json": "{}",
+            }
+            for lead, nudged, p, when in rows
+        ]
+    )
+    won = {
+        "event_id": "t1-won",
+        "lead_id": "t1",
+        "event_type": "deal.won",
+        "occurred_at": (now - dt.timedelta(days=5)).timestamp(),
+        "model_version": "points-v1",
+        "score": 1.0,
+        "state_json": "{}",
+    }
+    await store.save_snapshots([won])
+    await store.close()
+    app = build_app(tmp_path / "nudge.db", tmp_path, [TOKEN], Limits(), "http://127.0.0.1:9")
+    async with TestClient(TestServer(app, host="127.0.0.1")) as c:
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        page = await (await c.get("/playbooks.json", headers=auth)).json()
+        [row] = page["rules"]
+        lift = row["lift"]
+        assert (lift["n_treated"], lift["n_control"]) == (2, 2)
+        assert lift["treated_rate"] == pytest.approx(0.5)
+        assert lift["control_rate"] == pytest.approx(0.0)
+        assert lift["lift"] == pytest.approx(0.5)
+        html = await (await c.get("/playbooks", headers=auth)).text()
+        assert "+50.0 points" in html and "2 explored vs 2 control" in html
+
+
 async def test_lead_page_shows_timeline_score_changes_and_nudges(client: TestClient) -> None:
     """The lead's JSON twin lists each score change with its model version, the nudge
     with its state, and the call in the timeline; an unknown lead is 404."""
