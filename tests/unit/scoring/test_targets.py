@@ -19,10 +19,13 @@ NOW = dt.datetime(2026, 7, 1, tzinfo=dt.UTC)
 
 @pytest.fixture(scope="module")
 def customers():  # type: ignore[no-untyped-def]
-    return generate_customers(n=900, days=180, seed=5)
+    # 2,000: with owners answered from their first record (no snapshot), 900 customers left
+    # a holdout too small to tell the payroll model (AUC 0.63, 95 % 0.50-0.75) from the
+    # shuffled baseline (0.62); the truth's own AUC there is 0.69
+    return generate_customers(n=2000, days=180, seed=5)
 
 
-@pytest.mark.slow  # ~1 min on 2 cores: 900 customers replayed, four models trained
+@pytest.mark.slow  # ~3 min on 2 cores: 2,000 customers replayed, four models trained
 @pytest.mark.parametrize("name", ["churn", "cross_sell:payroll"])
 def test_each_target_learns_and_beats_a_shuffled_baseline(customers, name: str) -> None:  # type: ignore[no-untyped-def]
     """train --target learns churn and cross-sell from generated customers: holdout AUC
@@ -41,8 +44,10 @@ def test_each_target_learns_and_beats_a_shuffled_baseline(customers, name: str) 
     rng = np.random.default_rng(0)
     leads = sorted(set(snaps.lead))
     shuffled = dict(zip(leads, rng.permutation(leads), strict=True))
-    snaps.converted_at = {shuffled[k]: v for k, v in snaps.converted_at.items()}
-    snaps.closed_at = {shuffled[k]: v for k, v in snaps.closed_at.items()}
+    # (customers who owned the product from their first record have no snapshot: their
+    # question was answered before it was asked, so they take no part in the shuffle)
+    snaps.converted_at = {shuffled[k]: v for k, v in snaps.converted_at.items() if k in shuffled}
+    snaps.closed_at = {shuffled[k]: v for k, v in snaps.closed_at.items() if k in shuffled}
     try:
         base = train(snaps, now=NOW, progress=None, target=name)
         base_auc = base.meta["metrics"]["holdout_checks"]["roc_auc"]
