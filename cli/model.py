@@ -287,6 +287,7 @@ def _train(args: argparse.Namespace) -> int:
         )
     if args.promote:
         registry.promote(info.version, utcnow())
+        _publish(registry)
         summary["promoted"] = True
     print(json.dumps(summary, indent=2))
     return 0
@@ -344,14 +345,37 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _publish(registry: Any) -> None:
+    """With a shared PostgreSQL record, tell workers on every host (``streams.model_sync``)."""
+    url = Settings().database_url
+    if not url:
+        return
+
+    async def run() -> None:
+        from crm.store import Store
+        from streams.model_sync import publish
+
+        store = await Store.open(url)
+        try:
+            await publish(store, registry, utcnow())
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
 def _promote(args: argparse.Namespace) -> int:
-    info = _registry(args).promote(args.version, utcnow())
+    registry = _registry(args)
+    info = registry.promote(args.version, utcnow())
+    _publish(registry)
     print(f"promoted {info.version}; running workers switch within a second or two")
     return 0
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    info = _registry(args).rollback(utcnow())
+    registry = _registry(args)
+    info = registry.rollback(utcnow())
+    _publish(registry)
     if info is None:
         print("no earlier model: workers fall back to the points scorer")
     else:

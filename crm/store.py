@@ -265,6 +265,43 @@ class Store:
         )
         return row is not None and dt.datetime.fromisoformat(row[0]) > now
 
+    async def publish_model(
+        self, target: str, version: str, model_json: str, meta_json: str, now: dt.datetime
+    ) -> None:
+        """Keep a model in the record for workers on other hosts (once per version)."""
+        await self.db.execute(
+            """INSERT INTO published_models (target, version, model_json, meta_json, published_at)
+               VALUES (?, ?, ?, ?, ?) ON CONFLICT (target, version) DO NOTHING""",
+            (target, version, model_json, meta_json, now.isoformat()),
+        )
+        await self.db.commit()
+
+    async def set_promotion(self, target: str, version: str | None, now: dt.datetime) -> None:
+        """The model ``target``'s workers use from now on (None: none)."""
+        await self.db.execute(
+            """INSERT INTO model_promotions (target, version, promoted_at) VALUES (?, ?, ?)
+               ON CONFLICT (target) DO UPDATE
+               SET version = excluded.version, promoted_at = excluded.promoted_at""",
+            (target, version, now.isoformat()),
+        )
+        await self.db.commit()
+
+    async def promotions(self) -> dict[str, str | None]:
+        """target → the promoted version (None: none) for every target ever promoted."""
+        rows = await self.db.execute_fetchall("SELECT target, version FROM model_promotions")
+        return {str(r[0]): (str(r[1]) if r[1] is not None else None) for r in rows}
+
+    async def published_model(self, target: str, version: str) -> tuple[str, str] | None:
+        """``(model_json, meta_json)`` of a published model, or None."""
+        rows = list(
+            await self.db.execute_fetchall(
+                "SELECT model_json, meta_json FROM published_models "
+                "WHERE target = ? AND version = ?",
+                (target, version),
+            )
+        )
+        return (str(rows[0][0]), str(rows[0][1])) if rows else None
+
     async def add_rule_counts(self, day: str, counts: dict[tuple[str, str, str], int]) -> None:
         """Add (playbook, rule, outcome) → evaluations to the UTC ``day``'s counters."""
         await self.db.executemany(

@@ -8,6 +8,7 @@ Layout under ``<data_dir>/models/``::
     PROMOTED                the promoted version's name (one line)
     HISTORY                 every promotion and rollback, oldest first:
                             "<iso time> promote <version>" / "<iso time> rollback"
+                            / "<iso time> retire" (no model any more)
 
 Why files and not a database: a model is trained on one machine and read by every
 worker; a directory can be copied, inspected and backed up with ordinary tools.
@@ -105,6 +106,24 @@ class Registry:
         self._write_pointer(stack[-1])
         return self.get(stack[-1])
 
+    def install(self, version: str, booster_json: bytes, meta: dict[str, Any]) -> ModelInfo:
+        """Store a model made elsewhere under its own ``version`` (a worker on another host
+        taking a published model, :mod:`streams.model_sync`); not promoted. Idempotent."""
+        path = self.root / version
+        if (path / "meta.json").is_file():
+            return self.get(version)
+        tmp = self.root / f".{version}.tmp{os.getpid()}"
+        tmp.mkdir(parents=True, exist_ok=True)
+        (tmp / "model.json").write_bytes(booster_json)
+        (tmp / "meta.json").write_text(json.dumps({**meta, "version": version}, indent=2))
+        os.replace(tmp, path)  # whole or not at all: list() never sees half a model
+        return self.get(version)
+
+    def retire(self, now: dt.datetime) -> None:
+        """No model promoted any more (the points scorer, for conversion, takes over)."""
+        self._log(now, "retire")
+        self._pointer.unlink(missing_ok=True)
+
     def _log(self, now: dt.datetime, entry: str) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         with self._history.open("a") as fh:
@@ -146,6 +165,8 @@ class Registry:
                 stack.append(parts[2])
             elif len(parts) == 2 and parts[1] == "rollback" and stack:
                 stack.pop()
+            elif len(parts) == 2 and parts[1] == "retire":
+                stack.clear()
         return stack
 
     def promoted_version(self) -> str | None:

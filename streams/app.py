@@ -28,7 +28,7 @@ from nudge.settings import Settings
 from playbooks import PlaybookSet
 from playbooks.questionnaires import QuestionnaireSet
 from scoring.model_scorer import LiveScorer
-from streams import agents, crm_connectors, scheduler
+from streams import agents, crm_connectors, model_sync, scheduler
 from streams.faust_fixes import (
     fetch_only_active_partitions,
     limit_fetch_wait,
@@ -158,6 +158,17 @@ def build(
             raise
 
     pipeline.timer(RULE_COUNTS_INTERVAL)(flush_rule_counts)
+
+    if settings.database_url:  # workers on other hosts: promotions come through the record
+
+        async def sync_models() -> None:
+            store = await pipeline.store()
+            if await model_sync.sync(store, settings.data_dir, pipeline.clock.now()) and (
+                isinstance(pipeline.scorer, LiveScorer)
+            ):
+                pipeline.scorer.refresh()  # at once, not at the next event's check
+
+        pipeline.timer(model_sync.SYNC_INTERVAL)(sync_models)
 
     async def drain_outbox() -> None:
         """Settle nudges a dead worker left in ``sending``, then send held (quiet hours) and

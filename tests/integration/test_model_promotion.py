@@ -3,10 +3,12 @@ records the model version that made it."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +110,44 @@ def test_promoted_model_takes_over_live(start_worker: Any, tmp_path: Path) -> No
     assert versions["lead-1-p1"] == "points-v1"
     assert versions["after-promotion"] == version
     assert versions["after-rollback"] == "points-v1"
+
+
+def ready_model(worker: Any) -> str:
+    with urllib.request.urlopen(worker.url + "/ready", timeout=5) as r:
+        return str(json.load(r)["model"])
+
+
+def test_a_model_promoted_on_another_host_takes_over_through_postgresql(
+    start_worker: Any, postgres: Any, tmp_path: Path
+) -> None:
+    """The worker and `nudge model` share only the PostgreSQL record (separate data
+    dirs): a model trained and promoted on the 'training host' reaches the worker's own
+    registry and scores its leads; a rollback there returns it to points."""
+    url = postgres.database()
+    worker = start_worker(NUDGE_DATABASE_URL=url, NUDGE_DATA_DIR=str(tmp_path / "worker-host"))
+    assert ready_model(worker) == "points-v1"
+    trainer = {**worker.env, "NUDGE_DATA_DIR": str(tmp_path / "training-host")}
+
+    def nudge_there(*args: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "-m", "cli", *args],
+            env=trainer,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stdout
+
+    events = tmp_path / "history.ndjson"
+    nudge_there("model", "synth", "--leads", "1500", "--out", str(events))
+    nudge_there("model", "train", "--events", str(events), "--promote")
+    listed = nudge_there("model", "list").split()
+    version = listed[1]  # "* <version> ...": the promoted one
+    assert listed[0] == "*" and version.startswith("m"), listed
+    wait_for(
+        lambda: ready_model(worker) == version, timeout=30, message=lambda: ready_model(worker)
+    )
+    assert (tmp_path / "worker-host" / "models" / version / "model.json").is_file()
+    nudge_there("model", "rollback")
+    wait_for(lambda: ready_model(worker) == "points-v1", timeout=30)
