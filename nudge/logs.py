@@ -16,7 +16,12 @@ from typing import Any
 import structlog
 
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
-_PHONE = re.compile(r"(?<![\w+])\+?\d[\d ().-]{6,}\d(?!\w)")
+_PHONE = re.compile(
+    # dates, times and IPv4 addresses look like digit runs too: matched first, kept as they are
+    r"(?P<keep>\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2})?)?"
+    r"|(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w.]))"
+    r"|(?<![\w+])\+?\d[\d ().-]{6,}\d(?!\w)"
+)
 
 
 def mask_pii(text: str) -> str:
@@ -27,6 +32,8 @@ def mask_pii(text: str) -> str:
 
 def _mask_phone(m: re.Match[str]) -> str:
     s = m.group(0)
+    if m.group("keep"):
+        return s
     digits = sum(c.isdigit() for c in s)
     if digits < 7:
         return s

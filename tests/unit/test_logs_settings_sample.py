@@ -21,6 +21,13 @@ def test_phone_and_email_are_masked_but_ids_are_not() -> None:
     assert "5550123" not in text and "jane.doe" not in text
 
 
+def test_dates_times_and_ip_addresses_are_not_taken_for_phones() -> None:
+    text = "cooldown until 2026-03-02 16:00, at 2026-03-02T16:00:05Z from 10.1.160.2:6066"
+    assert mask_pii(text) == text
+    assert mask_pii("on 2026-03-02 call (415) 555-0123") == "on 2026-03-02 call (***) ***-0123"
+    assert mask_pii("call +14155550123 from 10.0.0.1") == "call +*******0123 from 10.0.0.1"
+
+
 def test_readme_lists_every_setting() -> None:
     """Each Settings field appears in the README's settings table under its env var name."""
     readme = (ROOT / "README.md").read_text()
