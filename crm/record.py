@@ -30,6 +30,13 @@ Rules that follow from it:
   (:func:`load_states`); then the event is applied on top. The agent writes back only
   the fields its events set (``lead.*`` from the CRM), and its checkpoint and score
   (:func:`save_states`) — never a whole profile.
+- **Deals by id.** ``deal.*`` fields (and the lead's stage, value and status, which are
+  its current deal's) address the lead's current deal unless a change names another
+  (``deal.deal_id``; deal events may carry one): while the current deal is open, another
+  deal's fields go to its own ``deals`` row alone (audited as ``deals.<id>.<field>``);
+  once the current deal is won or lost, the deal named next becomes the current one,
+  with what the store held about it (:func:`nudge.paths.deal_route`, which the lead
+  agent's state follows too).
 - **Nudge's own changes are written once.** Answers and playbook ``update_crm`` actions
   are merged here by their writer, then sent on as ``lead.updated`` events with a
   ``nudge.`` source so the score and playbooks see them; the lead agent applies those to
@@ -47,7 +54,17 @@ from typing import Any
 import aiosqlite
 from pydantic import BaseModel, ConfigDict
 
-from nudge.paths import DEAL_KEY, DEAL_KEYS, get_path, profile_key, set_path
+from nudge.paths import (
+    DEAL_KEY,
+    DEAL_KEYS,
+    deal_route,
+    get_path,
+    implicit_deal_id,
+    is_deal_path,
+    open_deal,
+    profile_key,
+    set_path,
+)
 
 COLUMNS = ("company", "contact_name", "owner_rep_id", "stage", "status", "deal_value")
 """Profile keys that also have a column of their own in ``leads``."""
@@ -145,29 +162,143 @@ async def merge_in_transaction(
     await db.execute("UPDATE leads SET updated_at = ? WHERE lead_id = ?", (_iso(now), lead_id))
     row = await fetch_one(db, "SELECT profile_json FROM leads WHERE lead_id = ?", (lead_id,))
     profile = clean_profile(json.loads(row[0]) if row else None)
+    route = deal_route(profile, values, lead_id)
     changes: list[FieldChange] = []
+    if route == "other":  # another open deal: its fields go to it alone
+        deal_id = values["deal.deal_id"]
+        other = {p: v for p, v in values.items() if is_deal_path(p)}
+        values = {p: v for p, v in values.items() if not is_deal_path(p)}
+        changes += await _merge_other_deal(db, lead_id, deal_id, other, source, now)
+    before = (profile.get(DEAL_KEY) or {}).get("deal_id")
+    if route == "switch":
+        open_deal(profile, values["deal.deal_id"])
+        await _load_deal(db, profile, values["deal.deal_id"])
+    elif before == implicit_deal_id(lead_id) and values.get("deal.deal_id"):
+        await db.execute(  # the deal known so far gets the id its CRM gives it
+            "UPDATE deals SET deal_id = ? WHERE deal_id = ?", (values["deal.deal_id"], before)
+        )
     for path, value in values.items():
-        old = get_path(profile, path)
+        old = before if path == "deal.deal_id" else get_path(profile, path)
         if old == value:
             continue
         set_path(profile, path, value)
-        changes.append(
-            FieldChange(
-                lead_id=lead_id,
-                field=path,
-                old_value=old,
-                new_value=value,
-                source=source.kind,
-                source_questionnaire=source.questionnaire,
-                session_id=source.session_id,
-                question_id=source.question_id,
-                rep_id=source.rep_id,
-                answered_at=source.at,
-                event_id=source.event_id,
-            )
-        )
+        changes.append(_change(lead_id, path, old, value, source))
     if not changes:
         return []
+    await _audit(db, changes, now)
+    if any(profile_key(c.field)[0] in DEAL_KEYS for c in changes if c.field in values):
+        await _save_deal(db, lead_id, profile, now)
+    columns = [profile.get(c) for c in COLUMNS]
+    columns[COLUMNS.index("status")] = profile.get("status") or "open"
+    await db.execute(
+        """INSERT INTO leads (lead_id, company, contact_name, owner_rep_id, stage, status,
+             deal_value, profile_json, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (lead_id) DO UPDATE SET company=excluded.company,
+             contact_name=excluded.contact_name, owner_rep_id=excluded.owner_rep_id,
+             stage=excluded.stage, status=excluded.status, deal_value=excluded.deal_value,
+             profile_json=excluded.profile_json, updated_at=excluded.updated_at""",
+        (lead_id, *columns, json.dumps(profile, default=str), _iso(now)),
+    )
+    return changes
+
+
+def _change(lead_id: str, path: str, old: Any, value: Any, source: Source) -> FieldChange:
+    return FieldChange(
+        lead_id=lead_id,
+        field=path,
+        old_value=old,
+        new_value=value,
+        source=source.kind,
+        source_questionnaire=source.questionnaire,
+        session_id=source.session_id,
+        question_id=source.question_id,
+        rep_id=source.rep_id,
+        answered_at=source.at,
+        event_id=source.event_id,
+    )
+
+
+DEAL_COLUMNS = {
+    ("stage",): "stage",
+    ("deal_value",): "value",
+    ("status",): "status",
+    (DEAL_KEY, "name"): "name",
+    (DEAL_KEY, "close_date"): "close_date",
+    (DEAL_KEY, "next_step"): "next_step",
+}
+"""Where a deal field lives in a ``deals`` row (others: its custom fields)."""
+
+
+async def _load_deal(db: aiosqlite.Connection, profile: dict[str, Any], deal_id: str) -> None:
+    """Fill the lead's (new) current deal with what the store holds about it."""
+    row = await fetch_one(db, "SELECT * FROM deals WHERE deal_id = ?", (deal_id,))
+    if row is None:
+        return
+    for key, column in DEAL_COLUMNS.items():
+        if row[column] is not None:
+            holder = profile
+            for part in key[:-1]:
+                holder = holder.setdefault(part, {})
+            holder[key[-1]] = row[column]
+    custom = json.loads(row["fields_json"] or "{}")
+    if custom:
+        profile[DEAL_KEY]["custom"] = custom
+
+
+async def _merge_other_deal(
+    db: aiosqlite.Connection,
+    lead_id: str,
+    deal_id: str,
+    values: dict[str, Any],
+    source: Source,
+    now: dt.datetime,
+) -> list[FieldChange]:
+    """Merge deal fields into deal ``deal_id`` of the lead, which is not its current deal;
+    audited as ``deals.<id>.<field>``."""
+    row = await fetch_one(db, "SELECT * FROM deals WHERE deal_id = ?", (deal_id,))
+    deal = dict(row) if row else {"status": "open"}
+    custom = json.loads(deal.get("fields_json") or "{}")
+    changes = []
+    for path, value in values.items():
+        key = profile_key(path)
+        if key == (DEAL_KEY, "deal_id"):
+            continue
+        column = DEAL_COLUMNS.get(key)
+        old = deal.get(column) if column else custom.get(key[-1])
+        if old == value:
+            continue
+        if column:
+            deal[column] = value
+        else:
+            custom[key[-1]] = value
+        name = column or f"custom.{key[-1]}"
+        changes.append(_change(lead_id, f"deals.{deal_id}.{name}", old, value, source))
+    await db.execute(
+        """INSERT INTO deals (deal_id, lead_id, name, stage, value, close_date, next_step,
+             status, fields_json, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (deal_id) DO UPDATE SET name=excluded.name, stage=excluded.stage,
+             value=excluded.value, close_date=excluded.close_date,
+             next_step=excluded.next_step, status=excluded.status,
+             fields_json=excluded.fields_json, updated_at=excluded.updated_at""",
+        (
+            deal_id,
+            lead_id,
+            deal.get("name"),
+            deal.get("stage"),
+            deal.get("value"),
+            deal.get("close_date"),
+            deal.get("next_step"),
+            deal.get("status") or "open",
+            json.dumps(custom, default=str),
+            _iso(now),
+            _iso(now),
+        ),
+    )
+    return changes
+
+
+async def _audit(db: aiosqlite.Connection, changes: list[FieldChange], now: dt.datetime) -> None:
     await db.executemany(
         """INSERT INTO field_changes (lead_id, field, old_value_json, new_value_json, source,
              source_questionnaire, session_id, question_id, rep_id, answered_at, recorded_at,
@@ -191,20 +322,6 @@ async def merge_in_transaction(
             for c in changes
         ],
     )
-    if any(profile_key(c.field)[0] in DEAL_KEYS for c in changes):
-        await _save_deal(db, lead_id, profile, now)
-    columns = [profile.get(c) for c in COLUMNS]
-    columns[COLUMNS.index("status")] = profile.get("status") or "open"
-    await db.execute(
-        """INSERT INTO leads (lead_id, company, contact_name, owner_rep_id, stage, status,
-             deal_value, profile_json, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT (lead_id) DO UPDATE SET company=excluded.company,
-             contact_name=excluded.contact_name, owner_rep_id=excluded.owner_rep_id,
-             stage=excluded.stage, status=excluded.status, deal_value=excluded.deal_value,
-             profile_json=excluded.profile_json, updated_at=excluded.updated_at""",
-        (lead_id, *columns, json.dumps(profile, default=str), _iso(now)),
-    )
-    return changes
 
 
 async def _save_deal(
@@ -212,7 +329,7 @@ async def _save_deal(
 ) -> None:
     """Upsert the lead's current deal (``deals``) from the profile it lives in."""
     deal = profile.setdefault(DEAL_KEY, {})
-    deal_id = deal.setdefault("deal_id", f"{lead_id}:deal")
+    deal_id = deal.setdefault("deal_id", implicit_deal_id(lead_id))
     await db.execute(
         """INSERT INTO deals (deal_id, lead_id, name, stage, value, close_date, next_step,
              status, fields_json, created_at, updated_at)

@@ -131,20 +131,33 @@ class LeadUpdated(EventBase):
     fields: LeadFields
 
 
+DealRef = Annotated[
+    Id | None,
+    Field(
+        description="the deal it is about; omitted: the lead's current open deal. Another "
+        "deal while the current one is open is changed on its own; once the current one is "
+        "won or lost, the deal named next becomes the lead's current deal"
+    ),
+]
+
+
 class DealStageChanged(EventBase):
     type: Literal["deal.stage_changed"]
     from_stage: Short | None = None
     to_stage: Short
+    deal_id: DealRef = None
 
 
 class DealWon(EventBase):
     type: Literal["deal.won"]
     amount: Money | None = None
+    deal_id: DealRef = None
 
 
 class DealLost(EventBase):
     type: Literal["deal.lost"]
     reason: Text | None = None
+    deal_id: DealRef = None
 
 
 class RepUpserted(_Base):

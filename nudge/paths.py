@@ -56,3 +56,56 @@ def get_path(profile: dict[str, Any], path: str) -> Any:
             return None
         node = node.get(part)
     return node
+
+
+# --- which deal a change is about -------------------------------------------------------
+
+CLOSED = ("won", "lost")
+"""Statuses of a deal that is no longer the lead's open deal."""
+
+
+def implicit_deal_id(lead_id: str) -> str:
+    """The id the store gives a lead's deal before any event names one."""
+    return f"{lead_id}:deal"
+
+
+def is_deal_path(path: str) -> bool:
+    """Is ``path`` a field of the lead's current deal (``deal.*``, or the lead's stage,
+    value and status, which are its current deal's)?"""
+    return profile_key(path)[0] in DEAL_KEYS
+
+
+def deal_route(profile: dict[str, Any], changes: dict[str, Any], lead_id: str) -> str:
+    """Which deal ``changes`` address, when they name one (``deal.deal_id``).
+
+    ``current``: no id, the current deal's id, or the lead has no named deal yet (the id
+    names it). ``switch``: another deal while the current one is closed (won or lost):
+    the named deal becomes the lead's current, open deal (:func:`open_deal`). ``other``:
+    another deal while the current one is open: the deal's fields go to that deal alone,
+    and the lead's current deal, stage, value and status stay as they are.
+    """
+    named = changes.get("deal.deal_id")
+    current = (profile.get(DEAL_KEY) or {}).get("deal_id")
+    if named is None or named == current or current in (None, implicit_deal_id(lead_id)):
+        return "current"
+    return "switch" if profile.get("status") in CLOSED else "other"
+
+
+def open_deal(profile: dict[str, Any], deal_id: str) -> None:
+    """Make ``deal_id`` the lead's current deal: open, nothing else known about it yet."""
+    profile[DEAL_KEY] = {"deal_id": deal_id}
+    profile.pop("stage", None)
+    profile.pop("deal_value", None)
+    profile["status"] = "open"
+
+
+def apply_changes(profile: dict[str, Any], changes: dict[str, Any], lead_id: str) -> None:
+    """Apply ``changes`` (field path → value) to ``profile`` as the lead's state does, the
+    deal they name routed by :func:`deal_route` (another open deal's fields are left to
+    the store's ``deals``)."""
+    route = deal_route(profile, changes, lead_id)
+    if route == "switch":
+        open_deal(profile, changes["deal.deal_id"])
+    for path, value in changes.items():
+        if route != "other" or not is_deal_path(path):
+            set_path(profile, path, value)

@@ -24,7 +24,7 @@ from nudge.events import (
     LeadEvent,
     LeadUpdated,
 )
-from nudge.paths import set_path
+from nudge.paths import apply_changes
 from nudge.signals import LeadSignal, LeadView, RepView, Score, ScorePoint, TargetScore
 from scoring.features import empty_state, update_features
 
@@ -213,8 +213,7 @@ def apply_event(state: LeadState, event: LeadEvent) -> bool:
     state.seen.append(event.event_id)
     if len(state.seen) > RECENT_EVENT_IDS:
         del state.seen[: len(state.seen) - RECENT_EVENT_IDS]
-    for path, value in profile_changes(event, state.profile).items():
-        set_path(state.profile, path, value)
+    apply_changes(state.profile, profile_changes(event, state.profile), state.lead_id)
     update_features(state.features, event)
     when = event.occurred_at.astimezone(dt.UTC).isoformat()
     if state.touches.get(event.silo, "") < when:
@@ -242,7 +241,9 @@ def profile_changes(event: LeadEvent, profile: dict[str, Any]) -> dict[str, Any]
                         changes[f"deal.{name}"] = v
             else:
                 changes[f"lead.{key}"] = float(value) if key == "deal_value" else value
-    elif isinstance(event, DealStageChanged):
+    elif isinstance(event, DealStageChanged | DealWon | DealLost) and event.deal_id:
+        changes["deal.deal_id"] = event.deal_id  # the deal it is about (nudge.paths)
+    if isinstance(event, DealStageChanged):
         changes["lead.stage"] = event.to_stage
     elif isinstance(event, DealWon):
         changes["lead.status"] = "won"

@@ -481,3 +481,35 @@ async def test_questions_have_their_own_daily_limit(
     worker.post_events([visit(2, 70, "/pricing")])
     assert (await texted(twilio_fake, 2, "the nudge")).startswith("Birchwood is on the pricing")
     assert len(twilio_fake.messages) == 2
+
+
+async def test_a_lead_with_two_deals(
+    start_worker: Any, twilio_fake: FakeTwilio, tmp_path: Path
+) -> None:
+    """Deal events name their deal: a stage change of another deal while the current one
+    is open is kept on that deal alone; once the current deal is lost, the other one
+    becomes the lead's current deal — as `nudge leads show` lists them."""
+    worker = start_worker(**twilio_env(twilio_fake))
+    first = lead(1, "Acme", stage="demo", deal={"deal_id": "D1", "next_step": "contract"})
+    worker.post_events([rep(), first])
+    await until(lambda: show(worker, "lead-1")["deals"], what="the first deal")
+
+    def deal_event(n: int, kind: str, **body: Any) -> dict[str, Any]:
+        return {"event_id": f"d{n}", "type": kind, "occurred_at": at(1 + n), "source": "crm",
+                "lead_id": "lead-1", **body}  # fmt: skip
+
+    worker.post_events([deal_event(1, "deal.stage_changed", to_stage="proposal", deal_id="D2")])
+    record = await until(
+        lambda: len((r := show(worker, "lead-1"))["deals"]) == 2 and r, what="the second deal"
+    )
+    assert (record["profile"]["stage"], record["profile"]["deal"]["deal_id"]) == ("demo", "D1")
+    worker.post_events([deal_event(2, "deal.lost", deal_id="D1")])
+    worker.post_events([deal_event(3, "deal.won", deal_id="D2", amount=5000)])
+    record = await until(
+        lambda: (r := show(worker, "lead-1"))["profile"].get("status") == "won" and r,
+        what="D2 won as the current deal",
+    )
+    assert record["profile"]["deal"]["deal_id"] == "D2"
+    assert record["profile"]["stage"] == "proposal"  # what the store held about D2
+    deals = {d["deal_id"]: (d["stage"], d["status"], d["next_step"]) for d in record["deals"]}
+    assert deals == {"D1": ("demo", "lost", "contract"), "D2": ("proposal", "won", None)}
