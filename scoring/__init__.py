@@ -6,6 +6,9 @@ Plain Python: no Kafka, no Faust. The lead agent calls, per event::
         score = scorer.rescore(state, event, now)
         state.record_score(score)
 
+(per micro-batch it calls ``scorer.rescore_batch`` instead: one tree walk for all the
+batch's leads, the reasons worded only for scores a rule may act on).
+
 :class:`Scorer` is the seam. A worker constructs
 :class:`scoring.model_scorer.LiveScorer` (``LiveScorer(settings.data_dir)``): it scores
 with the promoted model and lets :class:`scoring.points.PointsScorer` stand in until a
@@ -16,6 +19,7 @@ the model features whichever scorer is active.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Protocol
 
 from nudge.events import LeadEvent
@@ -37,6 +41,22 @@ class Scorer(Protocol):
 
     def score_at(self, state: LeadState, now: dt.datetime) -> Score:
         """The score as of ``now`` with no new event (time-dependent features decayed)."""
+        ...
+
+    def rescore_batch(
+        self, items: Sequence[tuple[LeadState, LeadEvent]], now: dt.datetime
+    ) -> list[Score]:
+        """:meth:`rescore` for many leads at once (each lead at most once). A scorer may
+        leave reasons unworded where wording costs more than scoring (:meth:`words_later`
+        says which); :meth:`reasons` words them when a rule or a reader needs them."""
+        ...
+
+    def words_later(self, score: Score) -> bool:
+        """True when ``score`` came from :meth:`rescore_batch` without its reasons."""
+        ...
+
+    def reasons(self, states: Sequence[LeadState]) -> list[list[str]]:
+        """The plain-word reasons of each state's current score."""
         ...
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -109,6 +109,8 @@ class CompiledModel:
         self.members: list[list[int]] = [[] for _ in groups]
         for i, g in enumerate(self.group_of):
             self.members[int(g)].append(i)
+        self.grouping = np.zeros((len(self.names), len(groups)), dtype=np.float64)
+        self.grouping[np.arange(len(self.names)), self.group_of] = 1.0
         blocked = set(non_actionable)
         self.actionable = np.asarray([name not in blocked for name in groups], dtype=np.bool_)
 
@@ -136,16 +138,23 @@ class CompiledModel:
         CRM records in the last day", "no demo request yet") is never a reason. When
         nothing qualifies the list is empty — better no reason than a misleading one.
         """
-        margin, contribs, _bias = self.trees.margin_and_contribs(x)
-        p = self.calibrate(margin)
-        per_group = np.bincount(self.group_of, weights=contribs, minlength=len(self.members))
-        chosen: list[int] = []
-        for g in np.argsort(-per_group):
-            if per_group[g] < MIN_REASON or len(chosen) == top:
-                break
-            if self.actionable[g] and self._present(int(g), x):
-                chosen.append(int(g))
-        return p, [self._describe_group(g, x) for g in chosen]
+        (p,), (reasons,) = self.explain_many(x.reshape(1, -1), top)
+        return p, reasons
+
+    def explain_many(self, rows: np.ndarray, top: int = 3) -> tuple[list[float], list[list[str]]]:
+        """:meth:`explain` for many rows (n, features) with one tree walk."""
+        margins, contribs, _bias = self.trees.margins_and_contribs(rows)
+        per_group = contribs @ self.grouping  # (n, groups): a CRM field's levels summed
+        out: list[list[str]] = []
+        for x, weights in zip(rows, per_group, strict=True):
+            chosen: list[int] = []
+            for g in np.argsort(-weights):
+                if weights[g] < MIN_REASON or len(chosen) == top:
+                    break
+                if self.actionable[g] and self._present(int(g), x):
+                    chosen.append(int(g))
+            out.append([self._describe_group(g, x) for g in chosen])
+        return [float(p) for p in self.calibrate.many(margins)], out
 
     def _present(self, group: int, x: np.ndarray) -> bool:
         """True when the group's value says something happened (non-zero, not missing)."""
@@ -177,29 +186,7 @@ class ModelScorer:
         self.model = model
         self.version = model.version
 
-    def rescore(self, state: LeadState, event: LeadEvent, now: dt.datetime) -> Score:
-        """Score ``state`` (features already folded in by ``apply_event``) as of the event."""
-        t = state.features["at"] or event.occurred_at.timestamp()
-        x = self.model.vector(state, t)
-        p, reasons = self.model.explain(x)
-        p = round(min(max(p, 0.0), 1.0), 4)
-        previous = state.score["value"] if state.score else None
-        deal_value = state.profile.get("deal_value")
-        return Score(
-            value=p,
-            previous=previous,
-            reasons=reasons,
-            model_version=self.version,
-            rule_based=False,
-            expected_value=round(p * float(deal_value), 2) if deal_value else None,
-            scored_at=dt.datetime.fromtimestamp(t, dt.UTC),
-        )
-
-    def score_at(self, state: LeadState, now: dt.datetime) -> Score:
-        """The lead's score as of ``now`` with no new event (time-decayed features)."""
-        t = max(now.timestamp(), state.features["at"] or 0.0)
-        x = self.model.vector(state, t)
-        p, reasons = self.model.explain(x)
+    def _score(self, state: LeadState, p: float, t: float, reasons: list[str]) -> Score:
         p = round(min(max(p, 0.0), 1.0), 4)
         deal_value = state.profile.get("deal_value")
         return Score(
@@ -211,6 +198,58 @@ class ModelScorer:
             expected_value=round(p * float(deal_value), 2) if deal_value else None,
             scored_at=dt.datetime.fromtimestamp(t, dt.UTC),
         )
+
+    def rescore(self, state: LeadState, event: LeadEvent, now: dt.datetime) -> Score:
+        """Score ``state`` (features already folded in by ``apply_event``) as of the event."""
+        t = state.features["at"] or event.occurred_at.timestamp()
+        p, reasons = self.model.explain(self.model.vector(state, t))
+        return self._score(state, p, t, reasons)
+
+    def rescore_batch(
+        self, items: Sequence[tuple[LeadState, LeadEvent]], now: dt.datetime
+    ) -> list[Score]:
+        """:meth:`rescore` for many leads at once (each lead at most once), in one tree
+        walk and without reasons: wording them costs several times the score, and most
+        scores reach no rule. :meth:`reasons` words the ones that do."""
+        if not items:
+            return []
+        ts = [state.features["at"] or event.occurred_at.timestamp() for state, event in items]
+        rows = np.stack(
+            [self.model.vector(state, t) for (state, _), t in zip(items, ts, strict=True)]
+        )
+        ps = self.model.calibrate.many(self.model.trees.margins(rows))
+        return [
+            self._score(state, float(p), t, [])
+            for (state, _), p, t in zip(items, ps, ts, strict=True)
+        ]
+
+    def reasons(self, states: Sequence[LeadState]) -> list[list[str]]:
+        """The reasons of each state's current score, as :meth:`rescore` words them: from
+        the features as of the time it was scored (a score from another model: none)."""
+        todo = [
+            i for i, s in enumerate(states) if s.score and s.score["model_version"] == self.version
+        ]
+        out: list[list[str]] = [[] for _ in states]
+        if not todo:
+            return out
+        rows = np.stack([self.model.vector(states[i], self._scored_at(states[i])) for i in todo])
+        for i, words in zip(todo, self.model.explain_many(rows)[1], strict=True):
+            out[i] = words
+        return out
+
+    @staticmethod
+    def _scored_at(state: LeadState) -> float:
+        assert state.score is not None
+        at = state.features["at"]
+        if at is not None:
+            return float(at)
+        return dt.datetime.fromisoformat(state.score["scored_at"]).timestamp()
+
+    def score_at(self, state: LeadState, now: dt.datetime) -> Score:
+        """The lead's score as of ``now`` with no new event (time-decayed features)."""
+        t = max(now.timestamp(), state.features["at"] or 0.0)
+        p, reasons = self.model.explain(self.model.vector(state, t))
+        return self._score(state, p, t, reasons)
 
     def rescore_many(self, states: list[LeadState], now: dt.datetime) -> list[float]:
         """Calibrated probabilities for many leads at once (no reasons): for batch
@@ -329,3 +368,26 @@ class LiveScorer:
             return self.fallback.rescore(state, event, now)
         self.fallback.update(state, event)  # keep the points current for a rollback
         return self.model_scorer.rescore(state, event, now)
+
+    def rescore_batch(
+        self, items: Sequence[tuple[LeadState, LeadEvent]], now: dt.datetime
+    ) -> list[Score]:
+        """:meth:`rescore` for many leads at once; a model's scores come unworded
+        (:meth:`words_later`), the points scorer's with their reasons."""
+        if self._monotonic() >= self._next_check:
+            self.refresh()
+        if self.model_scorer is None:
+            return self.fallback.rescore_batch(items, now)
+        for state, event in items:
+            self.fallback.update(state, event)
+        return self.model_scorer.rescore_batch(items, now)
+
+    def words_later(self, score: Score) -> bool:
+        """True when ``score`` came from :meth:`rescore_batch` without its reasons."""
+        return not score.rule_based
+
+    def reasons(self, states: Sequence[LeadState]) -> list[list[str]]:
+        """The reasons of each state's current score (see :meth:`ModelScorer.reasons`)."""
+        if self.model_scorer is None:
+            return self.fallback.reasons(states)
+        return self.model_scorer.reasons(states)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -150,6 +151,18 @@ class PointsScorer:
             expected_value=round(value * float(deal_value), 2) if deal_value else None,
             scored_at=now,
         )
+
+    def rescore_batch(
+        self, items: Sequence[tuple[LeadState, LeadEvent]], now: dt.datetime
+    ) -> list[Score]:
+        """:meth:`rescore` for each ``(state, event)``: points are cheap to word."""
+        return [self.rescore(state, event, now) for state, event in items]
+
+    def words_later(self, score: Score) -> bool:
+        return False
+
+    def reasons(self, states: Sequence[LeadState]) -> list[list[str]]:
+        return [self._reasons(state) for state in states]
 
     def _reasons(self, state: LeadState) -> list[str]:
         ranked = sorted(

@@ -122,44 +122,62 @@ class CompiledTrees:
             n_features=n_features,
         )
 
+    def __post_init__(self) -> None:
+        # both children of node i at 2i (left) and 2i + 1 (right): one gather a level
+        self.children: I64 = np.stack([self.left, self.right], axis=1).ravel()
+
+    def _walk(self, rows: F32) -> tuple[int, I64, I64]:
+        """Start of a walk of ``rows`` (n, n_features) through every tree: the row count,
+        each (row, tree) pair's current node (flat, row-major) and its row's offset into
+        ``rows.ravel()``."""
+        n, trees = rows.shape[0], self.roots.size
+        return n, np.tile(self.roots, n), np.repeat(np.arange(n) * rows.shape[1], trees)
+
+    def _down(self, flat: F32, base: I64, idx: I64) -> tuple[I64, I64]:
+        """One level down for every (row, tree): the features split on and the next nodes.
+        A missing value (NaN) takes the split's default branch."""
+        f = self.feature[idx]
+        v = flat[base + f]
+        right = ~((v < self.threshold[idx]) | (np.isnan(v) & self.default_left[idx]))
+        return f, self.children[2 * idx + right]
+
     def margin(self, x: F32) -> float:
         """The raw log-odds for one row (``x`` float32, NaN = missing)."""
-        idx = self.roots
-        for _ in range(self.depth):
-            v = x[self.feature[idx]]
-            go_left = np.where(np.isnan(v), self.default_left[idx], v < self.threshold[idx])
-            idx = np.where(go_left, self.left[idx], self.right[idx])
-        return self.base_margin + float(self.leaf_value[idx].sum())
+        return float(self.margins(x.reshape(1, -1))[0])
 
     def margin_and_contribs(self, x: F32) -> tuple[float, F64, float]:
         """Margin, per-feature Saabas contributions, and the bias (sum of root means).
 
         ``bias + contribs.sum() == margin - base_margin + base_margin`` up to rounding.
         """
-        idx = self.roots
-        contribs = np.zeros(self.n_features, dtype=np.float64)
-        mean = self.mean
-        for _ in range(self.depth):
-            f = self.feature[idx]
-            v = x[f]
-            go_left = np.where(np.isnan(v), self.default_left[idx], v < self.threshold[idx])
-            nxt = np.where(go_left, self.left[idx], self.right[idx])
-            contribs += np.bincount(f, weights=mean[nxt] - mean[idx], minlength=self.n_features)
-            idx = nxt
-        bias = self.base_margin + float(mean[self.roots].sum())
-        return self.base_margin + float(self.leaf_value[idx].sum()), contribs, bias
+        margins, contribs, bias = self.margins_and_contribs(x.reshape(1, -1))
+        return float(margins[0]), contribs[0], bias
 
     def margins(self, rows: F32) -> F64:
         """Margins for many rows at once (``rows`` shape (n, n_features))."""
-        n = rows.shape[0]
-        idx = np.broadcast_to(self.roots, (n, self.roots.size)).copy()
-        ar = np.arange(n)[:, None]
+        n, idx, base = self._walk(rows)
+        flat = np.ascontiguousarray(rows, dtype=np.float32).ravel()
         for _ in range(self.depth):
-            v = rows[ar, self.feature[idx]]
-            go_left = np.where(np.isnan(v), self.default_left[idx], v < self.threshold[idx])
-            idx = np.where(go_left, self.left[idx], self.right[idx])
-        out: F64 = self.base_margin + self.leaf_value[idx].sum(axis=1)
+            _f, idx = self._down(flat, base, idx)
+        out: F64 = self.base_margin + self.leaf_value[idx].reshape(n, -1).sum(axis=1)
         return out
+
+    def margins_and_contribs(self, rows: F32) -> tuple[F64, F64, float]:
+        """Margins (n,), Saabas contributions (n, n_features) and the bias, for many rows
+        in one walk: what a batch of reasons costs about what one did."""
+        n, idx, base = self._walk(rows)
+        nf = rows.shape[1]
+        flat = np.ascontiguousarray(rows, dtype=np.float32).ravel()
+        contribs = np.zeros(n * nf, dtype=np.float64)
+        here = self.mean[idx]
+        for _ in range(self.depth):
+            f, idx = self._down(flat, base, idx)
+            there = self.mean[idx]  # a leaf points to itself: it adds nothing
+            contribs += np.bincount(base + f, weights=there - here, minlength=n * nf)
+            here = there
+        margins: F64 = self.base_margin + self.leaf_value[idx].reshape(n, -1).sum(axis=1)
+        bias = self.base_margin + float(self.mean[self.roots].sum())
+        return margins, contribs.reshape(n, nf), bias
 
 
 def sigmoid(z: float) -> float:

@@ -23,6 +23,7 @@ import functools
 import json
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from faust.types import EventT
@@ -31,9 +32,9 @@ from crm.outbox import Outbox
 from crm.record import NUDGE_SOURCE, Source
 from delivery import deliver
 from nudge.errors import StoreUnavailable
-from nudge.events import RepUpserted, parse_event
+from nudge.events import LeadEvent, RepUpserted, parse_event
 from nudge.logs import get_logger
-from nudge.signals import CONVERSATION_PLAYBOOKS, LeadSignal, NudgeCommand, ScheduleStep
+from nudge.signals import CONVERSATION_PLAYBOOKS, LeadSignal, NudgeCommand, ScheduleStep, Score
 from playbooks import GuardState, decide, resume, step_of, timer_signal, worth_evaluating
 from playbooks.decisions import logged_decisions
 from playbooks.trace import Delivery
@@ -59,51 +60,154 @@ def guard_batch(p: Pipeline) -> TableBatch[GuardState]:
     return TableBatch(p.guards, GuardState.model_validate, lambda g: g.model_dump(mode="json"))
 
 
-async def handle_activity(
-    p: Pipeline,
-    lead_id: str,
-    item: dict[str, Any],
-    leads: TableBatch[LeadState],
-    out: Envelopes,
-    message: EventT[Any],
-) -> None:
-    """Fold one event into the lead's state, rescore, and emit the lead signal.
+@dataclass
+class Folded:
+    """One event folded into its lead's state, waiting for the round's scores."""
 
-    A scheduler timer for this lead arrives here too (``{"timer": step}``): the
-    lead agent owns the lead's state, so it builds the timer signal from it.
-    """
-    if "timer" in item:
-        await handle_lead_timer(p, lead_id, item, leads, out)
-        return
+    event: LeadEvent
+    state: LeadState
+    changes: dict[str, Any]
+    lead_id: str
+    item: dict[str, Any]
+    message: EventT[Any]
+    score: Score | None = None
+    signal: LeadSignal | None = None
+
+
+def fold_activity(
+    p: Pipeline, lead_id: str, item: dict[str, Any], leads: TableBatch[LeadState]
+) -> tuple[LeadEvent, LeadState, dict[str, Any]] | None:
+    """Fold one event into its lead's state (``None``: a redelivered event)."""
     event = parse_event(item)
     assert not isinstance(event, RepUpserted)
     state = leads.get(lead_id) or LeadState(lead_id=lead_id)
-    started = time.perf_counter()
     changes = profile_changes(event, state.profile)
     if not apply_event(state, event):
         p.stats["events.duplicate"] += 1
         p.metrics.events.labels(ACTIVITY, "duplicate").inc()
-        return
+        return None
     windows = p.playbook_set.windows
     if windows or state.windows:
         track(state.windows, windows, event.type, item, event.occurred_at)
-    score = p.scorer.rescore(state, event, p.clock.now())
-    p.metrics.rescore.observe(time.perf_counter() - started)
+    return event, state, changes
+
+
+async def finish_activity(p: Pipeline, f: Folded, leads: TableBatch[LeadState]) -> None:
+    """Record the event's score, queue the lead's store copy and snapshot, and build the
+    lead signal if a rule could act on it (``f.signal``; else it is not sent)."""
+    assert f.score is not None
+    state, event, score, lead_id = f.state, f.event, f.score, f.lead_id
     state.record_score(score)
-    leads.put(lead_id, state, message)
+    leads.put(lead_id, state, f.message)
     p.stats["leads.rescored"] += 1
     view = state.view()
     p.dirty_leads[lead_id] = state
-    if changes and not event.source.startswith(NUDGE_SOURCE):  # Nudge's own: merged already
+    if p.scorer.words_later(score):
+        p.unworded.add(lead_id)  # worded when sent on or written to the store
+    else:
+        p.unworded.discard(lead_id)
+    if f.changes and not event.source.startswith(NUDGE_SOURCE):  # Nudge's own: merged already
         p.dirty_fields.setdefault(lead_id, []).append(
-            (changes, Source(kind=event.source, at=event.occurred_at, event_id=event.event_id))
+            (f.changes, Source(kind=event.source, at=event.occurred_at, event_id=event.event_id))
         )
     p.snapshots.append(snapshot_row(state, event, score))
     signal = state.signal(event, score, await rep_view(p, view.owner_rep_id), view)
     if not worth_evaluating(signal, p.playbooks):
         p.stats["signals.skipped"] += 1  # no rule could act on it: no need to send it
         return
-    out.add(p.signals, signal_key(view.owner_rep_id, lead_id), signal.model_dump_json().encode())
+    f.signal = signal
+
+
+def word(p: Pipeline, folded: list[Folded]) -> None:
+    """Word the reasons of the signals about to be sent, in one call for the round."""
+    todo = [f for f in folded if f.lead_id in p.unworded]
+    if not todo:
+        return
+    for f, reasons in zip(todo, p.scorer.reasons([f.state for f in todo]), strict=True):
+        assert f.signal is not None and f.state.score is not None
+        f.signal.score.reasons = f.state.score["reasons"] = reasons
+        p.unworded.discard(f.lead_id)
+
+
+def rounds(batch: list[tuple[EventT[Any], str, Any]]) -> list[list[tuple[EventT[Any], str, Any]]]:
+    """The batch's items in rounds that hold each lead at most once, a lead's items in
+    their order: a round's leads are scored together, each from its state as it was
+    after its previous item."""
+    out: list[list[tuple[EventT[Any], str, Any]]] = []
+    seen: dict[str, int] = {}
+    for entry in batch:
+        k = seen[entry[1]] = seen.get(entry[1], -1) + 1
+        if k == len(out):
+            out.append([])
+        out[k].append(entry)
+    return out
+
+
+async def lead_round(
+    p: Pipeline,
+    entries: list[tuple[EventT[Any], str, Any]],
+    leads: TableBatch[LeadState],
+    out: Envelopes,
+) -> None:
+    """Fold a round's events, score them in one call, finish each and send the signals
+    (a lead's timer is handled where it stands). A failing item is dead-lettered alone."""
+
+    async def each(items: list[Folded], work: Callable[[Folded], Awaitable[None]]) -> list[Folded]:
+        ok = []
+        for f in items:
+            try:
+                await work(f)
+                ok.append(f)
+            except StoreUnavailable:
+                raise  # the whole batch is redone once the record answers
+            except Exception as exc:
+                leads.discard(f.lead_id)
+                await unexpected(p, "lead", f.message, exc, (f.lead_id, f.item))
+        return ok
+
+    started = time.perf_counter()
+    folded: list[Folded] = []
+    for message, lead_id, item in entries:
+        try:
+            if "timer" in item:
+                await handle_lead_timer(p, lead_id, item, leads, out)
+            elif (done := fold_activity(p, lead_id, item, leads)) is not None:
+                folded.append(Folded(*done, lead_id=lead_id, item=item, message=message))
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            leads.discard(lead_id)
+            await unexpected(p, "lead", message, exc, (lead_id, item))
+    if not folded:
+        return
+    now = p.clock.now()
+
+    async def score_alone(f: Folded) -> None:
+        (f.score,) = p.scorer.rescore_batch([(f.state, f.event)], now)
+
+    try:
+        scores = p.scorer.rescore_batch([(f.state, f.event) for f in folded], now)
+        for f, score in zip(folded, scores, strict=True):
+            f.score = score
+    except Exception:  # one lead's state breaks the scorer: find it, score the others
+        folded = await each(folded, score_alone)
+    per_event = (time.perf_counter() - started) / max(1, len(entries))
+    for _ in folded:
+        p.metrics.rescore.observe(per_event)
+    folded = await each(folded, functools.partial(finish_activity, p, leads=leads))
+    sending = [f for f in folded if f.signal is not None]
+
+    async def word_alone(f: Folded) -> None:
+        word(p, [f])
+
+    try:
+        word(p, sending)
+    except Exception:
+        sending = await each(sending, word_alone)
+    for f in sending:
+        assert f.signal is not None
+        key = signal_key(f.signal.lead.owner_rep_id, f.lead_id)
+        out.add(p.signals, key, f.signal.model_dump_json().encode())
 
 
 async def handle_lead_timer(
@@ -291,14 +395,8 @@ async def lead(p: Pipeline, events: list[EventT[Any]]) -> None:
     out, leads = p.envelopes(), lead_batch(p)
     batch = [(event, lead_id, item) for event in events for lead_id, item in unpack(event)]
     await rebuild_missing(p, leads, {lead_id for _, lead_id, _ in batch})
-    for event, lead_id, item in batch:
-        try:
-            await handle_activity(p, lead_id, item, leads, out, event)
-        except StoreUnavailable:
-            raise  # the whole batch is redone once the record answers
-        except Exception as exc:
-            leads.discard(lead_id)
-            await unexpected(p, "lead", event, exc, (lead_id, item))
+    for entries in rounds(batch):
+        await lead_round(p, entries, leads, out)
     await out.flush()  # first: if it fails, the batch is redone from the table as it was
     leads.write()
 

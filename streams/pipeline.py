@@ -61,6 +61,9 @@ class Pipeline:
     dumped then, once per lead however often it changed in between."""
     dirty_fields: dict[str, list[tuple[dict[str, Any], Source]]] = field(default_factory=dict)
     """CRM fields the lead agent's events set, waiting to be merged into the store."""
+    unworded: set[str] = field(default_factory=set)
+    """Leads whose current score's reasons are not worded yet (``Scorer.words_later``):
+    worded when a signal carries them, or in one batch when the store copy is written."""
     snapshots: list[dict[str, Any]] = field(default_factory=list)
     """Score snapshots (feature state per scored event) waiting for the same write."""
     decisions: list[dict[str, Any]] = field(default_factory=list)
@@ -152,6 +155,7 @@ class Pipeline:
             return 0
         fields, self.dirty_fields = self.dirty_fields, {}
         states = list(self.dirty_leads.items())
+        self.word([state for lead_id, state in states if lead_id in self.unworded])
         batch = [
             LeadFlush(lead_id, fields.pop(lead_id, []), state.score, state.checkpoint())
             for lead_id, state in states
@@ -183,6 +187,19 @@ class Pipeline:
             self.decisions = decisions + self.decisions
             raise
         return len(batch)
+
+    def word(self, states: list[LeadState]) -> None:
+        """Word the reasons of these leads' current scores (one batch for a flush)."""
+        if not states:
+            return
+        try:
+            for state, reasons in zip(states, self.scorer.reasons(states), strict=True):
+                assert state.score is not None
+                state.score["reasons"] = reasons
+        except Exception as exc:  # a bug: the copies go without reasons, never stall
+            log.error("could not word score reasons", error=repr(exc), exc_info=exc)
+        for state in states:
+            self.unworded.discard(state.lead_id)
 
     async def close(self) -> None:
         await self.flush_leads()

@@ -126,3 +126,32 @@ def test_reasons_are_actionable_pushes_up(small_world) -> None:  # type: ignore[
             assert not r.startswith("no ") and "not answered" not in r and "unknown" not in r
             assert not any(r.startswith(b) for b in blocked), r
     assert seen > 50
+
+
+def test_a_batch_scores_like_one_by_one_and_words_reasons_on_demand(small_world) -> None:  # type: ignore[no-untyped-def]
+    """``rescore_batch`` gives each lead the score ``rescore`` gives, without reasons;
+    ``reasons`` then words exactly the reasons ``rescore`` would have carried."""
+    result = small_world[2]
+    scorer = ModelScorer(CompiledModel(result.booster_json, {**result.meta, "version": "m1"}))
+    batch, alone = [], []
+    for i, n in enumerate((0, 2, 6)):
+        for states in (batch, alone):
+            s = LeadState(f"L{i}")
+            apply_event(s, created(f"L{i}", 0, industry="software", employees=80))
+            for h in range(n):
+                apply_event(s, view(f"L{i}", h + 1, "/pricing"))
+            apply_event(s, demo(f"L{i}", n + 2))
+            states.append(s)
+    last = demo("L", 9)
+    scores = scorer.rescore_batch([(s, last) for s in batch], NOW)
+    expected = [scorer.rescore(s, last, NOW) for s in alone]
+    assert [s.value for s in scores] == [e.value for e in expected]
+    assert [s.scored_at for s in scores] == [e.scored_at for e in expected]
+    assert all(s.reasons == [] for s in scores)
+    for state, score in zip(batch, scores, strict=True):
+        state.record_score(score)
+    assert scorer.reasons(batch) == [e.reasons for e in expected]
+    assert any(e.reasons for e in expected)
+    other = LeadState("X")
+    other.record_score(expected[0].model_copy(update={"model_version": "m0"}))
+    assert scorer.reasons([other]) == [[]]  # another model's score is not worded by this one

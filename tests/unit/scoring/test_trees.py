@@ -55,3 +55,19 @@ def test_refuses_a_non_binary_objective() -> None:
     b = xgb.train({"objective": "reg:squarederror"}, xgb.DMatrix(x, x[:, 0]), 2)
     with pytest.raises(ValueError, match="reg:squarederror"):
         CompiledTrees.from_booster_json(b.save_raw("json"), 2)
+
+
+def test_a_batch_walk_gives_each_row_what_its_own_walk_gives(
+    booster: tuple[xgb.Booster, np.ndarray],
+) -> None:
+    """Margins and contributions of 50 rows walked together equal one row at a time."""
+    b, x = booster
+    trees = CompiledTrees.from_booster_json(b.save_raw("json"), 12)
+    margins, contribs, bias = trees.margins_and_contribs(x[:50])
+    ref = b.predict(xgb.DMatrix(x[:50]), pred_contribs=True, approx_contribs=True)
+    assert np.abs(contribs - ref[:, :-1]).max() < 1e-4
+    for i in range(50):
+        margin, one, one_bias = trees.margin_and_contribs(x[i])
+        assert margins[i] == pytest.approx(margin, abs=1e-9)
+        assert np.abs(contribs[i] - one).max() < 1e-9
+        assert one_bias == bias
