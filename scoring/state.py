@@ -10,7 +10,9 @@ scorer is active, so a model promoted later finds every lead's features already 
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,8 +30,36 @@ from nudge.paths import apply_changes
 from nudge.signals import LeadSignal, LeadView, RepView, Score, ScorePoint, TargetScore
 from scoring.features import empty_state, update_features
 
-RECENT_EVENT_IDS = 256
-"""How many event ids per lead are remembered for de-duplication."""
+SEEN_WINDOW_S = 24 * 3600
+"""A lead remembers the events of its last day (by event time) for de-duplication ..."""
+SEEN_MIN = 16
+"""... and always its last 16, however old (a redelivery after a long stop is of these) ..."""
+SEEN_MAX = 256
+"""... but never more than 256 (a lead flooded with events)."""
+
+
+def event_key(event_id: str) -> str:
+    """What the lead state remembers of an event id: 64 bits of its hash, in 11
+    characters (a UUID takes 36; two of a lead's remembered events share a key with
+    odds of about 1 in 10^15)."""
+    digest = hashlib.blake2b(event_id.encode(), digest_size=8).digest()
+    return base64.b64encode(digest).decode()[:11]
+
+
+def remember(seen: dict[str, int], key: str, at: int) -> None:
+    """Add an event (``key``, event time ``at``) and forget what is past keeping.
+
+    Each key is kept with the lead's clock when it came (its latest event time so far,
+    so a late event is kept as long as a current one): the times never decrease from
+    the oldest key to the newest, and forgetting takes keys from the front."""
+    newest = max(at, next(reversed(seen.values()), at))
+    seen[key] = newest
+    cutoff = newest - SEEN_WINDOW_S
+    for k, t in list(seen.items())[: max(0, len(seen) - SEEN_MIN)]:
+        if t >= cutoff and len(seen) <= SEEN_MAX:
+            break
+        del seen[k]
+
 
 CONTACT = "contact"
 """The touch a rep makes: calls, meetings, logged calls and replies (``lead.last_contacted_at``)."""
@@ -63,7 +93,8 @@ class LeadState:
     first_scored_at: str | None = None
     windows: dict[str, list[str]] = field(default_factory=dict)
     """Times of recent events per window the playbooks count (``playbooks.windows``)."""
-    seen: list[str] = field(default_factory=list)
+    seen: dict[str, int] = field(default_factory=dict)
+    """Recently applied events, :func:`event_key` → event time (epoch s), oldest first."""
     features: dict[str, Any] = field(default_factory=empty_state)
     targets: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Scores beyond conversion, by target (``churn``, ``cross_sell:<product>``):
@@ -102,7 +133,7 @@ class LeadState:
             history=[(str(a), float(v)) for a, v in data.get("history") or []],
             first_scored_at=data.get("first_scored_at"),
             windows=dict(data.get("windows") or {}),
-            seen=list(data.get("seen") or []),
+            seen=_seen(data.get("seen"), (data.get("features") or {}).get("at")),
             features=data.get("features") or empty_state(),
             targets=dict(data.get("targets") or {}),
             closed=list(data.get("closed") or []),
@@ -120,7 +151,7 @@ class LeadState:
         cls, lead_id: str, profile: dict[str, Any], checkpoint: dict[str, Any]
     ) -> LeadState:
         """A lost table entry, rebuilt from the store: its profile and last checkpoint."""
-        return cls.from_dict({**checkpoint, "lead_id": lead_id, "profile": profile, "seen": []})
+        return cls.from_dict({**checkpoint, "lead_id": lead_id, "profile": profile, "seen": {}})
 
     # -- reading -----------------------------------------------------------------
     def view(self) -> LeadView:
@@ -206,13 +237,21 @@ class LeadState:
             self.closed.append(target)
 
 
+def _seen(stored: Any, last_at: float | None) -> dict[str, int]:
+    """The remembered events of a stored state; a state written when they were a list of
+    event ids keeps them as events of its last event's time."""
+    if isinstance(stored, dict):
+        return {str(k): int(v) for k, v in stored.items()}
+    at = int(last_at or 0)
+    return {event_key(str(i)): at for i in stored or []}
+
+
 def apply_event(state: LeadState, event: LeadEvent) -> bool:
     """Fold one event into the lead's profile and touches. False if already seen."""
-    if event.event_id in state.seen:
+    key = event_key(event.event_id)
+    if key in state.seen:
         return False
-    state.seen.append(event.event_id)
-    if len(state.seen) > RECENT_EVENT_IDS:
-        del state.seen[: len(state.seen) - RECENT_EVENT_IDS]
+    remember(state.seen, key, int(event.occurred_at.timestamp()))
     apply_changes(state.profile, profile_changes(event, state.profile), state.lead_id)
     update_features(state.features, event)
     when = event.occurred_at.astimezone(dt.UTC).isoformat()
