@@ -388,7 +388,7 @@ def main() -> None:
     print(
         f"{dt.date.today()}: {len(events)} events ({args.leads} leads, {hot} turning hot), "
         f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
-        f"broker storage: {args.storage}"
+        f"broker storage: {args.storage}, load average {os.getloadavg()[0]:.1f} at the start"
     )
     floors: dict[str, Any] = {}
 
@@ -466,6 +466,7 @@ def main() -> None:
         )
     p50, p99 = rescore_timing(events)
     print(f"rescoring per event  p50 {p50:.0f} µs, p99 {p99:.0f} µs (points scorer, in process)")
+    print(f"load average {os.getloadavg()[0]:.1f} at the end (the machine's other work)")
 
 
 if __name__ == "__main__":
