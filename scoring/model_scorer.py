@@ -373,9 +373,13 @@ class LiveScorer:
         self, items: Sequence[tuple[LeadState, LeadEvent]], now: dt.datetime
     ) -> list[Score]:
         """:meth:`rescore` for many leads at once; a model's scores come unworded
-        (:meth:`words_later`), the points scorer's with their reasons."""
+        (:meth:`words_later`), the points scorer's with their reasons; the leads' other
+        targets' scores are updated in each state, as :meth:`rescore` does."""
         if self._monotonic() >= self._next_check:
             self.refresh()
+        if self.targets is not None:
+            for state, event in items:
+                self.targets.update(state, event)
         if self.model_scorer is None:
             return self.fallback.rescore_batch(items, now)
         for state, event in items:

@@ -119,3 +119,24 @@ def test_prospects_are_not_scored_and_too_little_history_scores_nothing(
     assert state.targets == {}
     assert untrusted.targets is not None
     assert "500 are needed" in untrusted.targets.notes["churn"]
+
+
+def test_a_batch_rescore_keeps_the_other_targets_as_one_by_one_does(
+    models: tuple[Path, dict[str, str]],
+) -> None:
+    """The lead agent scores a micro-batch with ``rescore_batch``: the leads' churn and
+    cross-sell scores are the ones ``rescore`` keeps, reasons and all."""
+    data_dir, _versions = models
+    live = scorer(data_dir)
+    events = [
+        ev("created", 0, stage="customer", custom={"products": "insurance"}),
+        ev("view", 5),
+        ev("view", 9),
+    ]
+    alone, batched = LeadState("C1"), LeadState("C1")
+    for e in events:
+        feed(live, alone, e)
+        assert apply_event(batched, e)
+        (score,) = live.rescore_batch([(batched, e)], e.occurred_at)
+        batched.record_score(score)
+    assert batched.targets == alone.targets and batched.targets
