@@ -273,28 +273,7 @@ async def _merge_other_deal(
             custom[key[-1]] = value
         name = column or f"custom.{key[-1]}"
         changes.append(_change(lead_id, f"deals.{deal_id}.{name}", old, value, source))
-    await db.execute(
-        """INSERT INTO deals (deal_id, lead_id, name, stage, value, close_date, next_step,
-             status, fields_json, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT (deal_id) DO UPDATE SET name=excluded.name, stage=excluded.stage,
-             value=excluded.value, close_date=excluded.close_date,
-             next_step=excluded.next_step, status=excluded.status,
-             fields_json=excluded.fields_json, updated_at=excluded.updated_at""",
-        (
-            deal_id,
-            lead_id,
-            deal.get("name"),
-            deal.get("stage"),
-            deal.get("value"),
-            deal.get("close_date"),
-            deal.get("next_step"),
-            deal.get("status") or "open",
-            json.dumps(custom, default=str),
-            _iso(now),
-            _iso(now),
-        ),
-    )
+    await _upsert_deal(db, deal_id, lead_id, {**deal, "custom": custom}, now)
     return changes
 
 
@@ -330,6 +309,21 @@ async def _save_deal(
     """Upsert the lead's current deal (``deals``) from the profile it lives in."""
     deal = profile.setdefault(DEAL_KEY, {})
     deal_id = deal.setdefault("deal_id", implicit_deal_id(lead_id))
+    row = {column: _dig(profile, key) for key, column in DEAL_COLUMNS.items()}
+    await _upsert_deal(db, deal_id, lead_id, {**row, "custom": deal.get("custom") or {}}, now)
+
+
+def _dig(profile: dict[str, Any], key: tuple[str, ...]) -> Any:
+    node: Any = profile
+    for part in key:
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+async def _upsert_deal(
+    db: aiosqlite.Connection, deal_id: str, lead_id: str, deal: dict[str, Any], now: dt.datetime
+) -> None:
+    """Write one ``deals`` row: ``deal`` by column name (:data:`DEAL_COLUMNS`), ``custom``."""
     await db.execute(
         """INSERT INTO deals (deal_id, lead_id, name, stage, value, close_date, next_step,
              status, fields_json, created_at, updated_at)
@@ -342,11 +336,11 @@ async def _save_deal(
             deal_id,
             lead_id,
             deal.get("name"),
-            profile.get("stage"),
-            profile.get("deal_value"),
+            deal.get("stage"),
+            deal.get("value"),
             deal.get("close_date"),
             deal.get("next_step"),
-            profile.get("status") or "open",
+            deal.get("status") or "open",
             json.dumps(deal.get("custom") or {}, default=str),
             _iso(now),
             _iso(now),
