@@ -186,7 +186,12 @@ def worth_evaluating(signal: LeadSignal, playbooks: list[Playbook]) -> bool:
     nothing and fire nothing, so the signal need not be evaluated (or sent to be)."""
     if signal.event_type == f.TIMER_EVENT:
         return True
-    return any(rule.trigger.may_fire(signal) for pb in playbooks if pb.enabled for rule in pb.rules)
+    return any(
+        rule.explore_trigger > 0 or rule.trigger.may_fire(signal)
+        for pb in playbooks
+        if pb.enabled
+        for rule in pb.rules
+    )
 
 
 def in_audience(

@@ -22,6 +22,7 @@ from nudge.signals import (
     RepView,
     ScheduleStep,
     Score,
+    TargetScore,
     nudge_id_for,
 )
 from playbooks import messages as msg
@@ -43,12 +44,15 @@ def timer_signal(
     step: ScheduleStep,
     now: dt.datetime,
     rep: RepView | None = None,
+    targets: dict[str, TargetScore] | None = None,
 ) -> LeadSignal:
     """The signal a due row is resumed with: the lead as it is now, event type ``timer``.
 
     The whole step rides in ``event["step"]``, so the worker may send this signal
     through ``lead.signals`` like any other and the playbook agent resumes it with
     :func:`step_of`. ``lead``/``score`` may be ``None`` for digests (about a rep).
+    ``targets``: the lead's other scores (churn, cross-sell) as of its last event, so a
+    later step can still name ``score.churn``.
     """
     return LeadSignal(
         lead=lead or LeadView(lead_id=step.lead_id or "", owner_rep_id=step.rep_id),
@@ -58,6 +62,7 @@ def timer_signal(
         at=now,
         score=score or Score(value=0, model_version="none", rule_based=True, scored_at=now),
         rep=rep,
+        targets=targets or {},
     )
 
 

@@ -209,7 +209,8 @@ class Simulation:
             if state.score
             else Score(value=0, model_version="none", rule_based=True, scored_at=now)
         )
-        return timer_signal(lead, score, step, now, self.reps.get(lead.owner_rep_id or ""))
+        rep = self.reps.get(lead.owner_rep_id or "")
+        return timer_signal(lead, score, step, now, rep, state.target_scores())
 
     def _acted(self, step: ScheduleStep) -> bool:
         state = self.leads.get(step.lead_id or "")

@@ -188,18 +188,21 @@ class LeadState:
                 dt.datetime.fromisoformat(self.first_scored_at) if self.first_scored_at else None
             ),
             rep=rep,
-            targets={
-                name: TargetScore(
-                    score=Score.model_validate(t["score"]),
-                    history=[
-                        ScorePoint(at=dt.datetime.fromisoformat(a), value=v)
-                        for a, v in t["history"]
-                    ],
-                    first_scored_at=dt.datetime.fromisoformat(t["first"]),
-                )
-                for name, t in self.targets.items()
-            },
+            targets=self.target_scores(),
         )
+
+    def target_scores(self) -> dict[str, TargetScore]:
+        """The lead's scores beyond conversion, as signals carry them."""
+        return {
+            name: TargetScore(
+                score=Score.model_validate(t["score"]),
+                history=[
+                    ScorePoint(at=dt.datetime.fromisoformat(a), value=v) for a, v in t["history"]
+                ],
+                first_scored_at=dt.datetime.fromisoformat(t["first"]),
+            )
+            for name, t in self.targets.items()
+        }
 
     # -- writing -----------------------------------------------------------------
     def record_score(self, score: Score) -> None:

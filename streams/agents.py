@@ -225,6 +225,7 @@ async def handle_lead_timer(
         step,
         now,
         await rep_view(p, owner),
+        state.target_scores() if state else None,
     )
     since = str(step.check.get("since") or "")
     # "acted": the rep called the lead since the step was planned (escalations check it)

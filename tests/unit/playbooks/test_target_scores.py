@@ -7,9 +7,10 @@ import datetime as dt
 import pytest
 
 from nudge.errors import PlaybookError
-from nudge.signals import NudgeCommand
-from playbooks import evaluate
+from nudge.signals import NudgeCommand, ScheduleStep
+from playbooks import evaluate, resume, worth_evaluating
 from playbooks.fields import views
+from playbooks.resume import timer_signal
 
 from .helpers import NOW, playbook, signal, target_score
 
@@ -71,3 +72,41 @@ def test_best_cross_sell_ranks_by_probability_times_value() -> None:
     assert data["score"]["cross_sell"]["a"]["value"] == 0.9
     assert data["score"]["churn"]["value"] == 0.8
     assert views(signal())["score"]["churn"] is None
+
+
+def test_a_later_step_still_reads_the_churn_score() -> None:
+    """A due step is resumed with the lead's other scores, so a churn rule's second text
+    (after a wait) can name the churn score."""
+    pb = [
+        playbook(
+            "  - id: r\n"
+            "    trigger: {type: score.crossed_above, score: churn, value: 40%}\n"
+            "    actions:\n"
+            "      - {type: nudge, to: owner, template: 'churn {{ score.churn.value | pct }}'}\n"
+            "      - {type: wait, for: 1d}\n"
+            "      - {type: nudge, to: owner, template: 'still {{ score.churn.value | pct }}'}\n"
+        )
+    ]
+    targets = {"churn": target_score(0.45, 0.2)}
+    first, step = evaluate(signal(targets=targets), pb, NOW)
+    assert isinstance(first, NudgeCommand) and first.text == "churn 45%"
+    assert isinstance(step, ScheduleStep)
+    later = timer_signal(signal().lead, None, step, step.due_at, None, targets)
+    [second] = resume(step, later, pb, step.due_at).commands
+    assert isinstance(second, NudgeCommand) and second.text == "still 45%"
+
+
+def test_a_rule_exploring_its_trigger_sees_every_signal() -> None:
+    """The worker skips signals no trigger could match; a rule that explores its trigger
+    must still see them, or it would explore in simulate and never live."""
+    def rules(share: float) -> str:
+        return (
+            "  - id: r\n"
+            "    trigger: {type: event, event: call.started}\n"
+            f"    explore_trigger: {share}\n"
+            "    actions: [{type: nudge, to: owner, template: x}]\n"
+        )
+
+    page = signal()  # a page view: the call trigger ignores it
+    assert not worth_evaluating(page, [playbook(rules(0.0))])
+    assert worth_evaluating(page, [playbook(rules(0.1))])
