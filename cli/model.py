@@ -393,7 +393,7 @@ def _evaluate_policy(args: argparse.Namespace) -> int:
     candidate = load_playbooks(args.playbooks)
     logged = []
     if args.from_store:
-        logged = [Logged.from_row(row) for row in asyncio.run(_store_decisions())]
+        logged = [Logged.from_row(row) for row in asyncio.run(_from_store("decisions"))]
         source = str(Settings().store_location)
     else:
         source = str(args.decisions)
@@ -419,22 +419,14 @@ def _evaluate_policy(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _store_decisions() -> list[dict[str, Any]]:
+async def _from_store(table: str) -> list[dict[str, Any]]:
+    """Every row of the record's ``snapshots`` or ``decisions``, oldest first."""
     from crm.store import Store
 
     store = await Store.open(Settings().store_location)
     try:
-        return await store.decisions()
-    finally:
-        await store.close()
-
-
-async def _store_snapshots() -> list[dict[str, Any]]:
-    from crm.store import Store
-
-    store = await Store.open(Settings().store_location)
-    try:
-        return await store.snapshots()
+        rows: list[dict[str, Any]] = await getattr(store, table)()
+        return rows
     finally:
         await store.close()
 
@@ -448,7 +440,7 @@ def _inventory(args: argparse.Namespace) -> int:
         raise ConfigError(f"--step-days must be above 0, not {args.step_days}")
     step = dt.timedelta(days=args.step_days)
     if args.from_store:
-        rows = asyncio.run(_store_snapshots())
+        rows = asyncio.run(_from_store("snapshots"))
         result = inventory_of(from_snapshots(rows), step=step)
         source = "the record's score snapshots"
     else:
