@@ -99,6 +99,7 @@ def test_a_later_step_still_reads_the_churn_score() -> None:
 def test_a_rule_exploring_its_trigger_sees_every_signal() -> None:
     """The worker skips signals no trigger could match; a rule that explores its trigger
     must still see them, or it would explore in simulate and never live."""
+
     def rules(share: float) -> str:
         return (
             "  - id: r\n"
