@@ -244,7 +244,7 @@ def _seen(stored: Any, last_at: float | None) -> dict[str, int]:
     """The remembered events of a stored state; a state written when they were a list of
     event ids keeps them as events of its last event's time."""
     if isinstance(stored, dict):
-        return {str(k): int(v) for k, v in stored.items()}
+        return dict(stored)  # JSON keeps str keys and int times: a copy, as for a list
     at = int(last_at or 0)
     return {event_key(str(i)): at for i in stored or []}
 
