@@ -13,6 +13,7 @@ with ``questions`` and no ``rules`` is a questionnaire) and refuses a playbook w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,17 @@ def unknown_asks(checked: list[Checked], known: set[str]) -> list[Checked]:
                 found.append(Problem(res.file, lines.get(path, 1), 1, ".".join(path), text))
         out.append(Checked(res.file, None, [*res.problems, *found]) if found else res)
     return out
+
+
+def checking_asks(questionnaires: QuestionnaireSet) -> Callable[[Path], Checked]:
+    """A playbook file check that, as ``nudge playbooks check`` does, also refuses an
+    ``ask`` of a questionnaire the running set does not define (for ``PlaybookSet``)."""
+    from playbooks.loader import check_file
+
+    def check(path: Path) -> Checked:
+        return unknown_asks([check_file(path)], set(questionnaires.questionnaires))[0]
+
+    return check
 
 
 @dataclass(frozen=True)

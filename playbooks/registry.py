@@ -10,6 +10,7 @@ exception escapes a refresh, so a bad edit never stops a worker.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,8 +33,13 @@ class _Entry:
 class PlaybookSet:
     """The playbooks under ``paths`` (files or directories), kept current by :meth:`refresh`."""
 
-    def __init__(self, paths: list[Path] | None = None) -> None:
+    def __init__(
+        self, paths: list[Path] | None = None, check: Callable[[Path], Checked] = check_file
+    ) -> None:
         self.paths = paths
+        self.check = check
+        """How a file is checked (the worker also refuses an ``ask`` of an unknown
+        questionnaire: ``playbooks.questionnaires.checking_asks``)."""
         self._entries: dict[Path, _Entry] = {}
         self._windows: tuple[tuple[int, ...], dict[str, Window]] | None = None
         self.refresh()
@@ -72,6 +78,13 @@ class PlaybookSet:
         """The problems of the latest read of each file (errors mean it was refused)."""
         return {str(p): e.problems for p, e in self._entries.items() if e.problems}
 
+    def recheck(self) -> list[str]:
+        """Check every file again, changed or not: what they refer to (the questionnaires)
+        changed. Like :meth:`refresh`, a file now refused keeps its last good version."""
+        for entry in self._entries.values():
+            entry.stamp = (-1, -1)
+        return self.refresh()
+
     def refresh(self) -> list[str]:
         """Re-read changed files; return what changed, as log-style lines."""
         changes: list[str] = []
@@ -94,7 +107,7 @@ class PlaybookSet:
             entry = self._entries.get(path)
             if entry is not None and entry.stamp == stamp:
                 continue
-            checked: Checked = check_file(path)
+            checked: Checked = self.check(path)
             previous = entry.playbook if entry else None
             if checked.playbook is None:
                 text = msg.RELOAD_REFUSED if previous is not None else msg.REFUSED_NOT_RUNNING

@@ -26,7 +26,7 @@ from nudge.clock import Clock, SystemClock
 from nudge.logs import get_logger
 from nudge.settings import Settings
 from playbooks import PlaybookSet
-from playbooks.questionnaires import QuestionnaireSet
+from playbooks.questionnaires import QuestionnaireSet, checking_asks
 from scoring.model_scorer import LiveScorer
 from streams import agents, crm_connectors, model_sync, scheduler
 from streams.faust_fixes import (
@@ -124,7 +124,7 @@ def build(
         settings=settings,
         app=app,
         scorer=LiveScorer.from_settings(settings),
-        playbook_set=PlaybookSet(settings.playbooks or None),
+        playbook_set=PlaybookSet(settings.playbooks or None, check=checking_asks(questionnaires)),
         questionnaire_set=questionnaires,
         notifiers=notifiers if notifiers is not None else build_notifiers(settings),
         policy=Policy.from_settings(settings),

@@ -90,11 +90,15 @@ async def fire_due(p: Pipeline) -> int:
 
 
 async def refresh_playbooks(p: Pipeline) -> None:
-    """Pick up edited playbook files; a file that no longer validates keeps its last version."""
-    for change in p.playbook_set.refresh():
-        log.info("playbooks reloaded", change=change)
-        p.stats["playbooks.reloaded"] += 1
-    for change in p.questionnaire_set.refresh():
+    """Pick up edited playbook and questionnaire files; a file that no longer validates
+    keeps its last version. The questionnaires first: when they change, every playbook is
+    checked again (an ``ask`` must name one that exists)."""
+    questionnaires = p.questionnaire_set.refresh()
+    for change in questionnaires:
         log.info("questionnaires reloaded", change=change)
         p.stats["questionnaires.reloaded"] += 1
         p.refused_questionnaires = p.questionnaire_set.refused()
+    playbooks = p.playbook_set.recheck() if questionnaires else p.playbook_set.refresh()
+    for change in playbooks:
+        log.info("playbooks reloaded", change=change)
+        p.stats["playbooks.reloaded"] += 1

@@ -1,7 +1,7 @@
 """The manager's questionnaires end to end (the record's reproduction 7): a worker asks a
 questionnaire from the ``NUDGE_QUESTIONNAIRES`` folder, picks up an edit of it while it
-runs, and ``nudge playbooks check`` run with the same settings refuses an ``ask`` of a
-questionnaire that none of them defines, naming file and line.
+runs, and ``nudge playbooks check`` run with the same settings — and the worker itself —
+refuse an ``ask`` of a questionnaire that none of them defines, naming file and line.
 
 Set-up (rep, leads, meetings, the fake Twilio, ``nudge leads show``) is the record's own
 (:mod:`tests.integration.test_record`).
@@ -9,9 +9,12 @@ Set-up (rep, leads, meetings, the fake Twilio, ``nudge leads show``) is the reco
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +63,17 @@ def check(worker: WorkerProcess, *paths: Path) -> subprocess.CompletedProcess[st
     )
 
 
+def readiness(worker: WorkerProcess) -> dict[str, Any]:
+    """The worker's ``/ready`` document (its status code aside)."""
+    req = urllib.request.Request(worker.url + "/ready", headers=worker.headers)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            doc: dict[str, Any] = json.load(r)
+    except urllib.error.HTTPError as err:
+        doc = json.load(err)
+    return doc
+
+
 def save(path: Path, content: str) -> None:
     """Write ``content`` and move the mtime on, as an editor's save does."""
     path.write_text(content)
@@ -73,7 +87,8 @@ async def test_a_managers_questionnaire_is_asked_reloaded_and_checked(
     """Reproduction 7: the worker asks the manager's questionnaire from NUDGE_QUESTIONNAIRES
     and records its answer; edited while the worker runs, its next asking uses the new
     text; `nudge playbooks check` accepts the questionnaire file and the playbook asking
-    it, and refuses an `ask` of an unknown questionnaire with file:line."""
+    it, and refuses an `ask` of an unknown questionnaire with file:line; so does the running
+    worker, until that questionnaire exists."""
     mine, books = tmp_path / "questionnaires", tmp_path / "books"
     mine.mkdir()
     books.mkdir()
@@ -116,3 +131,13 @@ async def test_a_managers_questionnaire_is_asked_reloaded_and_checked(
     assert f"{unknown}:10:" in refused.stderr, refused.stderr
     assert "unknown questionnaire `my-own`" in refused.stderr
     assert "budget-check" in refused.stderr  # the known ones are named, the manager's too
+
+    # the running worker refuses it too (nothing of it runs) and says so on /ready
+    ready = await until(
+        lambda: (r := readiness(worker))["playbooks"] is not True and r, what="the refusal"
+    )
+    assert any(
+        f"{unknown}:10:" in p and "unknown questionnaire `my-own`" in p for p in ready["playbooks"]
+    ), ready
+    save(mine / "my-own.yaml", BUDGET.replace("budget-check", "my-own"))
+    await until(lambda: readiness(worker)["playbooks"] is True, what="accepted once it exists")

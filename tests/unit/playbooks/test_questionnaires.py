@@ -90,3 +90,26 @@ def test_a_broken_questionnaire_fails_check_with_its_line(
     assert main(["playbooks", "check", str(bad)]) == 1
     out = capsys.readouterr()
     assert f"{bad}:5" in out.err and f"{bad}: REFUSED" in out.out
+
+
+def test_the_worker_refuses_an_ask_of_an_unknown_questionnaire_as_check_does(
+    tmp_path: Path,
+) -> None:
+    """A running playbook set built with `checking_asks` refuses a playbook asking my-own
+    (file:line, nothing of it running) until my-own is configured; then it loads."""
+    from playbooks.questionnaires import checking_asks
+    from playbooks.registry import PlaybookSet
+
+    books, mine = tmp_path / "books", tmp_path / "mine"
+    books.mkdir()
+    mine.mkdir()
+    (books / "asks.yaml").write_text(ASKS_MINE)
+    questionnaires = QuestionnaireSet([mine])
+    running = PlaybookSet([books], check=checking_asks(questionnaires))
+    assert running.playbooks == []
+    [problem] = running.refused()[str(books / "asks.yaml")]
+    assert f"{books / 'asks.yaml'}:10:" in problem and "unknown questionnaire `my-own`" in problem
+    (mine / "my-own.yaml").write_text(MINE)
+    assert questionnaires.refresh()  # loaded: the playbooks are checked again
+    running.recheck()
+    assert [pb.name for pb in running.playbooks] == ["asks-mine"] and running.refused() == {}
