@@ -119,6 +119,7 @@ def register(sub: Any) -> None:
         "--playbooks", required=True, nargs="+", type=Path, help="the candidate playbooks"
     )
     ep.add_argument("--horizon-days", type=float, default=30, help="converted within (30)")
+    _target_args(ep)
     ep.set_defaults(func=_evaluate_policy)
 
     inv = mp.add_parser(
@@ -406,8 +407,10 @@ def _evaluate_policy(args: argparse.Namespace) -> int:
                         raise NudgeError(f"{args.decisions}: line {number}: {exc}") from None
     if not logged:
         raise ConfigError(f"{source}: no logged decisions")
-    r = rewards(logged, read_events(args.events), dt.timedelta(days=args.horizon_days))
-    result = evaluate_policy(logged, candidate, r)
+    tgt = _target(args)
+    r = rewards(logged, read_events(args.events), dt.timedelta(days=args.horizon_days), tgt)
+    result = evaluate_policy(logged, candidate, r, tgt.name)
+    result["target"] = tgt.name
     print(
         f"{result['decisions']:,} decisions ({', '.join(result['rules'])}): logged value "
         f"{result['logged_value']:.3f}; candidate IPS {result['ips']:.3f} "

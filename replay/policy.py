@@ -5,7 +5,8 @@ Every decision a rule makes — nudge or not, once its trigger matched or was ex
 logged with its *propensity*: how likely the rule as written was to decide what it did
 (1 unless an exploration coin was drawn: ``explore`` on conditions, ``explore_trigger``
 on the trigger; see :func:`playbooks.evaluator.decide`). Each logged decision gets a
-reward: 1 if the lead converted within the horizon after it, else 0.
+reward: 1 if the lead converted within the horizon after it, else 0 (``--target``: bought
+the product, or for churn stayed).
 
 For a candidate playbook, each logged signal is evaluated again: does the candidate
 nudge? Where it agrees with what was logged, the reward counts, weighted by 1/propensity:
@@ -13,7 +14,7 @@ nudge? Where it agrees with what was logged, the reward counts, weighted by 1/pr
 * IPS: ``mean(1[a = π(x)] / p · r)`` — unbiased when every action the candidate takes
   had a chance under the logging rules (exploration is what gives it one);
 * DR: ``mean(q(x, π(x)) + 1[a = π(x)] / p · (r − q(x, a)))`` with an outcome model ``q``
-  (a logistic regression of the reward on the conversion score, per action): unbiased
+  (a logistic regression of the reward on the target's score, per action): unbiased
   if either the propensities or ``q`` are right, and less noisy than IPS.
 
 Decisions where the candidate takes an action the logging rules never took (propensity
@@ -38,7 +39,7 @@ from nudge.signals import LeadSignal, NudgeCommand
 from playbooks.decisions import Logged
 from playbooks.evaluator import decide
 from playbooks.model import Playbook
-from scoring.train import outcome_time
+from scoring.targets import CHURN, CONVERSION, Target
 
 
 def nudges(signal: LeadSignal, playbooks: list[Playbook]) -> bool:
@@ -47,20 +48,34 @@ def nudges(signal: LeadSignal, playbooks: list[Playbook]) -> bool:
     return any(isinstance(c, NudgeCommand) for c in commands)
 
 
-def rewards(logged: list[Logged], events: Iterable[LeadEvent], horizon: dt.timedelta) -> np.ndarray:
-    """1 where the lead converted within ``horizon`` after the decision, else 0."""
-    won: dict[str, float] = {}
+def rewards(
+    logged: list[Logged],
+    events: Iterable[LeadEvent],
+    horizon: dt.timedelta,
+    target: Target | None = None,
+) -> np.ndarray:
+    """Per decision, 1 if it went well within ``horizon`` after it, else 0: the lead
+    converted (``conversion``, the default), bought the product (``cross_sell:<product>``),
+    or — for ``churn`` — the customer did *not* leave."""
+    tgt = target or Target(CONVERSION)
+    first: dict[str, float] = {}
     for e in events:
-        outcome = outcome_time(e)
-        if outcome and outcome[0] == "won" and e.lead_id:
-            won[e.lead_id] = min(won.get(e.lead_id, math.inf), outcome[1])
+        if e.lead_id and tgt.outcome(e) == "won":
+            first[e.lead_id] = min(first.get(e.lead_id, math.inf), e.occurred_at.timestamp())
     h = horizon.total_seconds()
     out = np.zeros(len(logged))
     for i, d in enumerate(logged):
         t = d.signal.at.timestamp()
-        w = won.get(d.signal.lead.lead_id)
-        out[i] = 1.0 if w is not None and t < w <= t + h else 0.0
+        w = first.get(d.signal.lead.lead_id)
+        happened = w is not None and t < w <= t + h
+        out[i] = float(happened != (tgt.name == CHURN))
     return out
+
+
+def score_of(signal: LeadSignal, target: str) -> float:
+    """The lead's score for ``target`` on the signal (conversion's when it has none)."""
+    found = signal.targets.get(target)
+    return found.score.value if found else signal.score.value
 
 
 def _logistic(x: np.ndarray, y: np.ndarray, iters: int = 25, ridge: float = 1e-3) -> np.ndarray:
@@ -125,7 +140,7 @@ def estimate(
 
 
 def evaluate_policy(
-    logged: list[Logged], candidate: list[Playbook], r: np.ndarray
+    logged: list[Logged], candidate: list[Playbook], r: np.ndarray, target: str = CONVERSION
 ) -> dict[str, Any]:
     """The candidate playbooks' value on the logged decisions (see :func:`estimate`).
 
@@ -143,7 +158,7 @@ def evaluate_policy(
     a = np.asarray([row[1] for row in rows])
     p = np.asarray([row[2] for row in rows])
     rr = np.asarray([row[3] for row in rows])
-    x = np.asarray([row[0].signal.score.value for row in rows])
+    x = np.asarray([score_of(row[0].signal, target) for row in rows])
     t = np.asarray([nudges(row[0].signal, candidate) for row in rows])
     result = estimate(a, p, rr, t, x)
     # the candidate does what the logging rules could not have done: no weight can say

@@ -6,9 +6,11 @@ import datetime as dt
 
 import numpy as np
 
+from nudge.events import DealWon, LeadFields, LeadUpdated
 from playbooks import decide
 from playbooks.decisions import Logged, logged_decisions
-from replay.policy import estimate, evaluate_policy
+from replay.policy import estimate, evaluate_policy, rewards
+from scoring.targets import Catalogue, target
 
 from .playbooks.helpers import NOW, playbook, signal
 
@@ -87,3 +89,53 @@ def test_trigger_exploration_is_logged_with_its_propensity() -> None:
             counts[d.nudged] += 1
     assert counts[True] + counts[False] == 400
     assert 80 < counts[True] < 160
+
+
+def test_rewards_per_target_churn_counts_the_customers_who_stayed() -> None:
+    """A decision's reward is the target's outcome within the horizon after it: a
+    conversion, a purchase, or — for churn — a customer who did not leave."""
+    cat = Catalogue.model_validate(
+        {
+            "products": [
+                {
+                    "id": "payroll",
+                    "purchase": {
+                        "event": "lead.updated",
+                        "field": "custom.purchased",
+                        "equals": "payroll",
+                    },
+                }
+            ]
+        }
+    )
+    day = dt.timedelta(days=1)
+    common = {"source": "crm", "fields": LeadFields(custom={"status": "churned"})}
+    events = [
+        LeadUpdated(
+            type="lead.updated", event_id="c", occurred_at=NOW + 3 * day, lead_id="L0", **common
+        ),
+        LeadUpdated(
+            type="lead.updated",
+            event_id="p",
+            occurred_at=NOW + 2 * day,
+            lead_id="L1",
+            source="crm",
+            fields=LeadFields(custom={"purchased": "payroll"}),
+        ),
+        DealWon(
+            type="deal.won", event_id="w", occurred_at=NOW + 40 * day, lead_id="L1", source="crm"
+        ),
+    ]
+    logged = [
+        Logged(signal(0.5, None, event_id=f"e{i}", lead_id=f"L{i}"), "pb", "r", True, 1.0)
+        for i in range(3)
+    ]
+    month = dt.timedelta(days=30)
+    assert list(rewards(logged, events, month, target("churn", cat))) == [0.0, 1.0, 1.0]
+    assert list(rewards(logged, events, month, target("cross_sell:payroll", cat))) == [
+        0.0,
+        1.0,
+        0.0,
+    ]
+    assert list(rewards(logged, events, month)) == [0.0, 0.0, 0.0]  # won after 40 days
+    assert list(rewards(logged, events, 2 * month)) == [0.0, 1.0, 0.0]
