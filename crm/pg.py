@@ -101,18 +101,43 @@ class PgConnection:
         self.pool = pool
         self.row_factory: Any = None  # accepted and ignored: rows are always :class:`Row`
         self._tx: Any = None
+        self._tx_task: asyncio.Task[Any] | None = None
         self._lock_rows = False
         self._tx_lock = asyncio.Lock()
+        """Held by the task whose transaction is open, from its first write to its commit."""
 
     @property
     def in_transaction(self) -> bool:
-        return self._tx is not None
+        return self._mine()
+
+    def _mine(self) -> bool:
+        """Is a transaction open, and opened by the running task?"""
+        return self._tx is not None and self._tx_task is asyncio.current_task()
 
     async def _begin(self, lock_rows: bool = False) -> None:
-        async with self._tx_lock:  # two coroutines must not each open "the" transaction
-            if self._tx is None:
-                self._tx = await self._getconn()
-                self._lock_rows = lock_rows
+        """Open the running task's transaction (if it has none): one at a time. Several
+        agents share this connection; a transaction shared between them would let one's
+        failed commit drop the other's writes while the other, committing an already
+        ended transaction, believed them kept. So a task that writes while another's
+        transaction is open waits for it to end."""
+        if self._mine():
+            return
+        await self._tx_lock.acquire()
+        try:
+            self._tx = await self._getconn()
+        except BaseException:
+            self._tx_lock.release()
+            raise
+        self._tx_task = asyncio.current_task()
+        self._lock_rows = lock_rows
+
+    def _end(self) -> Any:
+        """Close the running task's transaction: its connection, and the lock released."""
+        tx, self._tx, self._tx_task = self._tx, None, None
+        self._lock_rows = False
+        if self._tx_lock.locked():
+            self._tx_lock.release()
+        return tx
 
     async def _getconn(self) -> Any:
         from psycopg_pool import PoolTimeout
@@ -132,6 +157,11 @@ class PgConnection:
             if conn is self._tx:
                 await self.rollback()
             raise StoreUnavailable(f"PostgreSQL: {exc}") from exc
+        except psycopg.Error:
+            # PostgreSQL aborts a transaction on any error: end it, so the lock is free
+            if conn is self._tx:
+                await self.rollback()
+            raise
 
     async def _run_raw(self, conn: Any, sql: str, params: Any, many: bool) -> Result:
         async with conn.cursor(row_factory=_row_factory) as cur:
@@ -146,7 +176,7 @@ class PgConnection:
         sql = dialect.strip_comments(sql)
         if _DDL.match(sql):
             sql = dialect.ddl_to_postgres(sql)
-        return dialect.to_postgres(sql, lock_rows=self._lock_rows and self._tx is not None)
+        return dialect.to_postgres(sql, lock_rows=self._lock_rows and self._mine())
 
     async def execute(self, sql: str, params: Iterable[Any] = (), *, many: bool = False) -> Result:
         sql = dialect.strip_comments(sql)
@@ -162,7 +192,7 @@ class PgConnection:
         if _WRITE.match(sql):
             await self._begin()
         statement = self._translate(sql)
-        if self._tx is not None:
+        if self._mine():
             return await self._run(self._tx, statement, params, many)
         conn = await self._getconn()
         try:
@@ -183,13 +213,14 @@ class PgConnection:
         return await self.execute(sql, [tuple(p) for p in params], many=True)
 
     async def commit(self) -> None:
-        tx, self._tx = self._tx, None
-        self._lock_rows = False
-        if tx is not None:
-            try:
-                await self._commit(tx)
-            finally:
-                await self.pool.putconn(tx)
+        """Commit the running task's transaction (another task's is not touched)."""
+        if not self._mine():
+            return
+        tx = self._end()
+        try:
+            await self._commit(tx)
+        finally:
+            await self.pool.putconn(tx)
 
     @staticmethod
     async def _commit(conn: Any) -> None:
@@ -202,18 +233,19 @@ class PgConnection:
             # write here is idempotent by key (event ids, nudge ids, schedule ids)
             raise StoreUnavailable(f"PostgreSQL: commit failed: {exc}") from exc
 
-    async def rollback(self) -> None:
-        tx, self._tx = self._tx, None
-        self._lock_rows = False
-        if tx is not None:
-            try:
-                with contextlib.suppress(Exception):  # a lost connection has nothing to undo
-                    await tx.rollback()
-            finally:
-                await self.pool.putconn(tx)
+    async def rollback(self, *, any_task: bool = False) -> None:
+        """Roll back the running task's transaction (``any_task``: whoever's is open)."""
+        if self._tx is None or not (any_task or self._mine()):
+            return
+        tx = self._end()
+        try:
+            with contextlib.suppress(Exception):  # a lost connection has nothing to undo
+                await tx.rollback()
+        finally:
+            await self.pool.putconn(tx)
 
     async def close(self) -> None:
-        await self.rollback()
+        await self.rollback(any_task=True)
         await self.pool.close()
 
 

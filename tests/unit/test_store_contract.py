@@ -248,3 +248,37 @@ async def test_rule_counts_add_up_per_day(location: Path | str) -> None:
         assert await reads.rule_counts("2026-03-02") == {("pb", "r"): {"fired": 6, "cap": 4}}
     finally:
         await store.close()
+
+
+async def test_one_tasks_rollback_never_takes_anothers_writes(location: Path | str) -> None:
+    """Agents share one store connection. A writes and has not committed; B writes and
+    commits; A rolls back: B's row is kept and A's is not (on PostgreSQL a transaction
+    shared by both let A's end decide B's write — a failed commit by one dropped the
+    other's writes while the other believed them kept)."""
+    if not isinstance(location, str):
+        pytest.skip(
+            "SQLite: aiosqlite gives one connection one transaction, shared by the agents "
+            "that use it; not yet isolated per task"
+        )
+    store = await Store.open(location)
+    a_wrote, a_done = asyncio.Event(), asyncio.Event()
+
+    async def a() -> None:
+        await store.db.execute(
+            "INSERT INTO rule_counts (day, playbook, rule, outcome, n) VALUES ('d', 'p', 'a', 'x', 1)"
+        )
+        a_wrote.set()
+        await asyncio.sleep(0.2)  # B tries to write meanwhile
+        await store.db.rollback()
+        a_done.set()
+
+    async def b() -> None:
+        await a_wrote.wait()
+        await store.add_rule_counts("d", {("p", "b", "x"): 1})
+
+    try:
+        await asyncio.wait_for(asyncio.gather(a(), b()), timeout=10)
+        rows = await store.db.execute_fetchall("SELECT rule FROM rule_counts ORDER BY rule")
+        assert [r[0] for r in rows] == ["b"]
+    finally:
+        await store.close()
