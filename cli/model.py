@@ -173,18 +173,21 @@ def _open_text(path: Path) -> Any:
     return path.open(encoding="utf-8")
 
 
-def read_events(path: Path) -> Iterator[LeadEvent]:
-    """Lead events from NDJSON; a bad line stops with its number and the field."""
+def read_all_events(path: Path) -> Iterator[LeadEvent | RepUpserted]:
+    """Every event from NDJSON, reps included; a bad line stops with its number and field."""
     with _open_text(path) as fh:
         for number, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             try:
-                event = parse_event(line.strip())
+                yield parse_event(line.strip())
             except EventRejected as exc:
                 raise NudgeError(f"{path}: line {number}: {exc.reason}") from None
-            if not isinstance(event, RepUpserted):
-                yield event
+
+
+def read_events(path: Path) -> Iterator[LeadEvent]:
+    """Lead events from NDJSON (reps left out); a bad line stops with its number and field."""
+    return (e for e in read_all_events(path) if not isinstance(e, RepUpserted))
 
 
 def read_nudges(path: Path) -> list[NudgeCommand]:
@@ -522,19 +525,12 @@ def _forecast(args: argparse.Namespace) -> int:
     horizon = float(info.meta.get("horizon_days", 30))
     teams: dict[str, str] = {}
     events: list[LeadEvent] = []
-    with _open_text(args.events) as fh:
-        for number, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                event = parse_event(line.strip())
-            except EventRejected as exc:
-                raise NudgeError(f"{args.events}: line {number}: {exc.reason}") from None
-            if isinstance(event, RepUpserted):
-                if event.team:
-                    teams[event.rep_id] = event.team
-            else:
-                events.append(event)
+    for event in read_all_events(args.events):
+        if isinstance(event, RepUpserted):
+            if event.team:
+                teams[event.rep_id] = event.team
+        else:
+            events.append(event)
     if not events:
         raise ConfigError(f"{args.events}: no lead events")
     result = forecast(events, model, horizon_days=horizon, months=args.months, teams=teams)
