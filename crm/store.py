@@ -14,8 +14,10 @@ reported at start-up (:meth:`Store.in_flight`) instead of being sent again.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,20 @@ async def fetch_one(db: aiosqlite.Connection, sql: str, params: Any = ()) -> Any
     return next(iter(rows), None)
 
 
+async def _wal(db: aiosqlite.Connection, attempts: int = 100) -> None:
+    """Switch to WAL. A new file that another worker is switching at the same moment
+    answers "database is locked" at once — SQLite's busy timeout does not cover a
+    journal-mode change — so wait a little and try again (up to ~5 s)."""
+    for attempt in range(attempts):
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.05)
+
+
 class Store:
     """One connection to the CRM database. Use :meth:`open` to get a migrated store."""
 
@@ -70,7 +86,7 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         db = await aiosqlite.connect(path, timeout=30)
         db.row_factory = aiosqlite.Row
-        await db.execute("PRAGMA journal_mode=WAL")
+        await _wal(db)
         await db.execute("PRAGMA synchronous=NORMAL")
         await db.execute("PRAGMA busy_timeout=30000")
         store = cls(db, path)
