@@ -30,13 +30,13 @@ new database apply each one once.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from crm import dialect
+from crm.transactions import TaskTransactions
 from nudge.errors import StoreUnavailable
 
 MIGRATION_LOCK = 0x6E75646765  # "nudge": the advisory lock id migrations take
@@ -94,49 +94,42 @@ class Result:
         return self.rows[0] if self.rows else None
 
 
-class PgConnection:
+class PgConnection(TaskTransactions):
     """aiosqlite's connection surface over a psycopg pool (see the module docstring)."""
 
     def __init__(self, pool: Any) -> None:
         self.pool = pool
         self.row_factory: Any = None  # accepted and ignored: rows are always :class:`Row`
         self._tx: Any = None
-        self._tx_task: asyncio.Task[Any] | None = None
         self._lock_rows = False
-        self._tx_lock = asyncio.Lock()
-        """Held by the task whose transaction is open, from its first write to its commit."""
+        self._init_transactions()
 
     @property
     def in_transaction(self) -> bool:
         return self._mine()
 
     def _mine(self) -> bool:
-        """Is a transaction open, and opened by the running task?"""
-        return self._tx is not None and self._tx_task is asyncio.current_task()
+        return self._tx is not None and super()._mine()
 
     async def _begin(self, lock_rows: bool = False) -> None:
-        """Open the running task's transaction (if it has none): one at a time. Several
-        agents share this connection; a transaction shared between them would let one's
-        failed commit drop the other's writes while the other, committing an already
-        ended transaction, believed them kept. So a task that writes while another's
-        transaction is open waits for it to end."""
+        """Open the running task's transaction (if it has none), on a connection of its
+        own; a task that writes while another's is open waits for it to end
+        (:mod:`crm.transactions`)."""
         if self._mine():
             return
-        await self._tx_lock.acquire()
+        await self._claim()
         try:
             self._tx = await self._getconn()
         except BaseException:
-            self._tx_lock.release()
+            self._release()
             raise
-        self._tx_task = asyncio.current_task()
         self._lock_rows = lock_rows
 
     def _end(self) -> Any:
         """Close the running task's transaction: its connection, and the lock released."""
-        tx, self._tx, self._tx_task = self._tx, None, None
+        tx, self._tx = self._tx, None
         self._lock_rows = False
-        if self._tx_lock.locked():
-            self._tx_lock.release()
+        self._release()
         return tx
 
     async def _getconn(self) -> Any:
@@ -243,6 +236,9 @@ class PgConnection:
                 await tx.rollback()
         finally:
             await self.pool.putconn(tx)
+
+    async def _abandon(self) -> None:
+        await self.rollback(any_task=True)
 
     async def close(self) -> None:
         await self.rollback(any_task=True)

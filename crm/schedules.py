@@ -15,12 +15,10 @@ keys can ask only for those (``keys=``).
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import functools
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import aiosqlite
 
@@ -37,34 +35,11 @@ def stamp(when: dt.datetime) -> str:
     return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-P = ParamSpec("P")
-T = TypeVar("T")
-
-
-def _serialised(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-    """One statement group at a time on the shared connection.
-
-    The playbook agent, the conversation agent and the scheduler's timer share one
-    connection; ``due`` runs an explicit ``BEGIN IMMEDIATE`` transaction, and an
-    ``add`` from another coroutine landing inside it would commit it half-way (or
-    make the next ``BEGIN`` fail: "cannot start a transaction within a transaction").
-    """
-
-    @functools.wraps(method)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        self = args[0]
-        async with self._lock:  # type: ignore[attr-defined]
-            return await method(*args, **kwargs)
-
-    return wrapper
-
-
 class Schedules:
     """Schedule rows on a migrated CRM connection (``crm.store.Store.db``)."""
 
     def __init__(self, db: aiosqlite.Connection) -> None:
         self.db = db
-        self._lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: Path | str) -> Schedules:
@@ -82,7 +57,6 @@ class Schedules:
         added = await self.add_many([step], now)
         return added == 1
 
-    @_serialised
     async def add_many(self, steps: Iterable[ScheduleStep], now: dt.datetime | None = None) -> int:
         """Store several steps in one transaction; return how many were new."""
         at = stamp(now or dt.datetime.now(dt.UTC))
@@ -106,7 +80,6 @@ class Schedules:
         await self.db.commit()
         return count
 
-    @_serialised
     async def due(
         self,
         now: dt.datetime,
@@ -157,7 +130,6 @@ class Schedules:
     async def cancel(self, schedule_id: str, now: dt.datetime | None = None) -> None:
         await self._set(schedule_id, "cancelled", now, only_open=True)
 
-    @_serialised
     async def cancel_partition(self, key: str, now: dt.datetime | None = None) -> int:
         """Cancel every open row of a lead (e.g. the lead was deleted)."""
         cur = await self.db.execute(
@@ -181,7 +153,6 @@ class Schedules:
             return None
         return dt.datetime.strptime(str(row[0]), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
 
-    @_serialised
     async def _set(
         self, schedule_id: str, state: str, now: dt.datetime | None, *, only_open: bool = False
     ) -> None:

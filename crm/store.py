@@ -24,7 +24,7 @@ from typing import Any
 
 import aiosqlite
 
-from crm import record
+from crm import record, sqlite
 from nudge.events import RepUpserted
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -84,7 +84,7 @@ class Store:
             return store
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(path, timeout=30)
+        db = await sqlite.connect(path, timeout=30)
         db.row_factory = aiosqlite.Row
         await _wal(db)
         await db.execute("PRAGMA synchronous=NORMAL")
@@ -124,7 +124,7 @@ class Store:
                 if await fetch_one(  # another worker got there first
                     self.db, "SELECT 1 FROM schema_version WHERE version = ?", (version,)
                 ):
-                    await self.db.execute("ROLLBACK")
+                    await self.db.rollback()
                     continue
                 for statement in file.read_text().split(";\n"):
                     if statement.strip():

@@ -255,11 +255,6 @@ async def test_one_tasks_rollback_never_takes_anothers_writes(location: Path | s
     commits; A rolls back: B's row is kept and A's is not (on PostgreSQL a transaction
     shared by both let A's end decide B's write — a failed commit by one dropped the
     other's writes while the other believed them kept)."""
-    if not isinstance(location, str):
-        pytest.skip(
-            "SQLite: aiosqlite gives one connection one transaction, shared by the agents "
-            "that use it; not yet isolated per task"
-        )
     store = await Store.open(location)
     a_wrote, a_done = asyncio.Event(), asyncio.Event()
 
@@ -282,3 +277,123 @@ async def test_one_tasks_rollback_never_takes_anothers_writes(location: Path | s
         assert [r[0] for r in rows] == ["b"]
     finally:
         await store.close()
+
+
+def insert(rule: str) -> str:
+    return f"INSERT INTO rule_counts (day, playbook, rule, outcome, n) VALUES ('d', 'p', '{rule}', 'x', 1)"
+
+
+async def rules(store: Store) -> list[str]:
+    return [
+        r[0] for r in await store.db.execute_fetchall("SELECT rule FROM rule_counts ORDER BY rule")
+    ]
+
+
+async def test_an_error_in_a_transaction_ends_it_and_frees_the_connection(
+    location: Path | str,
+) -> None:
+    """A task's failing statement rolls back its whole transaction (what it wrote before
+    is gone) and another task's write goes ahead instead of waiting for a commit that
+    never comes."""
+    store = await Store.open(location)
+
+    async def a() -> None:
+        await store.db.execute(insert("a"))
+        with pytest.raises(Exception, match="no_such_table"):
+            await store.db.execute("INSERT INTO no_such_table (x) VALUES (1)")
+
+    try:
+        await asyncio.wait_for(a(), timeout=10)
+        await asyncio.wait_for(store.add_rule_counts("d", {("p", "b", "x"): 1}), timeout=10)
+        assert await rules(store) == ["b"]
+    finally:
+        await store.close()
+
+
+async def test_a_task_that_ends_with_its_transaction_open_has_it_rolled_back(
+    location: Path | str,
+) -> None:
+    """A write never committed (a bug) does not hold the connection for ever: when its
+    task ends, its transaction is rolled back and the next task's write goes ahead."""
+    store = await Store.open(location)
+
+    async def forgets_to_commit() -> None:
+        await store.db.execute(insert("a"))
+
+    try:
+        await asyncio.create_task(forgets_to_commit())
+        await asyncio.wait_for(store.add_rule_counts("d", {("p", "b", "x"): 1}), timeout=10)
+        assert await rules(store) == ["b"]
+    finally:
+        await store.close()
+
+
+async def test_reads_do_not_wait_for_another_tasks_transaction(location: Path | str) -> None:
+    """While one task's transaction is open, another task's reads go through."""
+    store = await Store.open(location)
+    read = asyncio.Event()
+
+    async def a() -> None:
+        await store.db.execute(insert("a"))
+        await asyncio.wait_for(read.wait(), timeout=5)  # B's read ends while A's is open
+        await store.db.commit()
+
+    async def b() -> None:
+        await store.reps_in_team("t")
+        read.set()
+
+    try:
+        await asyncio.wait_for(asyncio.gather(a(), b()), timeout=10)
+        assert await rules(store) == ["a"]
+    finally:
+        await store.close()
+
+
+async def test_waiting_for_ones_own_transaction_is_an_error_not_a_hang(
+    location: Path | str,
+) -> None:
+    """The trap: a task that holds a transaction and awaits another task writing on the
+    same connection waits for itself. The other task gets 'database is locked' naming
+    the holder after the lock timeout; the holder's transaction is still its own."""
+    from crm.transactions import TransactionLockTimeout
+
+    store = await Store.open(location)
+    store.db.lock_timeout = 0.3
+
+    async def holder() -> None:
+        await store.db.execute(insert("a"))
+        other = asyncio.create_task(store.add_rule_counts("d", {("p", "b", "x"): 1}))
+        with pytest.raises(TransactionLockTimeout, match="database is locked: task 'holder'"):
+            await other
+        await store.db.commit()
+
+    try:
+        await asyncio.wait_for(asyncio.create_task(holder(), name="holder"), timeout=10)
+        assert await rules(store) == ["a"]
+    finally:
+        await store.close()
+
+
+async def test_a_claim_and_adds_from_other_tasks_on_one_connection(location: Path | str) -> None:
+    """The scheduler's claim (``BEGIN IMMEDIATE``, a read, updates) and other tasks' adds
+    run at once on one connection: no add lands inside the claim's transaction (where
+    it would commit it half-way, or its ``BEGIN`` fail inside another), every row is
+    added once and claimed once."""
+    schedules = await Schedules.open(location)
+    try:
+        claimed: list[str] = []
+
+        async def claim() -> None:
+            for _ in range(20):
+                claimed.extend(s.schedule_id for s in await schedules.due(NOW, limit=5))
+                await asyncio.sleep(0)
+
+        async def add(first: int) -> None:
+            for n in range(first, first + 40, 4):
+                await schedules.add_many([step(n), step(n + 1)], NOW)
+
+        await asyncio.wait_for(asyncio.gather(claim(), add(0), add(2), claim()), timeout=30)
+        claimed.extend(s.schedule_id for s in await schedules.due(NOW, limit=100))
+        assert sorted(claimed) == [f"s{n:03d}" for n in range(40)]
+    finally:
+        await schedules.close()
