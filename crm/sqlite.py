@@ -32,7 +32,8 @@ from aiosqlite.context import contextmanager
 from crm.transactions import TaskTransactions
 
 _TX = re.compile(
-    r"\s*(INSERT|UPDATE|DELETE|REPLACE|CREATE|ALTER|DROP|BEGIN|COMMIT|END|ROLLBACK)\b",
+    r"\s*(?:--[^\n]*\n\s*)*"  # after any leading comment lines
+    r"(INSERT|UPDATE|DELETE|REPLACE|CREATE|ALTER|DROP|BEGIN|COMMIT|END|ROLLBACK)\b",
     re.IGNORECASE,
 )
 """Statements that change the file or the transaction: run inside the task's own one."""
@@ -64,7 +65,7 @@ class Connection(TaskTransactions, aiosqlite.Connection):
         except BaseException:
             await self.rollback()
             raise
-        if not self._conn.in_transaction:  # DDL outside BEGIN, a COMMIT statement: over
+        if not super().in_transaction:  # DDL outside BEGIN, a COMMIT statement: over
             self._release()
         return result
 

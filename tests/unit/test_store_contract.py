@@ -252,9 +252,9 @@ async def test_rule_counts_add_up_per_day(location: Path | str) -> None:
 
 async def test_one_tasks_rollback_never_takes_anothers_writes(location: Path | str) -> None:
     """Agents share one store connection. A writes and has not committed; B writes and
-    commits; A rolls back: B's row is kept and A's is not (on PostgreSQL a transaction
-    shared by both let A's end decide B's write — a failed commit by one dropped the
-    other's writes while the other believed them kept)."""
+    commits; A rolls back: B's row is kept and A's is not (a transaction shared by both
+    let A's end decide B's write: on PostgreSQL a failed commit by one dropped the other's
+    writes while the other believed them kept; on SQLite B's commit kept A's row)."""
     store = await Store.open(location)
     a_wrote, a_done = asyncio.Event(), asyncio.Event()
 
@@ -397,3 +397,24 @@ async def test_a_claim_and_adds_from_other_tasks_on_one_connection(location: Pat
         assert sorted(claimed) == [f"s{n:03d}" for n in range(40)]
     finally:
         await schedules.close()
+
+
+async def test_a_write_opens_the_running_tasks_own_transaction(location: Path | str) -> None:
+    """A write (after a comment line too) opens a transaction the writing task holds, and
+    no other task sees as its own; a read alone opens none."""
+    store = await Store.open(location)
+    try:
+        await store.reps_in_team("t")
+        assert not store.db.in_transaction
+        await store.db.execute("-- a comment first\n" + insert("a"))
+        assert store.db.in_transaction
+
+        async def other() -> bool:
+            return bool(store.db.in_transaction)
+
+        assert not await asyncio.create_task(other())
+        await store.db.commit()
+        assert not store.db.in_transaction
+        assert await rules(store) == ["a"]
+    finally:
+        await store.close()
