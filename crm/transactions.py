@@ -16,10 +16,14 @@ What keeps the wait from becoming a hang:
 - a task that ends with its transaction still open (a bug: a write never committed) has
   it rolled back for it, and the error is logged naming the task;
 - a task that waits longer than :attr:`TaskTransactions.lock_timeout` (SQLite's own busy
-  timeout, 30 s) gets ``database is locked`` naming the task that holds the transaction.
-  This is the trap to avoid: a task that holds a transaction and awaits another task
-  that writes to the same connection (``gather``, ``wait_for`` on Python 3.11, a queue)
-  waits for itself.
+  timeout, 30 s) gets :class:`TransactionLockTimeout`, "database is locked" naming the
+  task that holds the transaction: a :class:`nudge.errors.StoreUnavailable`, so the agents
+  redo the work (nothing of it was written) rather than dead-letter it, as they do while
+  a PostgreSQL that is down keeps a transaction waiting for a connection.
+
+The trap to avoid: a task that holds a transaction and awaits another task that writes
+to the same connection (``gather``, ``wait_for`` on Python 3.11, a queue) waits for
+itself, until the other task's wait times out.
 """
 
 from __future__ import annotations
@@ -27,13 +31,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from nudge.errors import StoreUnavailable
 from nudge.logs import get_logger
 
 log = get_logger(__name__)
 
 
-class TransactionLockTimeout(Exception):
-    """A task waited longer than ``lock_timeout`` for another task's transaction to end."""
+class TransactionLockTimeout(StoreUnavailable):
+    """A task waited longer than ``lock_timeout`` for another task's transaction to end;
+    nothing of its own was written."""
 
 
 class TaskTransactions:

@@ -354,8 +354,9 @@ async def test_waiting_for_ones_own_transaction_is_an_error_not_a_hang(
 ) -> None:
     """The trap: a task that holds a transaction and awaits another task writing on the
     same connection waits for itself. The other task gets 'database is locked' naming
-    the holder after the lock timeout; the holder's transaction is still its own."""
-    from crm.transactions import TransactionLockTimeout
+    the holder after the lock timeout, as StoreUnavailable (nothing of it was written:
+    the agents redo it); the holder's transaction is still its own."""
+    from nudge.errors import StoreUnavailable
 
     store = await Store.open(location)
     store.db.lock_timeout = 0.3
@@ -363,7 +364,7 @@ async def test_waiting_for_ones_own_transaction_is_an_error_not_a_hang(
     async def holder() -> None:
         await store.db.execute(insert("a"))
         other = asyncio.create_task(store.add_rule_counts("d", {("p", "b", "x"): 1}))
-        with pytest.raises(TransactionLockTimeout, match="database is locked: task 'holder'"):
+        with pytest.raises(StoreUnavailable, match="database is locked: task 'holder'"):
             await other
         await store.db.commit()
 
