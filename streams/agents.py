@@ -1,14 +1,18 @@
 """The agents: thin loops that decode, call a pure function, and hand the result on.
 
-    crm/call/web.events ─ingest─► lead.activity ─lead─► lead.signals ─playbook─► nudges ─delivery─►
+    crm/call/web.events ─intake─► lead.activity ─lead─► lead.signals ─playbook─► nudges ─delivery─►
 
-Ingest, lead and playbook agents take micro-batches and hand results on in
-envelopes (``streams.batching``): Faust and the producer cost per message, so a
-batch costs about what one event used to. A lead touched several times in a
-batch is read from and written to its table once.
+The inbound topics are not read by a Faust agent: :mod:`streams.intake` reads them in
+batches with an aiokafka consumer of its own (Faust's cost per message is about the
+whole budget per event there) and hands validated, identity-resolved events on to
+``lead.activity`` in envelopes. The lead and playbook agents take micro-batches and
+hand results on in envelopes too (``streams.batching``): Faust and the producer cost
+per message, so a batch costs about what one event used to. A lead touched several
+times in a batch is read from and written to its table once.
 
 Each agent is at-least-once: Faust commits an offset only after the batch that
-held it was handled, and flushes the producer before every commit. Sends use
+held it was handled, and flushes the producer before every commit (intake commits its
+own offsets after its envelopes are acknowledged). Sends use
 ``force=True`` — out at once instead of attached to the next commit, which would
 add up to a commit interval (1 s) of latency per hop. Each step is idempotent:
 the lead state remembers recent event ids, nudge ids are deterministic, and the
@@ -24,8 +28,9 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias, TypeVar
 
+from aiokafka.structs import ConsumerRecord
 from faust.types import EventT
 
 from crm.outbox import Outbox
@@ -43,7 +48,6 @@ from scoring.state import LeadState, apply_event, profile_changes, snapshot_row
 from streams.batching import BATCH_MAX, Envelopes, TableBatch, unpack
 from streams.commands import dispatch
 from streams.conversations import handle_conversation
-from streams.ingest import ingest_batch
 from streams.pipeline import Pipeline
 from streams.rejections import dead_letter
 from streams.scheduler import rep_view, signal_key
@@ -277,29 +281,33 @@ async def handle_signal(
         await dispatch(p, command)
 
 
+Inbound: TypeAlias = EventT[Any] | ConsumerRecord[bytes, bytes]
+"""A message as an agent gets it from Faust, or a record as intake reads it."""
+
+
 async def unexpected(
     p: Pipeline,
     agent: str,
-    event: EventT[Any],
+    event: Inbound,
     exc: Exception,
     item: tuple[str, Any] | None = None,
 ) -> None:
     """A bug or a poisoned message: log it, dead-letter the message — or only the
     ``(key, item)`` of an envelope that failed — and keep the agent alive."""
+    msg = event.message if isinstance(event, EventT) else event
     p.stats[f"{agent}.errors"] += 1
     log.error(
         f"unexpected error; {'item' if item else 'message'} dead-lettered",
         agent=agent,
-        topic=event.message.topic,
-        partition=event.message.partition,
-        offset=event.message.offset,
+        topic=msg.topic,
+        partition=msg.partition,
+        offset=msg.offset,
         key=item[0] if item else None,
         error=repr(exc),
         exc_info=exc,
     )
-    raw: bytes = event.value if item is None else json.dumps(item[1]).encode()
+    raw: bytes = (msg.value or b"") if item is None else json.dumps(item[1]).encode()
     reason = f"{agent} agent failed: {type(exc).__name__}: {exc}"
-    msg = event.message
     record = dead_letter(
         reason,
         raw,
@@ -314,6 +322,7 @@ async def unexpected(
 
 Handler = Callable[[Pipeline, EventT[Any]], Awaitable[None]]
 BatchHandler = Callable[[Pipeline, list[EventT[Any]]], Awaitable[None]]
+M = TypeVar("M", EventT[Any], ConsumerRecord[bytes, bytes])
 
 
 STORE_RETRY_CAP = 10.0
@@ -351,7 +360,7 @@ def _agent(p: Pipeline, name: str, topic: Any, handle: Handler) -> None:
 
 
 async def handle_batch(
-    p: Pipeline, name: str, handle: BatchHandler, events: list[EventT[Any]]
+    p: Pipeline, name: str, handle: Callable[[Pipeline, list[M]], Awaitable[None]], events: list[M]
 ) -> None:
     """Handle one micro-batch; if it fails as a whole, handle its messages one by one, so
     a failure dead-letters only the message that causes it (a database outage is waited
@@ -382,14 +391,6 @@ def _batch_agent(p: Pipeline, name: str, topic: Any, handle: BatchHandler) -> No
             await handle_batch(p, name, handle, events)
 
     p.app.agent(topic, name=name)(run)
-
-
-async def ingest(p: Pipeline, events: list[EventT[Any]]) -> None:
-    out = p.envelopes()
-    claimed = await ingest_batch(p, events, out)
-    await out.flush()
-    if claimed:  # only once forwarded: a crash before leaves them to be claimed again
-        await (await p.store()).mark_claimed(claimed)
 
 
 async def lead(p: Pipeline, events: list[EventT[Any]]) -> None:
@@ -442,8 +443,8 @@ async def _delivery(p: Pipeline, event: EventT[Any]) -> None:
 
 
 def register(p: Pipeline) -> None:
-    """Attach the agents to the pipeline's app, in the order of the flow."""
-    _batch_agent(p, "ingest", p.inbound, ingest)
+    """Attach the agents to the pipeline's app, in the order of the flow (the inbound
+    topics are read by :mod:`streams.intake`)."""
     _batch_agent(p, "lead", p.activity, lead)
     _batch_agent(p, "playbook", p.signals, playbook)
     _agent(

@@ -1,4 +1,4 @@
-"""Building the Faust app: its topics, tables, timers, agents and web server.
+"""Building the Faust app: its topics, tables, timers, agents, intake and web server.
 
 :func:`build` returns a :class:`streams.pipeline.Pipeline`, which owns the Faust app
 and what the agents need. The agents themselves live in :mod:`streams.agents` and
@@ -35,11 +35,12 @@ from streams.faust_fixes import (
     seek_before_resuming_streams,
     seek_uncommitted_to_beginning,
 )
+from streams.intake import Intake
 from streams.metrics import Metrics
 from streams.pipeline import Pipeline
 from streams.routes import routes
 from streams.server import HttpServer
-from streams.topics import INBOUND, TOPICS
+from streams.topics import TOPICS
 from streams.views import refused_files
 
 log = get_logger(__name__)
@@ -133,7 +134,6 @@ def build(
     )
     pipeline.refused_questionnaires = refused
     pipeline.metrics.watch_refused(lambda: refused_files(pipeline))
-    pipeline.inbound = app.topic(*INBOUND, key_serializer="raw", value_serializer="raw")
     for spec in TOPICS:
         topic = app.topic(spec.name, key_serializer="raw", value_serializer="raw")
         setattr(pipeline, spec.attr, topic)
@@ -199,6 +199,9 @@ def build(
     pipeline.timer(SCHEDULER_INTERVAL)(fire_schedules)
     pipeline.timer(PLAYBOOK_REFRESH_INTERVAL)(refresh_playbooks)
 
+    # the inbound topics: read in batches by intake's own consumer, not by a Faust agent;
+    # the app's first dependency, so it starts (and joins its group) with the app
+    pipeline.intake = app.add_dependency(Intake(pipeline))
     agents.register(pipeline)
     crm_connectors.register(pipeline)
     app.web_server(HttpServer(routes(pipeline), settings, pipeline.metrics))

@@ -1,4 +1,8 @@
-"""The ingest agent's work on one micro-batch: validate, resolve identities, forward by lead.
+"""Ingest's work on one batch of inbound records: validate, resolve identities, forward by lead.
+
+The batches come from :mod:`streams.intake`, which reads the inbound topics with
+aiokafka (not through a Faust agent) and commits their offsets after this work's
+envelopes are acknowledged.
 
 Identity work is done for the whole batch at once — one query for the
 identities the cache does not know, one commit for the links events make (with
@@ -16,9 +20,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
-from faust.types import EventT
+from aiokafka.structs import ConsumerRecord
 
 from crm.store import normalise_identity
 from nudge.errors import EventRejected
@@ -39,6 +43,9 @@ IDENTITY_KINDS = (("email", "email"), ("phone", "phone"), ("visitor_id", "visito
 Ident = tuple[str, str]
 """(kind, normalised value)."""
 
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
+"""An inbound record as intake reads it: value, topic, partition and offset are used."""
+
 
 def identities(event: LeadEvent) -> list[Ident]:
     """The event's identities, normalised, in order of preference."""
@@ -51,20 +58,18 @@ def identities(event: LeadEvent) -> list[Ident]:
 
 @dataclass
 class Accepted:
-    message: EventT[Any]
+    record: Record
     event: LeadEvent
     lead_id: str | None = None
 
 
-async def ingest_batch(
-    p: Pipeline, messages: list[EventT[Any]], out: Envelopes
-) -> list[tuple[str, str]]:
-    """Validate and route one batch of inbound messages (see the module docstring).
+async def ingest_batch(p: Pipeline, records: list[Record], out: Envelopes) -> list[tuple[str, str]]:
+    """Validate and route one batch of inbound records (see the module docstring).
 
     Returns the unmatched activities the batch's links claimed, ``(lead_id,
     activity_id)``, to be marked claimed once ``out`` is flushed.
     """
-    accepted = [a for m in messages if (a := await _validate(p, m)) is not None]
+    accepted = [a for r in records if (a := await _validate(p, r)) is not None]
     if not accepted:
         return []
     store = await p.store()
@@ -124,18 +129,23 @@ def _forward_waiting(
     return claims
 
 
-async def _validate(p: Pipeline, message: EventT[Any]) -> Accepted | None:
-    """The event, or ``None`` for a rejected message (dead-lettered) or a rep (stored)."""
-    raw: bytes = message.value
-    topic = message.message.topic
+async def _validate(p: Pipeline, record: Record) -> Accepted | None:
+    """The event, or ``None`` for a rejected record (dead-lettered) or a rep (stored)."""
+    raw = record.value or b""
+    topic = record.topic
     p.stats["events.in"] += 1
     try:
         parsed = parse_event(raw)
     except EventRejected as exc:
         p.metrics.events.labels(topic, "rejected").inc()
-        msg = message.message
         await reject(
-            p, exc, raw, source="kafka", topic=topic, partition=msg.partition, offset=msg.offset
+            p,
+            exc,
+            raw,
+            source="kafka",
+            topic=topic,
+            partition=record.partition,
+            offset=record.offset,
         )
         return None
     if isinstance(parsed, RepUpserted):
@@ -144,7 +154,7 @@ async def _validate(p: Pipeline, message: EventT[Any]) -> Accepted | None:
         p.stats["reps.upserted"] += 1
         p.metrics.events.labels(topic, "accepted").inc()
         return None
-    return Accepted(message, parsed)
+    return Accepted(record, parsed)
 
 
 async def _forward(p: Pipeline, a: Accepted, out: Envelopes) -> None:
@@ -156,7 +166,7 @@ async def _forward(p: Pipeline, a: Accepted, out: Envelopes) -> None:
     if event.silo == "call":
         await log_call(p, event, lead_id)
     p.stats["events.accepted"] += 1
-    p.metrics.events.labels(a.message.message.topic, "accepted").inc()
+    p.metrics.events.labels(a.record.topic, "accepted").inc()
     out.add(p.activity, lead_id.encode(), event_to_json(event))
 
 
@@ -173,7 +183,7 @@ async def _keep_unmatched(
     store = await p.store()
     for a in unmatched:
         p.stats["events.unmatched"] += 1
-        p.metrics.events.labels(a.message.message.topic, "unmatched").inc()
+        p.metrics.events.labels(a.record.topic, "unmatched").inc()
     await store.log_unmatched(
         [
             (e.event_id, e.type, e.occurred_at, e.model_dump(mode="json", exclude_none=True))

@@ -8,6 +8,7 @@ process — tests, the demo — never clash. Consumer lag is computed when scrap
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -96,14 +97,15 @@ class Metrics:
         with nothing of it running (read from ``source`` at each scrape)."""
         self.registry.register(_RefusedCollector(source))
 
-    async def refresh_lag(self, app: Any, timeout: float = 2.0) -> None:
+    async def refresh_lag(self, app: Any, timeout: float = 2.0, intake: Any = None) -> None:
         """Recompute the lag gauge: corrected partition ends minus committed offsets.
 
         The ends come from the consumer's ``end_offsets``, which
         :func:`broker.correct_batch_end_offsets` corrects (Tansu under-reports them).
         Table changelogs are left out: the worker that owns a table writes its
         changelog and reads it only to recover, so no offset is ever committed there and
-        their "lag" would stay at the changelog's length forever.
+        their "lag" would stay at the changelog's length forever. The inbound topics'
+        lag is ``intake``'s (:meth:`streams.intake.Intake.lag`), from its own consumer.
         """
         consumer = getattr(app, "_consumer", None)
         if consumer is None:
@@ -115,11 +117,16 @@ class Metrics:
         except Exception:  # not started, rebalancing, broker away: keep the last figures
             return
         committed = consumer._committed_offset
-        self._lag.lag = {
+        lag = {
             (tp.topic, tp.partition): max(0, end - (committed.get(tp) or 0))
             for tp, end in ends.items()
             if end is not None
         }
+        if intake is not None:
+            # not started, rebalancing, broker away: without them
+            with contextlib.suppress(Exception):
+                lag.update(await asyncio.wait_for(intake.lag(), timeout))
+        self._lag.lag = lag
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

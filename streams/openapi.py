@@ -80,6 +80,10 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "ready": {"type": "boolean"},
             "consuming": {"type": "boolean"},
+            "intake": {
+                "type": ["boolean", "string"],
+                "description": "true once the inbound topics' consumer has its partitions",
+            },
             "store": {"type": ["boolean", "string"], "description": "true, or what is wrong"},
             "model": {"type": "string"},
             "playbooks": {

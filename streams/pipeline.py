@@ -213,8 +213,10 @@ class Pipeline:
         for notifier in self.notifiers.values():
             await notifier.close()
 
+    intake: Any = None
+    """The inbound topics' consumer (:class:`streams.intake.Intake`), set by build()."""
+
     # topics, set by build()
-    inbound: Any = None
     dead: Any = None
     activity: Any = None
     signals: Any = None

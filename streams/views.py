@@ -92,7 +92,8 @@ INFORMATIONAL = ("model", "refused")
 
 
 async def readiness(p: Pipeline) -> dict[str, Any]:
-    """Consuming, the store writable, which model scores (points until one is promoted), and
+    """Consuming (the Faust agents, and intake once its group gave it partitions), the store
+    writable, which model scores (points until one is promoted), and
     the configuration: a playbook or questionnaire refused at start makes the worker not
     ready (``NUDGE_PLAYBOOKS_STRICT``, the default), or is listed under ``refused``."""
     store_ok: bool | str = True
@@ -108,8 +109,10 @@ async def readiness(p: Pipeline) -> dict[str, Any]:
         store_ok = f"{type(exc).__name__}: {exc}"
     refused = [problem for problems in refused_files(p).values() for problem in problems]
     strict = p.settings.playbooks_strict
+    intake = p.intake
     return {
         "consuming": p.ready.is_set(),
+        "intake": True if intake is None or intake.joined.is_set() else "joining its group",
         "store": store_ok,
         "playbooks": refused if refused and strict else True,
         "model": getattr(p.scorer, "version", "?"),
@@ -185,7 +188,7 @@ class Api:
         return json_response({"ready": ok, **checks}, status=200 if ok else 503)
 
     async def metrics(self, request: web.Request) -> web.Response:
-        await self.p.metrics.refresh_lag(self.p.app)
+        await self.p.metrics.refresh_lag(self.p.app, intake=self.p.intake)
         return web.Response(
             body=self.p.metrics.render(),
             headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},

@@ -32,6 +32,8 @@ class NudgeWorker(faust.Worker):
         log.info("worker ready", web_port=self.pipeline.settings.web_port)
 
     async def on_stop(self) -> None:
+        if self.pipeline.intake is not None:  # its batch in hand needs the store and producer
+            await self.pipeline.intake.stop()
         await self.pipeline.close()
         await super().on_stop()
 

@@ -8,11 +8,15 @@ writing to a buffer) but never starts the Faust app. In its place:
   partition) and can be told to fail, as a broker refusing a produce would;
 - the ``leads`` and ``guards`` tables are plain dicts (``TableBatch`` reads with
   ``get`` and writes with ``[key] =``, which is all it asks of a Faust table);
-- input messages are real ``faust.Event`` objects over real ``Message`` tuples.
+- input messages are real ``faust.Event`` objects over real ``Message`` tuples, and
+  inbound records real aiokafka ``ConsumerRecord`` objects;
+- intake's consumer is a :class:`RecordedConsumer` that keeps its commits and seeks
+  and can refuse a commit, as a group that has moved on does.
 
-So a test drives ``streams.agents.handle_batch`` with the ingest, lead or playbook
-handler on a list of messages and reads what each stage handed on: batching,
-envelopes, dead letters and the one-at-a-time redo of a failed batch.
+So a test drives intake (:meth:`AgentHarness.intake`: one ``getmany`` result through
+``Intake.handle``) or ``streams.agents.handle_batch`` with the lead or playbook handler
+on a list of messages, and reads what each stage handed on and committed: batching,
+envelopes, dead letters, the one-at-a-time redo of a failed batch, offsets.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
 from faust.types.tuples import Message
 
 from notifiers.console import ConsoleNotifier
@@ -34,6 +40,7 @@ from nudge.settings import Settings
 from streams.agents import BatchHandler, handle_batch
 from streams.app import build
 from streams.batching import unpack
+from streams.ingest import Record
 from streams.pipeline import Pipeline
 from streams.topics import TOPICS
 
@@ -84,6 +91,29 @@ class RecordedTopic:
         return out
 
 
+@dataclass
+class RecordedConsumer:
+    """Stands in for intake's aiokafka consumer: keeps commits and seeks; ``refuse``
+    makes the next commit raise it (a commit after the partitions were revoked)."""
+
+    assigned: set[TopicPartition] = field(default_factory=set)
+    commits: list[dict[TopicPartition, int]] = field(default_factory=list)
+    seeks: list[tuple[TopicPartition, int]] = field(default_factory=list)
+    refuse: Exception | None = None
+
+    def assignment(self) -> set[TopicPartition]:
+        return self.assigned
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self.seeks.append((partition, offset))
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        if self.refuse is not None:
+            exc, self.refuse = self.refuse, None
+            raise exc
+        self.commits.append(dict(offsets))
+
+
 class AgentHarness:
     """The pipeline of one worker, its agents run by hand on messages the test makes."""
 
@@ -102,7 +132,10 @@ class AgentHarness:
             setattr(self.p, spec.attr, self.topics[spec.name])
         self.p.leads = {}
         self.p.guards = {}
+        self.p.intake.retry_pause = 0
+        self.consumer = RecordedConsumer()
         self._offsets: dict[str, int] = {}
+        self._record_offsets: dict[tuple[str, int], int] = {}
 
     def message(self, topic: str, value: Any, key: bytes | None = None) -> faust.Event:
         """A message as the agent would receive it from ``topic`` (dicts become JSON)."""
@@ -110,6 +143,25 @@ class AgentHarness:
         offset = self._offsets[topic] = self._offsets.get(topic, -1) + 1
         msg = Message(topic, 0, offset, time.time(), 0, [], key, raw, None)
         return faust.Event(self.p.app, key, raw, {}, msg)
+
+    def record(
+        self, topic: str, value: Any, key: bytes | None = None, partition: int = 0
+    ) -> Record:
+        """An inbound record as intake's consumer would read it (dicts become JSON)."""
+        raw = value if isinstance(value, bytes) else json.dumps(value).encode()
+        at = (topic, partition)
+        offset = self._record_offsets[at] = self._record_offsets.get(at, -1) + 1
+        return ConsumerRecord(
+            topic, partition, offset, int(time.time() * 1000), 0, key, raw, None, 0, len(raw), ()
+        )
+
+    async def intake(self, records: list[Record]) -> None:
+        """One ``getmany`` result (``records``, grouped by partition) through intake."""
+        batch: dict[TopicPartition, list[Record]] = {}
+        for r in records:
+            batch.setdefault(TopicPartition(r.topic, r.partition), []).append(r)
+        self.consumer.assigned |= set(batch)
+        await self.p.intake.handle(self.consumer, batch)
 
     async def run(self, name: str, handle: BatchHandler, messages: list[faust.Event]) -> None:
         """One micro-batch through ``handle``, as the agent ``name`` would run it."""

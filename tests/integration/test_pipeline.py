@@ -147,10 +147,16 @@ def test_hot_lead_is_nudged_once(start_worker: Any, broker: Any) -> None:
     assert 'nudge_nudges_total{channel="console",state="sent"} 1.0' in metrics
     assert "nudge_rescore_seconds_count 5.0" in metrics
     assert "nudge_consumer_lag{" in metrics
+    # the inbound topics' lag is intake's, from its own consumer
+    assert any(
+        line.startswith("nudge_consumer_lag{") and 'topic="crm.events"' in line
+        for line in metrics.splitlines()
+    ), metrics
     with urllib.request.urlopen(worker.url + "/ready", timeout=5) as r:
         assert json.load(r) == {
             "ready": True,
             "consuming": True,
+            "intake": True,
             "store": True,
             "model": "points-v1",
             "playbooks": True,

@@ -1,4 +1,5 @@
-"""The agents' batching, envelopes and one-at-a-time redo, in process (tests/harness.py)."""
+"""Intake's and the agents' batching, envelopes, one-at-a-time redo and offsets, in
+process (tests/harness.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
+from aiokafka.errors import CommitFailedError
 
 from scoring.state import event_key
 from streams import agents
@@ -34,9 +37,12 @@ async def h(tmp_path: Path) -> AsyncIterator[AgentHarness]:
     await harness.close()
 
 
-async def test_ingest_hands_a_batch_on_in_one_envelope_per_partition(h: AgentHarness) -> None:
+WEB0, WEB1 = TopicPartition("web.events", 0), TopicPartition("web.events", 1)
+
+
+async def test_intake_hands_a_batch_on_in_one_envelope_per_partition(h: AgentHarness) -> None:
     events = [view(f"L{i}", 0) for i in range(40)]
-    await h.run("ingest", agents.ingest, [h.message("web.events", e) for e in events])
+    await h.intake([h.record("web.events", e, partition=i % 2) for i, e in enumerate(events)])
     activity = h.topics["lead.activity"]
     assert 1 <= len(activity.sent) <= 4  # one message per destination partition, not 40
     assert len({s.partition for s in activity.sent}) == len(activity.sent)
@@ -44,6 +50,9 @@ async def test_ingest_hands_a_batch_on_in_one_envelope_per_partition(h: AgentHar
         e["event_id"] for e in events
     )
     assert h.dead() == []
+    # committed once, after the envelopes: past the last record of each partition read
+    assert h.consumer.commits == [{WEB0: 20, WEB1: 20}]
+    assert h.p.intake.committed == {WEB0: 20, WEB1: 20}
 
 
 async def test_a_bad_event_is_dead_lettered_with_its_field_and_the_rest_go_on(
@@ -51,11 +60,13 @@ async def test_a_bad_event_is_dead_lettered_with_its_field_and_the_rest_go_on(
 ) -> None:
     bad = {**view("L1", 1), "occurred_at": "2026-03-02T09:00:00"}  # no time zone
     batch = [view("L0", 0), bad, view("L2", 2)]
-    await h.run("ingest", agents.ingest, [h.message("web.events", e) for e in batch])
+    await h.intake([h.record("web.events", e) for e in batch])
     got = sorted(i["event_id"] for _, i in h.topics["lead.activity"].items())
     assert got == ["L0-v0", "L2-v2"]
     [dead] = h.dead()
     assert "occurred_at" in dead["reason"]
+    assert (dead["topic"], dead["partition"], dead["offset"]) == ("web.events", 0, 1)
+    assert h.consumer.commits == [{WEB0: 3}]
 
 
 async def test_a_lead_touched_several_times_in_a_batch_is_written_once(h: AgentHarness) -> None:
@@ -67,7 +78,7 @@ async def test_a_lead_touched_several_times_in_a_batch_is_written_once(h: AgentH
             super().__setitem__(key, value)
 
     h.p.leads = Table()
-    await h.run("ingest", agents.ingest, [h.message("web.events", view("L7", n)) for n in range(5)])
+    await h.intake([h.record("web.events", view("L7", n)) for n in range(5)])
     envelopes = h.topics["lead.activity"].sent
     batch = [h.message("lead.activity", s.value, key=s.key) for s in envelopes]
     await h.run("lead", agents.lead, batch)
@@ -80,20 +91,54 @@ async def test_a_batch_that_fails_as_a_whole_is_redone_one_message_at_a_time(
 ) -> None:
     h.topics["lead.activity"].fail_next = 1  # the broker refuses the batch's first produce
     events = [view(f"L{i}", i) for i in range(5)]
-    await h.run("ingest", agents.ingest, [h.message("web.events", e) for e in events])
+    await h.intake([h.record("web.events", e) for e in events])
     got = sorted(item["event_id"] for _, item in h.topics["lead.activity"].items())
     assert got == sorted(e["event_id"] for e in events)
     assert h.dead() == []
+    assert h.consumer.commits == [{WEB0: 5}]
 
 
 async def test_only_the_message_that_fails_alone_is_dead_lettered(h: AgentHarness) -> None:
     h.topics["lead.activity"].refuse = b"L3-v3"  # this one never goes through
     events = [view(f"L{i}", i) for i in range(6)]
-    await h.run("ingest", agents.ingest, [h.message("web.events", e) for e in events])
+    await h.intake([h.record("web.events", e) for e in events])
     got = sorted(item["event_id"] for _, item in h.topics["lead.activity"].items())
     assert got == sorted(e["event_id"] for e in events if e["event_id"] != "L3-v3")
     [dead] = h.dead()
     assert "ingest agent failed" in dead["reason"] and "ConnectionError" in dead["reason"]
+    assert dead["offset"] == 3
+    assert h.consumer.commits == [{WEB0: 6}]
+
+
+async def test_a_batch_that_cannot_be_handled_is_read_again_not_committed(
+    h: AgentHarness,
+) -> None:
+    """The record fails alone and its dead letter is refused too: nothing is committed and
+    the consumer goes back to the batch's first records, so none is skipped."""
+    h.topics["lead.activity"].refuse = b"L3-v3"
+    h.topics["events.dead"].refuse = b"L3-v3"
+    records = [h.record("web.events", view(f"L{i}", i), partition=i % 2) for i in range(6)]
+    await h.intake(records)
+    assert h.consumer.commits == []
+    assert sorted(h.consumer.seeks) == [(WEB0, 0), (WEB1, 0)]
+    assert h.p.stats["intake.batch_retries"] == 1
+    h.topics["lead.activity"].refuse = h.topics["events.dead"].refuse = None
+    await h.intake(records)  # read again: now it goes through
+    assert h.consumer.commits == [{WEB0: 3, WEB1: 3}]
+    ids = [item["event_id"] for _, item in h.topics["lead.activity"].items()]
+    assert set(ids) == {f"L{i}-v{i}" for i in range(6)}  # repeats are dropped by id downstream
+
+
+async def test_a_commit_refused_after_a_revoke_is_not_fatal(h: AgentHarness) -> None:
+    """The group moved on while the batch was handled: the commit is refused, intake counts
+    it and goes on; the partition's new owner reads the batch again."""
+    h.consumer.refuse = CommitFailedError("the group has already rebalanced")
+    await h.intake([h.record("web.events", view("L1", 1))])
+    assert h.consumer.commits == []
+    assert h.p.intake.committed == {}
+    assert h.p.stats["intake.commits_refused"] == 1
+    await h.intake([h.record("web.events", view("L2", 2))])  # the next batch commits as usual
+    assert h.consumer.commits == [{WEB0: 2}]
 
 
 async def test_a_timer_that_fails_never_stops_the_worker(h: AgentHarness) -> None:
