@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     )
     app_id: str = Field(
         default="nudge",
-        description="Faust app id: the consumer group and the topic prefix of tables.",
+        description="Faust app id: the consumer group (intake's is `<app_id>-intake`) and the topic prefix of tables.",
     )
     partitions: int = Field(
         default=4, ge=1, le=256, description="Partitions of every topic Nudge creates."

@@ -134,8 +134,9 @@ class Intake(Service):
         # started with the app, before its producer: the group join (half the session
         # timeout on Tansu) runs alongside the Faust consumer's instead of after it
         self.consumer = self.make_consumer()
-        self.consumer.subscribe(list(INBOUND), listener=_Listener(self))
         await self.consumer.start()
+        # after start: subscribed before, start() would wait for the assignment itself
+        self.consumer.subscribe(list(INBOUND), listener=_Listener(self))
         self._loop_task = self.add_future(self._run())
 
     async def on_stop(self) -> None:
