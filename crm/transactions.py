@@ -96,9 +96,15 @@ class TaskTransactions:
             task=task.get_name(),
             cancelled=task.cancelled(),
         )
-        abandon = asyncio.get_event_loop().create_task(self._abandon())
+        abandon = asyncio.get_event_loop().create_task(self._abandon_quietly())
         self._abandoning.add(abandon)
         abandon.add_done_callback(self._abandoning.discard)
+
+    async def _abandon_quietly(self) -> None:
+        try:
+            await self._abandon()
+        except Exception as exc:  # the store closed meanwhile: the database dropped it
+            log.warning("an abandoned transaction was not rolled back", error=repr(exc))
 
     async def _abandon(self) -> None:
         """Roll back the open transaction, whichever task's it is, and :meth:`_release`."""

@@ -419,3 +419,30 @@ async def test_a_write_opens_the_running_tasks_own_transaction(location: Path | 
         assert await rules(store) == ["a"]
     finally:
         await store.close()
+
+
+async def test_a_transaction_left_open_at_close_leaves_no_error_behind(
+    location: Path | str,
+) -> None:
+    """A task that ends with its transaction open while the store closes (a worker
+    stopping): the roll-back that finds the store closed is logged, never an unhandled
+    task error."""
+    import gc
+
+    store = await Store.open(location)
+    errors: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+
+    async def forgets_to_commit() -> None:
+        await store.db.execute(insert("a"))
+
+    try:
+        await asyncio.create_task(forgets_to_commit())
+        await store.close()
+        for _ in range(5):
+            await asyncio.sleep(0.05)
+        gc.collect()
+        assert errors == []
+    finally:
+        loop.set_exception_handler(None)
