@@ -30,6 +30,7 @@ import aiosqlite
 from aiosqlite.context import contextmanager
 
 from crm.transactions import TaskTransactions
+from nudge.errors import StoreUnavailable
 
 _TX = re.compile(
     r"\s*(?:--[^\n]*\n\s*)*"  # after any leading comment lines
@@ -39,6 +40,18 @@ _TX = re.compile(
 """Statements that change the file or the transaction: run inside the task's own one."""
 
 T = TypeVar("T")
+
+
+class DatabaseLocked(StoreUnavailable, sqlite3.OperationalError):
+    """Another process held the file's write lock past the busy timeout (or SQLite could not
+    wait for it): nothing of the transaction was kept, so the agents redo the work instead
+    of dead-lettering it. Still a ``sqlite3.OperationalError`` for code that retries on it."""
+
+
+def _busy(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "database is locked" in str(exc) or "database is busy" in str(exc)
+    )
 
 
 class Connection(TaskTransactions, aiosqlite.Connection):
@@ -62,8 +75,10 @@ class Connection(TaskTransactions, aiosqlite.Connection):
             await self._claim()
         try:
             result = await run(sql, parameters)
-        except BaseException:
+        except BaseException as exc:
             await self.rollback()
+            if _busy(exc) and not isinstance(exc, DatabaseLocked):
+                raise DatabaseLocked(str(exc)) from exc
             raise
         if not super().in_transaction:  # DDL outside BEGIN, a COMMIT statement: over
             self._release()
@@ -89,8 +104,10 @@ class Connection(TaskTransactions, aiosqlite.Connection):
             return
         try:
             await super().commit()
-        except BaseException:
+        except BaseException as exc:
             await self._abandon()
+            if _busy(exc):
+                raise DatabaseLocked(str(exc)) from exc
             raise
         self._release()
 

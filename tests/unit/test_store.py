@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from pathlib import Path
 
+import pytest
+
+from crm import sqlite
 from crm.store import Store, normalise_identity
+from nudge.errors import StoreUnavailable
 from nudge.signals import NudgeCommand
 
 NOW = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
@@ -101,3 +106,28 @@ async def test_a_batch_links_finds_and_then_claims_what_waited(tmp_path: Path) -
     await store.mark_claimed([("L1", "e1"), ("L2", "e2")])
     assert await store.waiting(links) == {}
     await store.close()
+
+
+async def test_another_process_holding_the_write_lock_is_store_unavailable(
+    tmp_path: Path,
+) -> None:
+    """Past the busy timeout, SQLite's 'database is locked' (another worker process holds
+    the file's write lock) is StoreUnavailable — the agents redo the work, they do not
+    dead-letter it — and the connection is free again once the lock goes."""
+    path = tmp_path / "crm.db"
+    await (await Store.open(path)).close()  # a migrated file, in WAL mode
+    other = sqlite3.connect(path, isolation_level=None)
+    db = await sqlite.connect(path, timeout=0.1)
+    try:
+        await db.execute("CREATE TABLE t (x INTEGER)")
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreUnavailable, match="database is locked") as raised:
+            await db.execute("INSERT INTO t VALUES (1)")
+        assert isinstance(raised.value, sqlite3.OperationalError)
+        other.execute("ROLLBACK")
+        await db.execute("INSERT INTO t VALUES (2)")
+        await db.commit()
+        assert [tuple(r) for r in await db.execute_fetchall("SELECT x FROM t")] == [(2,)]
+    finally:
+        other.close()
+        await db.close()
