@@ -3,6 +3,7 @@ process (tests/harness.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +15,8 @@ from aiokafka.errors import CommitFailedError
 
 from scoring.state import event_key
 from streams import agents
+from streams.intake import _Listener
+from streams.views import readiness
 from tests.harness import AgentHarness
 
 AT = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC).isoformat()
@@ -160,3 +163,20 @@ async def test_a_timer_that_fails_never_stops_the_worker(h: AgentHarness) -> Non
     assert len(ran) == 3
     assert h.p.stats["timers.flaky.failed"] == 1
     assert h.p.stats["timers.store_unavailable"] == 1
+
+
+async def test_a_revoke_waits_for_the_batch_in_hand_and_ready_follows_the_assignment(
+    h: AgentHarness,
+) -> None:
+    """The group takes partitions away while a batch is in hand: the revoke waits for it
+    to be committed (up to REVOKE_WAIT); ``/ready`` says intake is ready once assigned."""
+    assert (await readiness(h.p))["intake"] == "joining its group"
+    listener = _Listener(h.p.intake)
+    await listener.on_partitions_assigned({WEB0})
+    assert (await readiness(h.p))["intake"] is True
+    h.p.intake.idle.clear()  # a batch in hand
+    revoke = asyncio.ensure_future(listener.on_partitions_revoked({WEB0}))
+    await asyncio.sleep(0.1)
+    assert not revoke.done()
+    h.p.intake.idle.set()  # committed
+    await asyncio.wait_for(revoke, 1)
