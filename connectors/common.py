@@ -1,12 +1,20 @@
-"""What every connector shares: the outcome of one inbound item, and HMAC helpers."""
+"""What every connector shares: the outcome of one inbound item, a webhook body's JSON,
+a YAML map's root, and HMAC helpers."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+import yaml
+
+from nudge import strict_json
+from nudge.errors import ConfigError, EventRejected
 from nudge.events import LeadEvent
+from nudge.strict_json import StrictJSONError
 
 
 @dataclass
@@ -34,3 +42,27 @@ def hmac_hex(secret: str, message: bytes, digest: str = "sha256") -> str:
 def same(a: str | None, b: str) -> bool:
     """Constant-time comparison that treats a missing value as a mismatch."""
     return a is not None and hmac.compare_digest(a.encode(), b.encode())
+
+
+def json_body(body: bytes, limit: int) -> Any:
+    """The strict-JSON value of a webhook body of at most ``limit`` bytes; EventRejected if not."""
+    if len(body) > limit:
+        raise EventRejected(f"body is {len(body)} bytes; the limit is {limit}")
+    try:
+        return strict_json.loads(body)
+    except StrictJSONError as exc:
+        raise EventRejected(f"body is not strict JSON: {exc}") from None
+
+
+def yaml_mapping(path: Path, what: str, key: str) -> yaml.MappingNode:
+    """The root node of the YAML file ``what`` (e.g. "the field map"), which must be a mapping
+    with a ``key:`` key; ConfigError naming the file otherwise."""
+    try:
+        root = yaml.compose(path.read_text(), Loader=yaml.SafeLoader)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(root, yaml.MappingNode):
+        raise ConfigError(f"{path}:1: {what} must be a mapping with a `{key}:` key")
+    return root

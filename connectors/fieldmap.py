@@ -19,12 +19,14 @@ definition. Every problem names the file and line.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from connectors.common import yaml_mapping
 from nudge.errors import ConfigError
 
 TYPES = ("string", "number", "enumeration", "date", "datetime", "bool")
@@ -61,18 +63,41 @@ class FieldMap:
             and (m.field[5:] in PROFILE or m.field.startswith("lead.custom."))
         ]
 
+    def profile(
+        self,
+        record: dict[str, Any],
+        name: tuple[str, str],
+        owner: str,
+        typed: Callable[[Any, Mapping], Any] = lambda value, _m: value,
+    ) -> dict[str, Any]:
+        """A CRM contact record's lead profile fields: the mapped properties (``lead.custom.*``
+        under ``custom``), ``contact_name`` from its ``name`` properties (first, last), and
+        ``owner_rep_id`` from its ``owner`` property; ``typed`` turns a property's value into
+        its Nudge form."""
+        fields: dict[str, Any] = {}
+        custom: dict[str, Any] = {}
+        for m in self.reading("contact"):
+            value = record.get(m.property)
+            if value in (None, ""):
+                continue
+            if m.field.startswith("lead.custom."):
+                custom[m.field[len("lead.custom.") :]] = typed(value, m)
+            else:
+                fields[m.field[5:]] = typed(value, m)
+        contact_name = " ".join(p for p in (record.get(name[0]), record.get(name[1])) if p)
+        if contact_name:
+            fields["contact_name"] = contact_name
+        crm_owner = record.get(owner)
+        if crm_owner and crm_owner in self.owners:
+            fields["owner_rep_id"] = self.owners[crm_owner]
+        if custom:
+            fields["custom"] = custom
+        return fields
+
     @classmethod
     def load(cls, path: Path) -> FieldMap:
         where = str(path)
-        try:
-            text = path.read_text()
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
-        except OSError as exc:
-            raise ConfigError(f"{where}: cannot read the field map: {exc}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{where}: not valid YAML: {exc}") from None
-        if not isinstance(root, yaml.MappingNode):
-            raise ConfigError(f"{where}:1: the field map must be a mapping with a `fields:` key")
+        root = yaml_mapping(path, "the field map", "fields")
         problems: list[str] = []
         fields: dict[str, Mapping] = {}
         owners: dict[str, str] = {}

@@ -65,11 +65,10 @@ from hubspot.crm.objects import (
 )
 from hubspot.utils.signature import Signature
 
+from connectors.common import json_body
 from connectors.fieldmap import FieldMap, Mapping, to_crm
 from connectors.updates import Update
-from nudge import strict_json
 from nudge.errors import EventRejected, NudgeError
-from nudge.strict_json import StrictJSONError
 
 SYSTEM = "hubspot"
 MAX_AGE = dt.timedelta(minutes=5)
@@ -146,12 +145,7 @@ class Notification:
 
 def notifications(body: bytes) -> list[Notification]:
     """The notifications of a webhook body; EventRejected if it is not HubSpot's shape."""
-    if len(body) > MAX_BODY_BYTES:
-        raise EventRejected(f"body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}")
-    try:
-        data = strict_json.loads(body)
-    except StrictJSONError as exc:
-        raise EventRejected(f"body is not strict JSON: {exc}") from None
+    data = json_body(body, MAX_BODY_BYTES)
     if not isinstance(data, list):
         raise EventRejected("body must be a JSON array of notifications")
     out = []
@@ -226,24 +220,7 @@ def contact_properties(fmap: FieldMap) -> list[str]:
 
 def contact_event(n: Notification, props: dict[str, Any], fmap: FieldMap) -> dict[str, Any]:
     """A contact notification and the contact's properties → a lead event (as a dict for parse_event)."""
-    fields: dict[str, Any] = {}
-    custom: dict[str, Any] = {}
-    for m in fmap.reading("contact"):
-        value = props.get(m.property)
-        if value in (None, ""):
-            continue
-        if m.field.startswith("lead.custom."):
-            custom[m.field[len("lead.custom.") :]] = _typed(value, m)
-        else:
-            fields[m.field[5:]] = _typed(value, m)
-    name = " ".join(p for p in (props.get("firstname"), props.get("lastname")) if p)
-    if name:
-        fields["contact_name"] = name
-    owner = props.get("hubspot_owner_id")
-    if owner and owner in fmap.owners:
-        fields["owner_rep_id"] = fmap.owners[owner]
-    if custom:
-        fields["custom"] = custom
+    fields = fmap.profile(props, ("firstname", "lastname"), "hubspot_owner_id", _typed)
     event: dict[str, Any] = {
         "type": "lead.created" if n.action == "creation" else "lead.updated",
         "event_id": f"hubspot:{n.event_id}",

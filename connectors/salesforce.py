@@ -166,24 +166,7 @@ def _with_timeout(request: Callable[..., Any]) -> Callable[..., Any]:
 
 # -- in --------------------------------------------------------------------------------------------
 def person_event(sobject: str, rec: dict[str, Any], fmap: FieldMap) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
-    custom: dict[str, Any] = {}
-    for m in fmap.reading("contact"):
-        value = rec.get(m.property)
-        if value in (None, ""):
-            continue
-        if m.field.startswith("lead.custom."):
-            custom[m.field[len("lead.custom.") :]] = value
-        else:
-            fields[m.field[5:]] = value
-    name = " ".join(p for p in (rec.get("FirstName"), rec.get("LastName")) if p)
-    if name:
-        fields["contact_name"] = name
-    owner = rec.get("OwnerId")
-    if owner and owner in fmap.owners:
-        fields["owner_rep_id"] = fmap.owners[owner]
-    if custom:
-        fields["custom"] = custom
+    fields = fmap.profile(rec, ("FirstName", "LastName"), "OwnerId")
     event: dict[str, Any] = {
         "type": "lead.updated",
         "event_id": f"salesforce:{sobject}:{rec['Id']}:{rec.get('SystemModstamp')}",
@@ -371,16 +354,7 @@ async def drain(
         uid = row["update_id"]
         if not await state.claim_write(SYSTEM, uid, now(), LEASE):
             continue
-        payload = row["payload"]
-        update = Update(
-            uid,
-            row["lead_id"],
-            row["kind"],
-            payload.get("field"),
-            payload.get("value"),
-            payload.get("detail") or {},
-            payload.get("reason"),
-        )
+        update = Update.stored(row)
         rid = record_id(row["lead_id"]) or await state.remote_id(SYSTEM, row["lead_id"], "contact")
         if rid is None:
             await state.finish_write(

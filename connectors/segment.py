@@ -32,11 +32,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from connectors.common import Outcome, hmac_hex, same
-from nudge import strict_json
+from connectors.common import Outcome, hmac_hex, json_body, same, yaml_mapping
 from nudge.errors import ConfigError, EventRejected
 from nudge.events import RepUpserted, parse_event
-from nudge.strict_json import StrictJSONError
 
 MAX_BODY_BYTES = 512 * 1024
 """Segment's own batch limit is 500 KB; a larger body is refused whole."""
@@ -62,15 +60,7 @@ class TrackMap:
     @classmethod
     def load(cls, path: Path | None = None) -> TrackMap:
         path = path or DEFAULT_MAP
-        try:
-            text = path.read_text()
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read the Segment track map: {exc}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-        if not isinstance(root, yaml.MappingNode):
-            raise ConfigError(f"{path}:1: the track map must be a mapping with a `tracks:` key")
+        root = yaml_mapping(path, "the Segment track map", "tracks")
         tracks: dict[str, str] = {}
         for key, value in root.value:
             line = key.start_mark.line + 1
@@ -92,12 +82,7 @@ class TrackMap:
 
 def messages(body: bytes) -> list[Any]:
     """The Spec messages of a body (one message or a batch); raise EventRejected otherwise."""
-    if len(body) > MAX_BODY_BYTES:
-        raise EventRejected(f"body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}")
-    try:
-        data = strict_json.loads(body)
-    except StrictJSONError as exc:
-        raise EventRejected(f"body is not strict JSON: {exc}") from None
+    data = json_body(body, MAX_BODY_BYTES)
     if not isinstance(data, dict):
         raise EventRejected("body must be a JSON object (one message, or {'batch': [...]})")
     if "batch" not in data:

@@ -36,6 +36,21 @@ class Update:
     detail: dict[str, Any] = dataclasses.field(default_factory=dict)
     reason: str | None = None
 
+    @classmethod
+    def stored(cls, row: dict[str, Any]) -> Update:
+        """The update a due ``crm_writes`` row holds (its id, lead and kind; the rest in
+        ``payload``)."""
+        payload = row["payload"]
+        return cls(
+            row["update_id"],
+            row["lead_id"],
+            row["kind"],
+            payload.get("field"),
+            payload.get("value"),
+            payload.get("detail") or {},
+            payload.get("reason"),
+        )
+
 
 def read_update(raw: bytes) -> Update:
     """One ``crm.updates`` message as an :class:`Update` (``ignored`` with a reason if unusable)."""

@@ -80,16 +80,7 @@ async def drain(
         uid = row["update_id"]
         if not await state.claim_write(hubspot.SYSTEM, uid, now(), LEASE):
             continue  # another worker took it
-        payload = row["payload"]
-        update = Update(
-            uid,
-            row["lead_id"],
-            row["kind"],
-            payload.get("field"),
-            payload.get("value"),
-            payload.get("detail") or {},
-            payload.get("reason"),
-        )
+        update = Update.stored(row)
         write = hubspot.plan(update, fmap)
         if write.skipped:
             await state.finish_write(hubspot.SYSTEM, uid, "ignored", now(), error=write.skipped)

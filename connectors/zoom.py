@@ -25,11 +25,9 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.common import hmac_hex, same
-from nudge import strict_json
+from connectors.common import hmac_hex, json_body, same
 from nudge.errors import EventRejected
 from nudge.events import MeetingEnded
-from nudge.strict_json import StrictJSONError
 
 MAX_AGE = dt.timedelta(minutes=5)
 MAX_BODY_BYTES = 256 * 1024
@@ -85,12 +83,7 @@ class ZoomEvent:
 
 def parse(body: bytes) -> ZoomEvent:
     """The webhook's name and what Nudge reads from it; raise EventRejected if malformed."""
-    if len(body) > MAX_BODY_BYTES:
-        raise EventRejected(f"body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}")
-    try:
-        data = strict_json.loads(body)
-    except StrictJSONError as exc:
-        raise EventRejected(f"body is not strict JSON: {exc}") from None
+    data = json_body(body, MAX_BODY_BYTES)
     if not isinstance(data, dict) or not isinstance(data.get("event"), str):
         raise EventRejected("event: required")
     name = data["event"]
