@@ -32,12 +32,8 @@ import datetime as dt
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
-
-import requests
-from simple_salesforce.api import Salesforce as SalesforceClient
-from simple_salesforce.exceptions import SalesforceError
 
 from connectors.fieldmap import FieldMap, to_crm
 from connectors.hubspot import CrmPermanent, CrmTransient
@@ -45,6 +41,9 @@ from connectors.updates import Update
 from connectors.writer import LEASE, backoff
 from crm.connector_state import ConnectorState
 from nudge.logs import get_logger
+
+if TYPE_CHECKING:
+    from simple_salesforce.api import Salesforce as SalesforceClient
 
 log = get_logger(__name__)
 
@@ -109,8 +108,13 @@ class Salesforce:
         password: str | None = None,
         security_token: str | None = None,
     ) -> None:
+        # the SDK (and requests) load only when Salesforce is configured
+        import requests
+        from simple_salesforce.api import Salesforce as SalesforceClient
+
         session = requests.Session()
         session.request = _with_timeout(session.request)  # type: ignore[method-assign]
+        self.sf: SalesforceClient
         if access_token:
             self.sf = SalesforceClient(
                 instance_url=instance_url, session_id=access_token, version=VERSION, session=session
@@ -126,6 +130,9 @@ class Salesforce:
             )
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        import requests
+        from simple_salesforce.exceptions import SalesforceError
+
         try:
             return fn(*args, **kwargs)
         except SalesforceError as exc:

@@ -30,6 +30,7 @@ from playbooks.questionnaires import QuestionnaireSet, checking_asks
 from scoring.model_scorer import LiveScorer
 from streams import agents, crm_connectors, model_sync, scheduler
 from streams.faust_fixes import (
+    PromptTableManager,
     fetch_only_active_partitions,
     limit_fetch_wait,
     seek_before_resuming_streams,
@@ -97,6 +98,7 @@ def make_app(settings: Settings, broker_url: str) -> faust.App:
         web_metrics_enabled=False,
         table_cleanup_interval=60.0,
         stream_wait_empty=False,
+        TableManager=PromptTableManager,
     )
 
 

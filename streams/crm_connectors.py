@@ -80,6 +80,8 @@ class HubSpotHook:
         """Counts, logs and dead-letters a signed body that is not HubSpot's shape."""
         secret = settings.hubspot_client_secret
         self.secret = secret.get_secret_value() if secret else ""
+        if self.secret:  # at start-up, not on the event loop at the first signed request
+            hubspot.load_sdk()
         self.hs = client(settings)
         self.fmap = field_map(settings)
 

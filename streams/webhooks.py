@@ -29,25 +29,24 @@ import os
 import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response
-from slack_bolt.async_app import AsyncApp
-from slack_bolt.request.async_request import AsyncBoltRequest
 
 from crm.outbox import Outbox
 from crm.store import Store
 from notifiers import texts
 from notifiers.inbound import public_url, slack_signature_ok, sms_reply, twilio_signature_ok, twiml
 from notifiers.phones import to_e164
-from notifiers.slack_app import build_slack_app
 from nudge.clock import Clock, SystemClock
 from nudge.logs import get_logger
 from nudge.settings import Settings
 from nudge.signals import Reply
 from streams.pipeline import Pipeline
 from streams.views import error_response
+
+if TYPE_CHECKING:
+    from slack_bolt.async_app import AsyncApp
 
 log = get_logger(__name__)
 
@@ -95,6 +94,9 @@ class Webhooks:
         self.slack_secret = secret.get_secret_value() if secret else ""
         self.slack_app = slack_app
         if self.slack_app is None and self.slack_secret and settings.slack_bot_token:
+            # slack-bolt (~0.3 s of imports) loads only when Slack is configured
+            from notifiers.slack_app import build_slack_app
+
             self.slack_app = build_slack_app(
                 signing_secret=self.slack_secret,
                 token=settings.slack_bot_token.get_secret_value(),
@@ -194,6 +196,9 @@ class Webhooks:
             return error_response(403, "invalid signature")
         if self.slack_app is None:
             return error_response(404, "Slack is not configured (SLACK_BOT_TOKEN)")
+        from slack_bolt.adapter.aiohttp import to_aiohttp_response
+        from slack_bolt.request.async_request import AsyncBoltRequest
+
         try:  # bolt parses the body here and raises on JSON / form it cannot read
             bolt_request = AsyncBoltRequest(
                 body=body.decode(),
