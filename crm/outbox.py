@@ -54,25 +54,49 @@ class Outbox:
     # -- queue and claim -------------------------------------------------------------
     async def enqueue(self, cmd: NudgeCommand, now: dt.datetime) -> bool:
         """Record ``cmd`` as queued. False: this nudge id is already in the outbox."""
-        cur = await self.db.execute(
-            """INSERT OR IGNORE INTO outbox (nudge_id, rep_id, lead_id, channel, state, playbook,
-                                             rule, text, command_json, created_at, updated_at)
-               VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)""",
-            (
-                cmd.nudge_id,
-                cmd.rep_id,
-                cmd.lead_id,
-                cmd.channel,
-                cmd.playbook,
-                cmd.rule,
-                cmd.text,
-                cmd.model_dump_json(),
-                _iso(now),
-                _iso(now),
-            ),
-        )
+        cur = await self.db.execute(_INSERT, _row(cmd, now, "queued", None))
         await self.db.commit()
         return cur.rowcount == 1
+
+    async def enqueue_many(
+        self, rows: list[tuple[NudgeCommand, str, str | None]], now: dt.datetime
+    ) -> None:
+        """Record a batch's nudges in one commit, each ``(command, state, reason)``: queued,
+        or suppressed at once (snoozed). A nudge id already in the outbox keeps its row."""
+        if rows:
+            await self.db.executemany(
+                _INSERT, [_row(cmd, now, state, reason) for cmd, state, reason in rows]
+            )
+            await self.db.commit()
+
+    async def existing(self, nudge_ids: list[str]) -> set[str]:
+        """Those of ``nudge_ids`` already in the outbox."""
+        found: set[str] = set()
+        for chunk in _chunks(nudge_ids):
+            rows = await self._rows(
+                f"SELECT nudge_id FROM outbox WHERE nudge_id IN ({','.join('?' * len(chunk))})",
+                tuple(chunk),
+            )
+            found.update(str(r["nudge_id"]) for r in rows)
+        return found
+
+    async def snoozed(self, pairs: list[tuple[str, str]], now: dt.datetime) -> set[tuple[str, str]]:
+        """Those ``(rep_id, lead_id)`` of ``pairs`` whose nudges the rep snoozed past ``now``."""
+        found: set[tuple[str, str]] = set()
+        wanted = set(pairs)
+        for chunk in _chunks(sorted({rep for rep, _ in wanted})):
+            rows = await self._rows(
+                f"SELECT rep_id, lead_id, until FROM snoozes "
+                f"WHERE rep_id IN ({','.join('?' * len(chunk))})",
+                tuple(chunk),
+            )
+            found.update(
+                (str(r["rep_id"]), str(r["lead_id"]))
+                for r in rows
+                if (r["rep_id"], r["lead_id"]) in wanted
+                and dt.datetime.fromisoformat(r["until"]) > now
+            )
+        return found
 
     async def recent_codes(self, rep_id: str, limit: int = 30) -> list[str]:
         """The reply-code letters of the rep's latest coded nudges, newest first."""
@@ -135,6 +159,18 @@ class Outbox:
     async def get(self, nudge_id: str) -> dict[str, Any] | None:
         return await self._one("SELECT rowid AS seq, * FROM outbox WHERE nudge_id=?", (nudge_id,))
 
+    async def get_many(self, nudge_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """``nudge_id → row`` for those of ``nudge_ids`` in the outbox."""
+        found: dict[str, dict[str, Any]] = {}
+        for chunk in _chunks(sorted(set(nudge_ids))):
+            for row in await self._rows(
+                f"SELECT rowid AS seq, * FROM outbox "
+                f"WHERE nudge_id IN ({','.join('?' * len(chunk))})",
+                tuple(chunk),
+            ):
+                found[str(row["nudge_id"])] = row
+        return found
+
     async def pending_for_rep(self, rep_id: str) -> list[dict[str, Any]]:
         """The rep's queued and held nudges, oldest first: the order they must go out in."""
         return await self._rows(
@@ -154,13 +190,16 @@ class Outbox:
         return [r["rep_id"] for r in rows]
 
     # -- outcomes --------------------------------------------------------------------
-    async def _set(self, nudge_id: str, now: dt.datetime, **fields: Any) -> None:
+    async def _set(
+        self, nudge_id: str, now: dt.datetime, *, commit: bool = True, **fields: Any
+    ) -> None:
         cols = ", ".join(f"{k}=?" for k in fields)
         await self.db.execute(
             f"UPDATE outbox SET {cols}, updated_at=? WHERE nudge_id=?",
             (*fields.values(), _iso(now), nudge_id),
         )
-        await self.db.commit()
+        if commit:
+            await self.db.commit()
 
     async def hold(
         self, nudge_id: str, now: dt.datetime, not_before: dt.datetime, *, reason: str
@@ -189,11 +228,18 @@ class Outbox:
         )
 
     async def mark_sent(
-        self, nudge_id: str, now: dt.datetime, *, channel: str, provider_id: str | None
+        self,
+        nudge_id: str,
+        now: dt.datetime,
+        *,
+        channel: str,
+        provider_id: str | None,
+        commit: bool = True,
     ) -> None:
         await self._set(
             nudge_id,
             now,
+            commit=commit,
             state="sent",
             channel=channel,
             provider_id=provider_id,
@@ -219,6 +265,7 @@ class Outbox:
         outcome: str,
         error_code: str | None = None,
         detail: str | None = None,
+        commit: bool = True,
     ) -> None:
         """Append one row to ``delivery_attempts`` (attempt numbers count from 1)."""
         await self.db.execute(
@@ -228,7 +275,15 @@ class Outbox:
                            WHERE nudge_id = ?), ?, ?, ?, ?, ?)""",
             (nudge_id, nudge_id, channel, _iso(now), outcome, error_code, detail),
         )
-        await self.db.commit()
+        if commit:
+            await self.db.commit()
+
+    async def sent(
+        self, nudge_id: str, now: dt.datetime, *, channel: str, provider_id: str | None
+    ) -> None:
+        """The provider took the nudge: its ``sent`` attempt and state, in one commit."""
+        await self.log_attempt(nudge_id, now, channel=channel, outcome="sent", commit=False)
+        await self.mark_sent(nudge_id, now, channel=channel, provider_id=provider_id)
 
     async def attempts(self, nudge_id: str) -> list[dict[str, Any]]:
         return await self._rows(
@@ -334,3 +389,29 @@ class Outbox:
         )
         await self.db.commit()
         return cur.rowcount == 1
+
+
+_INSERT = """INSERT OR IGNORE INTO outbox (nudge_id, rep_id, lead_id, channel, state, playbook,
+                                       rule, text, command_json, created_at, updated_at, reason)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+
+
+def _row(cmd: NudgeCommand, now: dt.datetime, state: str, reason: str | None) -> tuple[Any, ...]:
+    return (
+        cmd.nudge_id,
+        cmd.rep_id,
+        cmd.lead_id,
+        cmd.channel,
+        state,
+        cmd.playbook,
+        cmd.rule,
+        cmd.text,
+        cmd.model_dump_json(),
+        _iso(now),
+        _iso(now),
+        reason,
+    )
+
+
+def _chunks(values: list[str], size: int = 500) -> list[list[str]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]

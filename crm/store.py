@@ -274,13 +274,6 @@ class Store:
         )
         await self.db.commit()
 
-    async def snoozed(self, rep_id: str, lead_id: str, now: dt.datetime) -> bool:
-        """Has the rep snoozed nudges about this lead until after ``now``?"""
-        row = await fetch_one(
-            self.db, "SELECT until FROM snoozes WHERE rep_id = ? AND lead_id = ?", (rep_id, lead_id)
-        )
-        return row is not None and dt.datetime.fromisoformat(row[0]) > now
-
     async def publish_model(
         self, target: str, version: str, model_json: str, meta_json: str, now: dt.datetime
     ) -> None:

@@ -7,6 +7,13 @@ in the order they arrived: a nudge waiting for a retry (or held for quiet hours)
 blocks the rep's later ones, and :func:`drain_due` — which the worker calls every
 few seconds — releases them, oldest first, once they are due.
 
+Batches (:func:`deliver_batch`, the delivery agent's micro-batch): the commands are
+snooze-checked and queued in one commit, then each rep they touch is drained once,
+several reps at a time (their provider calls overlap) but each rep's nudges one after
+another under the rep's lock. A drain reads the rep's record, opt-out and count of the
+day once and keeps them up to date as it sends (:class:`RepNow`); each nudge is still
+claimed alone, so two workers never send one nudge.
+
 Retries: a transient error (429, 5xx, timeout) is retried ``in_call_retries``
 times right away with a short backoff (honouring Retry-After), then the nudge is
 put back in the outbox with ``not_before = now + retry_delay(attempts)`` and a
@@ -75,6 +82,21 @@ def _lock(rep_id: str) -> asyncio.Lock:
     return _rep_locks.setdefault(key, asyncio.Lock())
 
 
+DRAIN_CONCURRENCY = 8
+"""How many reps one batch drains at once (provider calls overlap; each rep's in order)."""
+SNOOZED = "snoozed"
+"""The outcome of a nudge about a lead its rep snoozed: suppressed, never sent."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one command of a batch: its outbox row and state (or ``snoozed``)."""
+
+    command: NudgeCommand
+    state: str
+    row: dict[str, Any] | None
+
+
 async def deliver(
     command: NudgeCommand,
     store: Store,
@@ -85,32 +107,94 @@ async def deliver(
     retry: RetryPolicy = DEFAULT_RETRY,
     sleep: Sleep = asyncio.sleep,
 ) -> str:
-    """Queue ``command`` durably, then send what is due for its rep; returns its state.
+    """:func:`deliver_batch` of one command; returns its state."""
+    (outcome,) = await deliver_batch(
+        [command], store, notifiers, now, policy=policy, retry=retry, sleep=sleep
+    )
+    return outcome.state
 
-    Safe to call again with the same command (a Kafka redelivery): it is queued
-    once and sent at most once.
+
+async def deliver_batch(
+    commands: list[NudgeCommand],
+    store: Store,
+    notifiers: Mapping[str, Notifier],
+    now: dt.datetime,
+    *,
+    policy: Policy = DEFAULT_POLICY,
+    retry: RetryPolicy = DEFAULT_RETRY,
+    sleep: Sleep = asyncio.sleep,
+    concurrency: int = DRAIN_CONCURRENCY,
+) -> list[Outcome]:
+    """Queue a batch of commands durably, then send what is due for each rep they touch.
+
+    The batch's commands are snooze-checked, coded and queued in one commit; each rep
+    touched is then drained once (up to ``concurrency`` reps at a time, each rep's nudges
+    in order). Returns one :class:`Outcome` per command, in order. Safe to call again
+    with the same commands (a Kafka redelivery): each is queued once and sent at most once.
     """
     outbox = Outbox(store)
-    command = await _coded(outbox, command)
-    if not await outbox.enqueue(command, now):
-        log.info("nudge already in the outbox", nudge_id=command.nudge_id, rep_id=command.rep_id)
-    await _drain_rep(outbox, command.rep_id, notifiers, now, policy, retry, sleep)
-    row = await outbox.get(command.nudge_id)
-    return str(row["state"]) if row else "missing"
+    first = {c.nudge_id: c for c in reversed(commands)}  # a repeated id: its first copy
+    known = await outbox.existing(list(first))
+    snoozed = await outbox.snoozed(
+        [(c.rep_id, c.lead_id) for c in first.values() if c.playbook not in CONVERSATION_PLAYBOOKS],
+        now,
+    )
+
+    def is_snoozed(c: NudgeCommand) -> bool:
+        return c.playbook not in CONVERSATION_PLAYBOOKS and (c.rep_id, c.lead_id) in snoozed
+
+    fresh = [c for c in commands if c.nudge_id not in known and first[c.nudge_id] is c]
+    coded = await _coded(outbox, [c for c in fresh if not is_snoozed(c)])
+    await outbox.enqueue_many(
+        [
+            (c, "suppressed", "snoozed by the rep")
+            if is_snoozed(c)
+            else (coded[c.nudge_id], "queued", None)
+            for c in fresh
+        ],
+        now,
+    )
+    for c in commands:
+        if c.nudge_id in known and not is_snoozed(c):
+            log.info("nudge already in the outbox", nudge_id=c.nudge_id, rep_id=c.rep_id)
+    reps = list(dict.fromkeys(c.rep_id for c in commands if not is_snoozed(c)))
+    await _drain_reps(outbox, reps, notifiers, now, policy, retry, sleep, concurrency)
+    rows = await outbox.get_many(list(first))
+    return [
+        Outcome(c, SNOOZED, None)
+        if is_snoozed(c)
+        else Outcome(
+            c,
+            str(rows[c.nudge_id]["state"]) if c.nudge_id in rows else "missing",
+            rows.get(c.nudge_id),
+        )
+        for c in commands
+    ]
 
 
-async def _coded(outbox: Outbox, command: NudgeCommand) -> NudgeCommand:
-    """A nudge offering reply codes gets the rep's next letter (``nudge.codes``): "Reply 1B".
+async def _coded(outbox: Outbox, commands: list[NudgeCommand]) -> dict[str, NudgeCommand]:
+    """``nudge_id → command`` as queued: a nudge offering reply codes gets its rep's next
+    letter (``nudge.codes``), "Reply 1B"; a rep's letters follow each other in the batch.
     Conversation messages and digests (one message, several leads) get none."""
-    if (
-        command.code is not None
-        or command.playbook in CONVERSATION_PLAYBOOKS
-        or command.about
-        or not offers_codes(command.text)
-    ):
-        return command
-    code = next_code(await outbox.recent_codes(command.rep_id))
-    return command.model_copy(update={"code": code, "text": with_code(command.text, code)})
+    out: dict[str, NudgeCommand] = {}
+    recent: dict[str, list[str]] = {}
+    for command in commands:
+        if (
+            command.code is not None
+            or command.playbook in CONVERSATION_PLAYBOOKS
+            or command.about
+            or not offers_codes(command.text)
+        ):
+            out[command.nudge_id] = command
+            continue
+        if command.rep_id not in recent:
+            recent[command.rep_id] = await outbox.recent_codes(command.rep_id)
+        code = next_code(recent[command.rep_id])
+        recent[command.rep_id].insert(0, code)
+        out[command.nudge_id] = command.model_copy(
+            update={"code": code, "text": with_code(command.text, code)}
+        )
+    return out
 
 
 async def drain_due(
@@ -121,16 +205,61 @@ async def drain_due(
     policy: Policy = DEFAULT_POLICY,
     retry: RetryPolicy = DEFAULT_RETRY,
     sleep: Sleep = asyncio.sleep,
+    concurrency: int = DRAIN_CONCURRENCY,
 ) -> int:
     """Send every queued or held nudge whose time has come, each rep's in order.
 
     Returns how many nudges left the queue (sent, failed or suppressed).
     """
     outbox = Outbox(store)
+    reps = await outbox.due_reps(now)
+    return await _drain_reps(outbox, reps, notifiers, now, policy, retry, sleep, concurrency)
+
+
+async def _drain_reps(
+    outbox: Outbox,
+    rep_ids: list[str],
+    notifiers: Mapping[str, Notifier],
+    now: dt.datetime,
+    policy: Policy,
+    retry: RetryPolicy,
+    sleep: Sleep,
+    concurrency: int,
+) -> int:
+    """Drain each rep, up to ``concurrency`` at a time. Every drain runs to its end (none is
+    cut off mid-send); then the first failure, if any, is raised."""
+    bound = asyncio.Semaphore(concurrency)
+
+    async def one(rep_id: str) -> int:
+        async with bound:
+            return await _drain_rep(outbox, rep_id, notifiers, now, policy, retry, sleep)
+
     done = 0
-    for rep_id in await outbox.due_reps(now):
-        done += await _drain_rep(outbox, rep_id, notifiers, now, policy, retry, sleep)
+    results = await asyncio.gather(*(one(r) for r in rep_ids), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+        done += result
     return done
+
+
+@dataclass
+class RepNow:
+    """What a drain reads about its rep once, and keeps up to date as it sends."""
+
+    rep: Rep | None
+    opted_out: bool
+    sent_today: int
+
+    @classmethod
+    async def read(cls, outbox: Outbox, rep_id: str, now: dt.datetime, policy: Policy) -> RepNow:
+        row = await outbox.store.get_rep(rep_id)
+        rep = Rep.from_row(row, policy, to_e164) if row else None
+        if rep is None:
+            return cls(None, False, 0)
+        opted_out = await outbox.sms_opted_out(rep.phone, rep.rep_id)
+        sent_today = await outbox.sent_since(rep.rep_id, local_day_start(now, rep.zone))
+        return cls(rep, opted_out, sent_today)
 
 
 async def _drain_rep(
@@ -142,15 +271,19 @@ async def _drain_rep(
     retry: RetryPolicy,
     sleep: Sleep,
 ) -> int:
-    """``now`` is when the drain began; the claim and the stamps before each provider call
-    add the time since (a long drain must not stamp its last rows with a stale time)."""
+    """Send the rep's due nudges in order, reading the rep's record, opt-out and count of
+    the day once. ``now`` is when the drain began; the claim and the stamps before each
+    provider call add the time since (a long drain must not stamp its last rows with a
+    stale time)."""
     done = 0
     started = time.monotonic()
     async with _lock(rep_id):
+        known: RepNow | None = None
         for row in await outbox.pending_for_rep(rep_id):
             if row["not_before"] and dt.datetime.fromisoformat(row["not_before"]) > now:
                 break  # the head is waiting (retry or quiet hours): later ones wait behind it
-            outcome = await _attempt(outbox, row, notifiers, now, policy, retry, sleep, started)
+            known = known or await RepNow.read(outbox, rep_id, now, policy)
+            outcome = await _attempt(outbox, row, known, notifiers, now, retry, sleep, started)
             if outcome in ("requeued", "held", "skipped"):
                 break  # skipped: another worker is sending it and will carry on after it
             done += 1
@@ -160,9 +293,9 @@ async def _drain_rep(
 async def _attempt(
     outbox: Outbox,
     row: dict[str, Any],
+    known: RepNow,
     notifiers: Mapping[str, Notifier],
     now: dt.datetime,
-    policy: Policy,
     retry: RetryPolicy,
     sleep: Sleep,
     started: float,
@@ -171,12 +304,14 @@ async def _attempt(
     if not await outbox.claim(nudge_id, now + dt.timedelta(seconds=time.monotonic() - started)):
         return "skipped"
     command = NudgeCommand.model_validate_json(row["command_json"])
-    rep_row = await outbox.store.get_rep(command.rep_id)
-    rep = Rep.from_row(rep_row, policy, to_e164) if rep_row else None
-    opted_out = await outbox.sms_opted_out(rep.phone, rep.rep_id) if rep else False
-    sent_today = await outbox.sent_since(rep.rep_id, local_day_start(now, rep.zone)) if rep else 0
+    rep = known.rep
     decision = decide(
-        command, rep, now, sent_today=sent_today, opted_out=opted_out, available=notifiers.keys()
+        command,
+        rep,
+        now,
+        sent_today=known.sent_today,
+        opted_out=known.opted_out,
+        available=notifiers.keys(),
     )
     ctx = {"nudge_id": nudge_id, "rep_id": command.rep_id, "channel": decision.channel}
     if rep is None and now - dt.datetime.fromisoformat(row["created_at"]) < UNKNOWN_REP_GRACE:
@@ -199,8 +334,8 @@ async def _attempt(
         await outbox.hold(nudge_id, now, decision.not_before, reason=decision.reason or "held")
         log.info("nudge held", until=decision.not_before.isoformat(), **ctx)
         return "held"
-    assert rep is not None and decision.channel is not None
-    return await _send(outbox, command, rep, decision, notifiers, now, retry, sleep, started)
+    assert decision.channel is not None
+    return await _send(outbox, command, known, decision, notifiers, now, retry, sleep, started)
 
 
 def outbound_message(command: NudgeCommand, rep: Rep) -> OutboundMessage:
@@ -219,7 +354,7 @@ def outbound_message(command: NudgeCommand, rep: Rep) -> OutboundMessage:
 async def _send(
     outbox: Outbox,
     command: NudgeCommand,
-    rep: Rep,
+    known: RepNow,
     decision: Decision,
     notifiers: Mapping[str, Notifier],
     now: dt.datetime,
@@ -227,8 +362,8 @@ async def _send(
     sleep: Sleep,
     started: float,
 ) -> str:
-    channel = decision.channel
-    assert channel is not None
+    channel, rep = decision.channel, known.rep
+    assert channel is not None and rep is not None
     nudge_id = command.nudge_id
     ctx = {"nudge_id": nudge_id, "rep_id": rep.rep_id, "channel": channel}
     message = outbound_message(command, rep)
@@ -258,16 +393,15 @@ async def _send(
                 continue
             return await _requeue(outbox, nudge_id, now, exc, retry, ctx)
         except PermanentDeliveryError as exc:
-            await _fail(outbox, nudge_id, now, exc, channel, rep, ctx)
+            await _fail(outbox, nudge_id, now, exc, channel, known, ctx)
             return "failed"
         except DeliveryError as exc:  # unclassified: retrying is the safe side
             return await _requeue(
                 outbox, nudge_id, now, TransientDeliveryError(exc.reason, code=exc.code), retry, ctx
             )
-        await outbox.log_attempt(nudge_id, now, channel=channel, outcome="sent")
-        await outbox.mark_sent(
-            nudge_id, now, channel=result.channel, provider_id=result.provider_id
-        )
+        await outbox.sent(nudge_id, now, channel=result.channel, provider_id=result.provider_id)
+        if command.playbook not in CONVERSATION_PLAYBOOKS:
+            known.sent_today += 1  # as sent_since counts: nudges, not a conversation's
         log.info("nudge sent", provider_id=result.provider_id, **ctx)
         return "sent"
     raise AssertionError("unreachable")  # pragma: no cover
@@ -309,9 +443,12 @@ async def _fail(
     now: dt.datetime,
     exc: PermanentDeliveryError,
     channel: str,
-    rep: Rep,
+    known: RepNow,
     ctx: dict[str, Any],
 ) -> None:
+    """Record a permanent failure (21610 also puts the rep's number on the opt-out list)."""
+    rep = known.rep
+    assert rep is not None
     await outbox.log_attempt(
         nudge_id, now, channel=channel, outcome="permanent", error_code=exc.code, detail=exc.reason
     )
@@ -321,3 +458,4 @@ async def _fail(
         await outbox.set_sms_opt_out(
             rep.phone, True, now, rep_id=rep.rep_id, reason="carrier reported 21610"
         )
+        known.opted_out = True

@@ -5,10 +5,10 @@
 The inbound topics are not read by a Faust agent: :mod:`streams.intake` reads them in
 batches with an aiokafka consumer of its own (Faust's cost per message is about the
 whole budget per event there) and hands validated, identity-resolved events on to
-``lead.activity`` in envelopes. The lead and playbook agents take micro-batches and
-hand results on in envelopes too (``streams.batching``): Faust and the producer cost
-per message, so a batch costs about what one event used to. A lead touched several
-times in a batch is read from and written to its table once.
+``lead.activity`` in envelopes. The lead, playbook and delivery agents take
+micro-batches, and the first two hand results on in envelopes too (``streams.batching``):
+Faust and the producer cost per message, so a batch costs about what one event used to.
+A lead touched several times in a batch is read from and written to its table once.
 
 Each agent is at-least-once: Faust commits an offset only after the batch that
 held it was handled, and flushes the producer before every commit (intake commits its
@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
+import itertools
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -33,13 +34,12 @@ from typing import Any, TypeAlias, TypeVar
 from aiokafka.structs import ConsumerRecord
 from faust.types import EventT
 
-from crm.outbox import Outbox
 from crm.record import NUDGE_SOURCE, Source
-from delivery import deliver
+from delivery import SNOOZED, Outcome, deliver_batch
 from nudge.errors import StoreUnavailable
 from nudge.events import LeadEvent, RepUpserted, parse_event
 from nudge.logs import get_logger
-from nudge.signals import CONVERSATION_PLAYBOOKS, LeadSignal, NudgeCommand, ScheduleStep, Score
+from nudge.signals import LeadSignal, NudgeCommand, ScheduleStep, Score
 from playbooks import GuardState, decide, resume, step_of, timer_signal, worth_evaluating
 from playbooks.decisions import logged_decisions
 from playbooks.trace import Delivery
@@ -435,11 +435,19 @@ async def _conversation(p: Pipeline, event: EventT[Any]) -> None:
     await handle_conversation(p, key, event.value)
 
 
-async def _delivery(p: Pipeline, event: EventT[Any]) -> None:
-    try:
-        await handle_nudge(p, NudgeCommand.model_validate_json(event.value))
-    finally:
-        p.stats["nudges.handled"] += 1
+async def delivery(p: Pipeline, events: list[EventT[Any]]) -> None:
+    """Deliver a micro-batch of nudges: queued in one commit, each rep touched drained
+    once (:func:`delivery.deliver_batch`); then each nudge's trace, metric and log line."""
+    commands = [NudgeCommand.model_validate_json(event.value) for event in events]
+    store, wall = await p.store(), p.clock.now()
+
+    def now_of(command: NudgeCommand) -> dt.datetime:
+        return command.created_at if p.settings.decision_clock == "event" else wall
+
+    for now, group in itertools.groupby(commands, key=now_of):  # event clock: in its steps
+        for outcome in await deliver_batch(list(group), store, p.notifiers, now, policy=p.policy):
+            delivered(p, outcome)
+    p.stats["nudges.handled"] += len(commands)
 
 
 def register(p: Pipeline) -> None:
@@ -453,26 +461,17 @@ def register(p: Pipeline) -> None:
         p.app.topic(REPLIES, CONVERSATIONS, key_serializer="raw", value_serializer="raw"),
         _conversation,
     )
-    _agent(p, "delivery", p.nudges, _delivery)
+    _batch_agent(p, "delivery", p.nudges, delivery)
 
 
-async def handle_nudge(p: Pipeline, command: NudgeCommand) -> None:
-    """Queue the nudge in the outbox and send what is due for its rep (delivery decides)."""
-    store = await p.store()
-    now = command.created_at if p.settings.decision_clock == "event" else p.clock.now()
-    if command.playbook not in CONVERSATION_PLAYBOOKS and await store.snoozed(
-        command.rep_id, command.lead_id, now
-    ):
-        outbox = Outbox(store)
-        if await outbox.enqueue(command, now):
-            await outbox.mark_suppressed(command.nudge_id, now, reason="snoozed by the rep")
-        p.stats["nudges.snoozed"] += 1
-        return
-    state = await deliver(command, store, p.notifiers, now, policy=p.policy)
+def delivered(p: Pipeline, outcome: Outcome) -> None:
+    """Count, trace and log what became of one nudge."""
+    command, state, row = outcome.command, outcome.state, outcome.row or {}
     p.stats[f"nudges.{state}"] += 1
-    row = await Outbox(store).get(command.nudge_id)
-    p.traces.delivered(command.lead_id, delivery_of(command, row or {}, state))
-    p.metrics.nudges.labels((row or {}).get("channel") or command.channel, state).inc()
+    if state == SNOOZED:
+        return
+    p.traces.delivered(command.lead_id, delivery_of(command, row, state))
+    p.metrics.nudges.labels(row.get("channel") or command.channel, state).inc()
     log.info("nudge handled", nudge_id=command.nudge_id, rep_id=command.rep_id, state=state)
 
 

@@ -13,6 +13,8 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError
 
+from nudge.clock import FixedClock
+from nudge.events import RepUpserted
 from scoring.state import event_key
 from streams import agents
 from streams.intake import _Listener
@@ -180,3 +182,47 @@ async def test_a_revoke_waits_for_the_batch_in_hand_and_ready_follows_the_assign
     assert not revoke.done()
     h.p.intake.idle.set()  # committed
     await asyncio.wait_for(revoke, 1)
+
+
+def nudge(n: int, rep: str = "rep-1") -> dict[str, Any]:
+    return {
+        "nudge_id": f"n{n}",
+        "rep_id": rep,
+        "lead_id": f"L{n}",
+        "text": f"nudge number {n}",
+        "playbook": "p",
+        "rule": "r",
+        "trigger_event_id": f"e{n}",
+        "created_at": AT,
+    }
+
+
+async def add_reps(h: AgentHarness, *reps: str) -> None:
+    store = await h.p.store()
+    for rep in reps:
+        event = {"type": "rep.upserted", "event_id": f"ev-{rep}", "occurred_at": AT}
+        await store.upsert_rep(
+            RepUpserted(**event, source="test", rep_id=rep, name=rep, timezone="UTC")
+        )
+
+
+async def test_delivery_takes_a_batch_and_a_bad_command_is_dead_lettered_alone(
+    h: AgentHarness,
+) -> None:
+    """The batch fails on the command that does not parse; redone one at a time, the
+    others are sent, each rep's in order, and only that one is dead-lettered."""
+    h.p.clock = FixedClock(dt.datetime.fromisoformat(AT).replace(hour=12))
+    await add_reps(h, "rep-1", "rep-2")
+    bad = {**nudge(3), "created_at": "yesterday"}
+    batch = [nudge(1), nudge(2, "rep-2"), bad, nudge(4), nudge(5, "rep-2")]
+    await h.run("delivery", agents.delivery, [h.message("nudges", c) for c in batch])
+    store = await h.p.store()
+    assert {r["nudge_id"]: r["state"] for r in await store.outbox()} == {
+        f"n{n}": "sent" for n in (1, 2, 4, 5)
+    }
+    shown = h.console.getvalue()
+    assert shown.index("number 1") < shown.index("number 4")
+    assert shown.index("number 2") < shown.index("number 5")
+    [dead] = h.dead()
+    assert "delivery agent failed" in dead["reason"] and "created_at" in dead["reason"]
+    assert h.p.stats["nudges.sent"] == 4 and h.p.stats["delivery.errors"] == 1
