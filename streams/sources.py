@@ -29,7 +29,7 @@ from connectors.common import Outcome
 from crm.connector_state import ConnectorState
 from crm.outbox import Outbox
 from crm.store import Store
-from notifiers.inbound import public_url, twilio_signature_ok, twiml
+from notifiers.inbound import twiml
 from notifiers.phones import to_e164
 from nudge.clock import Clock, SystemClock
 from nudge.errors import EventRejected
@@ -38,7 +38,7 @@ from nudge.logs import get_logger
 from nudge.settings import Settings
 from streams.pipeline import Pipeline
 from streams.views import error_response
-from streams.webhooks import twilio_token
+from streams.webhooks import signed_twilio_form, twilio_token
 
 log = get_logger(__name__)
 
@@ -111,17 +111,8 @@ class Sources:
     async def twilio_voice(self, request: web.Request) -> web.StreamResponse:
         if (request.content_length or 0) > MAX_FORM_BYTES:
             return error_response(413, "body too large")
-        params = {k: str(v) for k, v in (await request.post()).items()}
-        url = public_url(
-            request.path_qs,
-            configured=self.settings.public_url,
-            scheme=request.scheme,
-            host=request.host,
-            headers=request.headers,
-        )
-        if not twilio_signature_ok(
-            self.twilio_token, url, params, request.headers.get("X-Twilio-Signature")
-        ):
+        params = await signed_twilio_form(request, self.twilio_token, self.settings)
+        if params is None:
             return _refused("twilio-voice", request)
         _lead, ours, _direction = twilio_voice.parties(params)
         rep = None

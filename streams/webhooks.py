@@ -73,6 +73,24 @@ def twilio_token(settings: Settings) -> str:
     return dev_twilio_token(settings)
 
 
+async def signed_twilio_form(
+    request: web.Request, token: str, settings: Settings
+) -> dict[str, str] | None:
+    """A Twilio webhook's form fields, or None when its signature does not match them (the URL
+    Twilio signed is the configured public URL, or the one the request came to)."""
+    params = {k: str(v) for k, v in (await request.post()).items()}
+    url = public_url(
+        request.path_qs,
+        configured=settings.public_url,
+        scheme=request.scheme,
+        host=request.host,
+        headers=request.headers,
+    )
+    if not twilio_signature_ok(token, url, params, request.headers.get("X-Twilio-Signature")):
+        return None
+    return params
+
+
 class Webhooks:
     """The four handlers, sharing the store, the clock and the reply callback."""
 
@@ -120,19 +138,9 @@ class Webhooks:
 
     async def _twilio_params(self, request: web.Request) -> dict[str, str] | None:
         """The form fields, or None when the signature does not match them."""
-        params = {k: str(v) for k, v in (await request.post()).items()}
-        url = public_url(
-            request.path_qs,
-            configured=self.settings.public_url,
-            scheme=request.scheme,
-            host=request.host,
-            headers=request.headers,
-        )
-        if not twilio_signature_ok(
-            self.twilio_token, url, params, request.headers.get("X-Twilio-Signature")
-        ):
+        params = await signed_twilio_form(request, self.twilio_token, self.settings)
+        if params is None:
             log.warning("twilio webhook refused: bad signature", path=request.path)
-            return None
         return params
 
     async def twilio_sms(self, request: web.Request) -> web.StreamResponse:
