@@ -106,22 +106,13 @@ class Reads:
         """Leads with their owner, ranked by expected value (``ev``: score × deal value,
         unknown values last) or by ``score``; filtered by owner, team, stage, playbook and
         status (``open`` by default; None: all)."""
-        where, params = [], []
-        if status:
-            where.append("l.status = ?")
-            params.append(status)
-        if rep:
-            where.append("l.owner_rep_id = ?")
-            params.append(rep)
-        if team:
-            where.append("r.team = ?")
-            params.append(team)
-        if stage:
-            where.append("l.stage = ?")
-            params.append(stage)
-        if playbook:
-            where.append("l.lead_id IN (SELECT lead_id FROM outbox WHERE playbook = ?)")
-            params.append(playbook)
+        where, params = _where(
+            ("l.status = ?", status or None),
+            ("l.owner_rep_id = ?", rep or None),
+            ("r.team = ?", team or None),
+            ("l.stage = ?", stage or None),
+            ("l.lead_id IN (SELECT lead_id FROM outbox WHERE playbook = ?)", playbook or None),
+        )
         rank = (
             "l.score * l.deal_value IS NULL, l.score * l.deal_value DESC, l.score DESC"
             if order == "ev"
@@ -130,7 +121,7 @@ class Reads:
         sql = (
             "SELECT l.*, r.name AS owner_name, r.team AS team FROM leads l "
             "LEFT JOIN reps r ON r.rep_id = l.owner_rep_id"
-            + (" WHERE " + " AND ".join(where) if where else "")
+            + where
             + f" ORDER BY {rank}, l.lead_id LIMIT ? OFFSET ?"
         )
         rows = await self._all(sql, [*params, limit, offset])
@@ -222,19 +213,15 @@ class Reads:
         limit: int = 1000,
     ) -> list[dict[str, Any]]:
         """Outbox rows (newest first) with the exploration flag and propensity decoded."""
-        where, params = [], []
-        for column, value in (
-            ("o.lead_id", lead_id),
-            ("o.rep_id", rep_id),
-            ("o.playbook", playbook),
-            ("o.rule", rule),
-        ):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
+        where, params = _where(
+            ("o.lead_id = ?", lead_id),
+            ("o.rep_id = ?", rep_id),
+            ("o.playbook = ?", playbook),
+            ("o.rule = ?", rule),
+        )
         rows = await self._all(
             "SELECT o.*, l.company FROM outbox o LEFT JOIN leads l ON l.lead_id = o.lead_id"
-            + (" WHERE " + " AND ".join(where) if where else "")
+            + where
             + " ORDER BY o.created_at DESC LIMIT ?",
             [*params, limit],
         )
@@ -356,3 +343,10 @@ def _decode_lead(row: dict[str, Any]) -> dict[str, Any]:
         round(float(score) * float(value), 2) if score is not None and value is not None else None
     )
     return row
+
+
+def _where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
+    """`` WHERE a AND b`` of the conditions whose value is given (not None), and the values."""
+    given = [(clause, value) for clause, value in conditions if value is not None]
+    sql = " WHERE " + " AND ".join(clause for clause, _ in given) if given else ""
+    return sql, [value for _, value in given]
