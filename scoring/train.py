@@ -100,6 +100,29 @@ class Snapshots:
         return out
 
 
+Taken = tuple[list[float], float, str, float]
+"""One snapshot as it is taken: feature vector, time, lead, weight."""
+
+
+def _snapshots(
+    names: list[str],
+    taken: list[Taken],
+    converted: dict[str, float],
+    closed: dict[str, float],
+    data_end: float,
+) -> Snapshots:
+    return Snapshots(
+        names=names,
+        x=np.asarray([r[0] for r in taken], dtype=np.float32).reshape(len(taken), len(names)),
+        t=np.asarray([r[1] for r in taken]),
+        lead=[r[2] for r in taken],
+        weight=np.asarray([r[3] for r in taken]),
+        converted_at=converted,
+        closed_at=closed,
+        data_end=data_end,
+    )
+
+
 def outcome_time(event: LeadEvent) -> tuple[str, float] | None:
     """('won'|'lost', epoch) if the event is an outcome."""
     t = event.occurred_at.timestamp()
@@ -148,10 +171,7 @@ def replay(
     nudge_times = _nudge_times(nudges)
     horizon_s = horizon.total_seconds()
     states: dict[str, LeadState] = {}
-    rows: list[list[float]] = []
-    ts: list[float] = []
-    leads: list[str] = []
-    weights: list[float] = []
+    taken: list[Taken] = []
     started = time.perf_counter()
     for i, event in enumerate(ordered):
         lead_id = str(event.lead_id)
@@ -163,23 +183,13 @@ def replay(
         t = event.occurred_at.timestamp()
         if outcome_of(event) or closed.get(lead_id, math.inf) <= t:
             continue
-        rows.append(feature_vector(state.features, state.profile, extractors, t))
-        ts.append(t)
-        leads.append(lead_id)
-        weights.append(_ipw(nudge_times.get(lead_id), t, horizon_s))
+        vector = feature_vector(state.features, state.profile, extractors, t)
+        taken.append((vector, t, lead_id, _ipw(nudge_times.get(lead_id), t, horizon_s)))
         if progress and i and i % 100_000 == 0:
             rate = i / (time.perf_counter() - started)
             print(f"replayed {i:,} of {len(ordered):,} events ({rate:,.0f}/s)", file=progress)
-    return Snapshots(
-        names=names,
-        x=np.asarray(rows, dtype=np.float32).reshape(len(rows), len(names)),
-        t=np.asarray(ts),
-        lead=leads,
-        weight=np.asarray(weights),
-        converted_at=converted,
-        closed_at=closed,
-        data_end=ordered[-1].occurred_at.timestamp() if ordered else 0.0,
-    )
+    data_end = ordered[-1].occurred_at.timestamp() if ordered else 0.0
+    return _snapshots(names, taken, converted, closed, data_end)
 
 
 def _timed(target: Target) -> Callable[[LeadEvent], tuple[str, float] | None]:
@@ -255,29 +265,16 @@ def snapshots_from_rows(
     extractors = compile_extractors(names)
     nudge_times = _nudge_times(nudges)
     horizon_s = horizon.total_seconds()
-    x: list[list[float]] = []
-    ts: list[float] = []
-    leads: list[str] = []
-    weights: list[float] = []
+    taken: list[Taken] = []
     for row in ordered:
         lead, t = row["lead_id"], float(row["occurred_at"])
         if row["event_id"] in outcome_rows or closed.get(lead, math.inf) <= t:
             continue
         state = row["state_json"]
-        x.append(feature_vector(state.get("features", {}), state.get("profile", {}), extractors, t))
-        ts.append(t)
-        leads.append(lead)
-        weights.append(_ipw(nudge_times.get(lead), t, horizon_s))
-    return Snapshots(
-        names=names,
-        x=np.asarray(x, dtype=np.float32).reshape(len(x), len(names)),
-        t=np.asarray(ts),
-        lead=leads,
-        weight=np.asarray(weights),
-        converted_at=converted,
-        closed_at=closed,
-        data_end=float(ordered[-1]["occurred_at"]) if ordered else 0.0,
-    )
+        vector = feature_vector(state.get("features", {}), state.get("profile", {}), extractors, t)
+        taken.append((vector, t, lead, _ipw(nudge_times.get(lead), t, horizon_s)))
+    data_end = float(ordered[-1]["occurred_at"]) if ordered else 0.0
+    return _snapshots(names, taken, converted, closed, data_end)
 
 
 @dataclass
