@@ -118,30 +118,24 @@ def generate_customers(n: int = 800, days: int = 180, seed: int = 5) -> Customer
         churn_at = start + float(rng.exponential(1 / lam))
         end = min(churn_at, days)
         buys = {k: start + float(rng.exponential(1 / m)) for k, m in mu.items()}
-        # usage: app views, and a monthly usage report
-        n_views = int(rng.poisson(0.5 * math.exp(0.7 * h) * (end - start)))
-        for day in np.sort(rng.uniform(start, end, n_views)):
-            out.events.append(
-                PageViewed(
-                    type="page.viewed",
-                    event_id=next(ids),
-                    occurred_at=_at(float(day)),
-                    path="/app",
-                    **common,
-                )
-            )
+        # usage: app views (more the healthier), pricing views (more the keener on a product),
+        # and a monthly usage report
         top = max(interest.values(), default=-3.0)
-        n_pricing = int(rng.poisson(0.05 * math.exp(1.0 * top) * (end - start)))
-        for day in np.sort(rng.uniform(start, end, n_pricing)):
-            out.events.append(
-                PageViewed(
-                    type="page.viewed",
-                    event_id=next(ids),
-                    occurred_at=_at(float(day)),
-                    path="/pricing",
-                    **common,
+        for path, rate in (
+            ("/app", 0.5 * math.exp(0.7 * h)),
+            ("/pricing", 0.05 * math.exp(1.0 * top)),
+        ):
+            n_views = int(rng.poisson(rate * (end - start)))
+            for day in np.sort(rng.uniform(start, end, n_views)):
+                out.events.append(
+                    PageViewed(
+                        type="page.viewed",
+                        event_id=next(ids),
+                        occurred_at=_at(float(day)),
+                        path=path,
+                        **common,
+                    )
                 )
-            )
         day = start + float(rng.uniform(1, 30))
         while day < end:
             custom: dict[str, Any] = {
