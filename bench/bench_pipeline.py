@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
+
+from _worker import cpu_seconds, get, rss_kb, start_worker, wait_handled, wait_ready  # noqa: E402
 
 from broker import EmbeddedBroker, free_port  # noqa: E402
 from nudge.events import parse_event  # noqa: E402
@@ -175,25 +176,6 @@ def run_counter(name: str, command: list[str], env: dict[str, str], n: int) -> t
     return n / float(wall), float(cpu) / n
 
 
-def get(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(url, timeout=5) as r:
-        data: dict[str, Any] = json.load(r)
-        return data
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (steadier than wall time on a busy VM)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def rescore_timing(events: list[dict[str, Any]], limit: int = 20000) -> tuple[float, float]:
     """p50, p99 µs of apply_event + rescore + record_score, in process."""
     scorer, states, times = PointsScorer(), {}, []
@@ -301,24 +283,11 @@ def worker_pass(
         }
         log_path = Path(tempfile.gettempdir()) / "bench_pipeline_worker.log"
         worker_log = open(log_path, "wb")  # noqa: SIM115 - closed with the worker
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "cli", "worker"],
-            env=env,
-            stdout=subprocess.DEVNULL,  # the console notifier's boxes
-            stderr=worker_log,
-        )
+        worker = start_worker(env, stderr=worker_log)
         try:
             base = f"http://127.0.0.1:{port}"
             started = time.monotonic()
-            while True:
-                try:
-                    if get(base + "/ready").get("ready"):
-                        break
-                except OSError:
-                    pass
-                if time.monotonic() - started > 60:
-                    raise SystemExit(f"worker did not become ready; see {log_path}")
-                time.sleep(0.1)
+            wait_ready(base, started + 60, f"worker did not become ready; see {log_path}")
             ready_s = time.monotonic() - started
             rss_ready, cpu_ready = rss_kb(worker.pid), cpu_seconds(worker.pid)
             start = time.perf_counter()
@@ -326,15 +295,7 @@ def worker_pass(
                 sent_at = asyncio.run(produce(broker.bootstrap, events))
             else:
                 sent_at = asyncio.run(produce_paced(broker.bootstrap, events, rate))
-            while True:
-                s = get(base + "/stats")
-                if s.get("signals.evaluated", 0) + s.get(
-                    "signals.skipped", 0
-                ) >= lead_events and s.get("nudges.handled", 0) >= s.get("playbook.fired", 0):
-                    break
-                if time.perf_counter() - start > 900:
-                    raise SystemExit(f"pipeline did not finish: {s}")
-                time.sleep(0.05)
+            s = wait_handled(lambda: get(base + "/stats"), lead_events, start, poll=0.05)
             e2e_s = time.perf_counter() - start
             rss_done, cpu_done = rss_kb(worker.pid), cpu_seconds(worker.pid)
             time.sleep(1.5)  # last sends reach the outbox

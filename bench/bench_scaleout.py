@@ -33,7 +33,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_pipeline import cpu_seconds, get, make_events, produce, topic_of  # noqa: E402
+from bench._worker import cpu_seconds, get, start_worker, wait_handled, wait_ready  # noqa: E402
+from bench.bench_pipeline import make_events, produce, topic_of  # noqa: E402
 from broker import free_port  # noqa: E402
 from tests.kafka import KafkaCluster  # noqa: E402
 from tests.postgres import PostgresServer  # noqa: E402
@@ -46,24 +47,11 @@ def start_workers(
     for i in range(n):
         port = free_port()
         wenv = {**env, "NUDGE_DATA_DIR": str(tmp / f"w{i}"), "NUDGE_WEB_PORT": str(port)}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cli", "worker"],
-            env=wenv,
-            stdout=subprocess.DEVNULL,
-            stderr=open(tmp / f"w{i}.log", "wb"),  # noqa: SIM115
-        )
+        proc = start_worker(wenv, stderr=open(tmp / f"w{i}.log", "wb"))  # noqa: SIM115
         workers.append((proc, f"http://127.0.0.1:{port}"))
     deadline = time.monotonic() + 120
     for _, base in workers:
-        while True:
-            try:
-                if get(base + "/ready").get("ready"):
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("workers did not become ready")
-            time.sleep(0.2)
+        wait_ready(base, deadline, "workers did not become ready")
     return workers
 
 
@@ -108,15 +96,7 @@ def run(n: int, cluster: Any, pg: PostgresServer, args: argparse.Namespace) -> s
             cpu0 = sum(cpu_seconds(p.pid) for p, _ in workers)
             start = time.perf_counter()
             asyncio.run(produce(cluster.bootstrap, events))
-            while True:
-                s = total(workers)
-                if s.get("signals.evaluated", 0) + s.get(
-                    "signals.skipped", 0
-                ) >= lead_events and s.get("nudges.handled", 0) >= s.get("playbook.fired", 0):
-                    break
-                if time.perf_counter() - start > 900:
-                    raise SystemExit(f"pipeline did not finish: {s}")
-                time.sleep(0.1)
+            wait_handled(lambda: total(workers), lead_events, start, poll=0.1)
             elapsed = time.perf_counter() - start
             cpu = sum(cpu_seconds(p.pid) for p, _ in workers) - cpu0
             lat_events, _ = make_events(30, 3, seed=2, prefix=f"lat{n}-", hot_share=1.0)

@@ -19,7 +19,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_pipeline import get, rss_kb  # noqa: E402
+from _worker import get, rss_kb, start_worker, wait_ready  # noqa: E402
 
 from broker import EmbeddedBroker, free_port  # noqa: E402
 
@@ -129,24 +128,10 @@ def main() -> None:
             "NUDGE_LOG_LEVEL": "error",
             "PYTHONPATH": str(ROOT),
         }
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "cli", "worker"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        worker = start_worker(env)
         try:
             base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if get(base + "/ready").get("ready"):
-                        break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("worker did not become ready")
-                time.sleep(0.2)
+            wait_ready(base, time.monotonic() + 60, "worker did not become ready")
             stop_at = time.monotonic() + args.minutes * 60
             sent: list[int] = [0]
             rows: list[tuple[float, int, int]] = []

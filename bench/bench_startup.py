@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,6 +19,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _worker import start_worker  # noqa: E402
 
 from broker import free_port  # noqa: E402
 
@@ -30,12 +31,7 @@ def once() -> float:
         env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_URL", "NUDGE_KAFKA_URL")}
         env.update(NUDGE_DATA_DIR=tmp, NUDGE_WEB_PORT=str(port), PYTHONPATH=str(ROOT))
         started = time.monotonic()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cli", "worker"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        proc = start_worker(env)
         try:
             while time.monotonic() - started < 120:
                 try:
