@@ -7,9 +7,11 @@ real twilio / slack_sdk clients are pointed at it. Import with
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from aiohttp.test_utils import TestServer
@@ -19,29 +21,33 @@ from nudge.events import RepUpserted
 from tests.fakes.slack_server import FakeSlack
 from tests.fakes.twilio_server import FakeTwilio
 
-__all__ = ["add_rep", "slack_fake", "store", "twilio_fake"]
+__all__ = ["add_rep", "serving", "slack_fake", "store", "twilio_fake"]
+
+F = TypeVar("F", bound=Any)
+
+
+@contextlib.asynccontextmanager
+async def serving(fake: F) -> AsyncIterator[F]:
+    """``fake`` (one of tests/fakes) served on a free loopback port, as ``fake.server``, for
+    the block."""
+    fake.server = TestServer(fake.app(), host="127.0.0.1")
+    await fake.server.start_server()
+    try:
+        yield fake
+    finally:
+        await fake.server.close()
 
 
 @pytest.fixture
 async def twilio_fake() -> AsyncIterator[FakeTwilio]:
-    fake = FakeTwilio()
-    fake.server = TestServer(fake.app(), host="127.0.0.1")
-    await fake.server.start_server()
-    try:
+    async with serving(FakeTwilio()) as fake:
         yield fake
-    finally:
-        await fake.server.close()
 
 
 @pytest.fixture
 async def slack_fake() -> AsyncIterator[FakeSlack]:
-    fake = FakeSlack()
-    fake.server = TestServer(fake.app(), host="127.0.0.1")
-    await fake.server.start_server()
-    try:
+    async with serving(FakeSlack()) as fake:
         yield fake
-    finally:
-        await fake.server.close()
 
 
 @pytest.fixture

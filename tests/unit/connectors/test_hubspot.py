@@ -23,6 +23,7 @@ from nudge.errors import ConfigError, EventRejected
 from nudge.settings import Settings
 from streams.crm_connectors import DEFAULT_FIELD_MAP, load_hubspot, routes
 from tests.conftest import STORES
+from tests.fakes.fixtures import serving
 from tests.fakes.hubspot_server import FakeHubSpot
 
 FMAP = FieldMap.load(DEFAULT_FIELD_MAP)
@@ -34,13 +35,8 @@ Hook = tuple[str, list[Any], list[tuple[str, str]]]
 
 @pytest.fixture
 async def portal() -> AsyncIterator[FakeHubSpot]:
-    fake = FakeHubSpot()
-    fake.server = TestServer(fake.app(), host="127.0.0.1")
-    await fake.server.start_server()
-    try:
+    async with serving(FakeHubSpot()) as fake:
         yield fake
-    finally:
-        await fake.server.close()
 
 
 @pytest.fixture
