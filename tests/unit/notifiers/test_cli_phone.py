@@ -7,9 +7,6 @@ import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from aiohttp import web
-from aiohttp.test_utils import TestServer
-
 from cli import build_parser
 from cli.phone import run_phone
 from crm.outbox import Outbox
@@ -17,9 +14,9 @@ from crm.store import Store
 from delivery import deliver
 from notifiers import ConsoleNotifier
 from nudge.settings import Settings
-from nudge.signals import NudgeCommand, Reply
-from streams.webhooks import routes
+from nudge.signals import NudgeCommand
 from tests.fakes.fixtures import add_rep
+from tests.unit.notifiers.webhooks_server import serve_webhooks
 
 NOON_NY = dt.datetime(2026, 3, 2, 17, 0, tzinfo=dt.UTC)
 
@@ -47,17 +44,8 @@ async def test_phone_shows_texts_and_replies_travel_the_sms_webhook(
         created_at=NOON_NY,
     )
     await deliver(cmd, store, {"console": ConsoleNotifier(io.StringIO())}, NOON_NY)
-    replies: list[Reply] = []
-
-    async def publish(reply: Reply) -> None:
-        replies.append(reply)
-
-    app = web.Application()
-    app.router.add_routes(routes(publish, store, settings))
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
     out = io.StringIO()
-    try:
+    async with serve_webhooks(store, settings) as (server, replies):
         await run_phone(
             settings,
             "rep-1",
@@ -66,8 +54,6 @@ async def test_phone_shows_texts_and_replies_travel_the_sms_webhook(
             url=str(server.make_url("")),
             poll=0.01,
         )
-    finally:
-        await server.close()
     shown = out.getvalue()
     assert "← Acme jumped to 86%" in shown and "Reply STOP to stop texts" in shown
     assert [r.kind for r in replies] == ["help", "message", "opt_out"]

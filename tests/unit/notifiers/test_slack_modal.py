@@ -7,17 +7,13 @@ import json
 import urllib.parse
 from pathlib import Path
 
-from aiohttp import web
-from aiohttp.test_utils import TestServer
-
 from crm.store import Store
 from notifiers.base import OutboundMessage, Recipient
 from notifiers.slack import ANSWER_ACTION, SlackNotifier
 from nudge.settings import Settings
-from nudge.signals import Reply
-from streams.webhooks import routes
 from tests.fakes.fixtures import add_rep
 from tests.fakes.slack_server import FakeSlack
+from tests.unit.notifiers.webhooks_server import serve_webhooks
 
 
 async def test_answer_button_opens_a_modal_and_the_submission_is_a_reply(
@@ -32,16 +28,7 @@ async def test_answer_button_opens_a_modal_and_the_submission_is_a_reply(
         slack_signing_secret=slack_fake.signing_secret,  # type: ignore[arg-type]
         slack_api_url=slack_fake.url,
     )
-    replies: list[Reply] = []
-
-    async def publish(reply: Reply) -> None:
-        replies.append(reply)
-
-    app = web.Application()
-    app.router.add_routes(routes(publish, store, settings))
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
+    async with serve_webhooks(store, settings) as (server, replies):
         notifier = SlackNotifier(slack_fake.token, base_url=slack_fake.url)
         await notifier.send(
             OutboundMessage(
@@ -89,5 +76,3 @@ async def test_answer_button_opens_a_modal_and_the_submission_is_a_reply(
         [reply] = replies
         assert (reply.rep_id, reply.channel, reply.text) == ("rep-1", "slack", "budget freeze")
         assert (reply.nudge_id, reply.lead_id) == ("q_1", "L1")
-    finally:
-        await server.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import time
@@ -26,6 +27,7 @@ from streams.webhooks import routes
 from tests.fakes.fixtures import add_rep
 from tests.fakes.slack_server import FakeSlack
 from tests.fakes.twilio_server import FakeTwilio
+from tests.unit.notifiers.webhooks_server import serve_webhooks
 
 NOON_NY = dt.datetime(2026, 3, 2, 17, 0, tzinfo=dt.UTC)
 REP_PHONE = "+14155550101"
@@ -43,41 +45,30 @@ class Worker:
 
 
 @pytest.fixture
-def make_worker(
+async def make_worker(
     store: Store, tmp_path: Path, twilio_fake: FakeTwilio, slack_fake: FakeSlack
-) -> Callable[..., object]:
-    servers: list[TestServer] = []
+) -> AsyncIterator[Callable[..., object]]:
+    async with contextlib.AsyncExitStack() as servers:
 
-    async def start(public_url: str | None = None) -> Worker:
-        settings = Settings(
-            data_dir=tmp_path,
-            public_url=public_url,
-            twilio_account_sid=twilio_fake.account_sid,
-            twilio_auth_token=twilio_fake.auth_token,
-            slack_bot_token=slack_fake.token,
-            slack_signing_secret=slack_fake.signing_secret,
-            slack_api_url=slack_fake.url,
-        )
-        replies: list[Reply] = []
+        async def start(public_url: str | None = None) -> Worker:
+            settings = Settings(
+                data_dir=tmp_path,
+                public_url=public_url,
+                twilio_account_sid=twilio_fake.account_sid,
+                twilio_auth_token=twilio_fake.auth_token,
+                slack_bot_token=slack_fake.token,
+                slack_signing_secret=slack_fake.signing_secret,
+                slack_api_url=slack_fake.url,
+            )
+            return Worker(*await servers.enter_async_context(serve_webhooks(store, settings)))
 
-        async def publish(reply: Reply) -> None:
-            replies.append(reply)
-
-        app = web.Application()
-        app.router.add_routes(routes(publish, store, settings))
-        server = TestServer(app, host="127.0.0.1")
-        await server.start_server()
-        servers.append(server)
-        return Worker(server, replies)
-
-    return start
+        yield start
 
 
 @pytest.fixture
-async def worker(make_worker: Callable[..., object]) -> AsyncIterator[Worker]:
-    w = await make_worker()  # type: ignore[misc]
-    yield w
-    await w.server.close()
+async def worker(make_worker: Callable[..., object]) -> Worker:
+    w: Worker = await make_worker()  # type: ignore[misc]
+    return w
 
 
 async def sms(twilio_fake: FakeTwilio, worker: Worker, body: str, **kw: object) -> tuple[int, str]:
