@@ -33,6 +33,10 @@ class Score(_Model):
 
 
 class ScorePoint(_Model):
+    """One score in a lead's history; frozen, so signals can share the points they carry."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     at: AwareDatetime
     value: float
 
