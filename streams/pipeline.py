@@ -38,6 +38,12 @@ log = get_logger(__name__)
 
 Tick = Callable[[], Awaitable[None]]
 
+FLUSH_CHUNK = 200
+"""Leads a flush writes per transaction: about 5 ms of wording and encoding on a loaded
+2-core machine (``bench/bench_flush.py``), the longest a flush holds the agents."""
+ROWS_CHUNK = 1000
+"""Score snapshots or decisions a flush writes per transaction."""
+
 
 @dataclass
 class Pipeline:
@@ -150,43 +156,55 @@ class Pipeline:
         return self.playbook_set.playbooks
 
     async def flush_leads(self) -> int:
-        """Write the lead snapshots changed since the last flush, in one transaction."""
+        """Write the lead copies changed since the last flush, the score snapshots and the
+        decisions, in chunks (:data:`FLUSH_CHUNK` leads, :data:`ROWS_CHUNK` rows a
+        transaction): the agents run between chunks, so a big flush holds the event loop
+        for one chunk's wording and encoding, not for all of it. What a failed chunk and
+        the chunks after it held is kept for the next flush (a lead's newer state wins)."""
         if not self.dirty_leads and not self.snapshots and not self.decisions:
             return 0
         fields, self.dirty_fields = self.dirty_fields, {}
-        states = list(self.dirty_leads.items())
-        self.word([state for lead_id, state in states if lead_id in self.unworded])
-        batch = [
-            LeadFlush(lead_id, fields.pop(lead_id, []), state.score, state.checkpoint())
-            for lead_id, state in states
-        ]
-        self.dirty_leads = {}
+        states, self.dirty_leads = list(self.dirty_leads.items()), {}
         snaps, self.snapshots = self.snapshots, []
         decisions, self.decisions = self.decisions, []
+        written = saved_snaps = saved_decisions = 0
+        batch: list[LeadFlush] = []
+        try:
+            store = await self._flush_store()
+            for start in range(0, len(states), FLUSH_CHUNK):
+                chunk = states[start : start + FLUSH_CHUNK]
+                self.word([state for lead_id, state in chunk if lead_id in self.unworded])
+                batch = [
+                    LeadFlush(lead_id, fields.pop(lead_id, []), state.score, state.checkpoint())
+                    for lead_id, state in chunk
+                ]
+                await store.save_lead_states(batch, self.clock.now())
+                written, batch = written + len(chunk), []
+            for start in range(0, len(snaps), ROWS_CHUNK):
+                await store.save_snapshots(snaps[start : start + ROWS_CHUNK])
+                saved_snaps = min(len(snaps), start + ROWS_CHUNK)
+            for start in range(0, len(decisions), ROWS_CHUNK):
+                await store.save_decisions(decisions[start : start + ROWS_CHUNK])
+                saved_decisions = min(len(decisions), start + ROWS_CHUNK)
+        except StoreUnavailable:  # kept for the next flush (newer states of a lead win)
+            for lead_id, state in states[written:]:
+                self.dirty_leads.setdefault(lead_id, state)
+            for flush in batch:
+                fields[flush.lead_id] = flush.fields
+            for lead_id, older in fields.items():  # older field changes go first
+                self.dirty_fields[lead_id] = older + self.dirty_fields.get(lead_id, [])
+            self.snapshots = snaps[saved_snaps:] + self.snapshots
+            self.decisions = decisions[saved_decisions:] + self.decisions
+            raise
+        return written
+
+    async def _flush_store(self) -> Store:
         if self._snapshot_db is None:
             # its own connection: a second's worth of snapshots takes a while to write,
             # and the agents' quick look-ups must not queue behind it on one thread
             await self.store()  # migrations first
             self._snapshot_db = await Store.open(self.settings.store_location)
-        store = self._snapshot_db
-        try:
-            if batch:
-                await store.save_lead_states(batch, self.clock.now())
-            if snaps:
-                await store.save_snapshots(snaps)
-            if decisions:
-                await store.save_decisions(decisions)
-        except StoreUnavailable:  # kept for the next flush (newer states of a lead win)
-            for lead_id, state in states:
-                self.dirty_leads.setdefault(lead_id, state)
-            for flush in batch:  # older field changes go first
-                self.dirty_fields[flush.lead_id] = flush.fields + self.dirty_fields.get(
-                    flush.lead_id, []
-                )
-            self.snapshots = snaps + self.snapshots
-            self.decisions = decisions + self.decisions
-            raise
-        return len(batch)
+        return self._snapshot_db
 
     def word(self, states: list[LeadState]) -> None:
         """Word the reasons of these leads' current scores (one batch for a flush)."""
