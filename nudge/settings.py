@@ -20,6 +20,13 @@ def _env(name: str, *aliases: str) -> AliasChoices:
     return AliasChoices(f"NUDGE_{name}", *aliases)
 
 
+EMBEDDED_SESSION_TIMEOUT = 3.0
+"""The consumer session (s) on the embedded broker. Tansu holds a group join for half the
+session the client asks for, waiting for other members; the embedded broker is this
+worker's own, so there are none, and 6 s would make every start wait 3 s for nobody. 3 s
+keeps Kafka's rule of a heartbeat (1 s) at most a third of the session."""
+
+
 class Settings(BaseSettings):
     """Nudge's configuration. Defaults run everything on one machine with no setup."""
 
@@ -160,11 +167,12 @@ class Settings(BaseSettings):
         description="Where nudges go. `auto`: Twilio/Slack when their credentials are set, "
         "else the console.",
     )
-    session_timeout: float = Field(
-        default=6.0,
+    session_timeout: float | None = Field(
+        default=None,
         ge=6.0,
-        description="Kafka consumer session timeout (s). 6 s is the smallest a stock broker "
-        "accepts and makes a worker ready in ~5 s instead of ~30 s.",
+        description="Kafka consumer session timeout (s); a worker's first join waits half "
+        "of it. Default 6 s with `KAFKA_URL` (the smallest a stock broker accepts) and 3 s "
+        "on the embedded broker, whose group this worker alone is in.",
     )
     heartbeat_interval: float = Field(
         default=1.0, gt=0, description="Kafka consumer heartbeat interval (s)."
@@ -426,3 +434,10 @@ class Settings(BaseSettings):
     def embedded_broker(self) -> bool:
         """True when no Kafka URL is set and Nudge runs its own broker."""
         return not self.kafka_url
+
+    @property
+    def consumer_session_timeout(self) -> float:
+        """``session_timeout`` as set, else 3 s on the embedded broker and 6 s on a Kafka."""
+        if self.session_timeout is not None:
+            return self.session_timeout
+        return EMBEDDED_SESSION_TIMEOUT if self.embedded_broker else 6.0

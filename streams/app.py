@@ -6,9 +6,10 @@ stay thin: decode, call a pure function from the packages below, hand the result
 
 Consumer settings that matter (see ARCHITECTURE.md, "Known costs"): Tansu holds
 each group join for half the session timeout the client sends, so Faust's 60 s
-default makes a worker wait ~30 s before consuming. ``broker_session_timeout=6``
-and ``broker_heartbeat_interval=1`` make it ready in ~5 s, on Tansu and on a
-stock Kafka broker alike (6 s is the smallest session Kafka accepts by default).
+default makes a worker wait ~30 s before consuming. ``broker_heartbeat_interval=1``
+and a session of 6 s (the smallest a stock Kafka accepts) with ``KAFKA_URL``, 3 s on
+the embedded broker whose group has no other member
+(:attr:`nudge.settings.Settings.consumer_session_timeout`), make the join wait 3 s or 1.5 s.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def make_app(settings: Settings, broker_url: str) -> faust.App:
         datadir=str(datadir),
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication,
-        broker_session_timeout=settings.session_timeout,
+        broker_session_timeout=settings.consumer_session_timeout,
         broker_heartbeat_interval=settings.heartbeat_interval,
         broker_commit_interval=1.0,
         producer_acks=-1,
