@@ -14,9 +14,9 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, Union
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 Role = Literal["trigger", "condition", "action"]
 ROLES: tuple[Role, ...] = ("trigger", "condition", "action")
@@ -75,3 +75,8 @@ def kinds(role: Role) -> list[Kind]:
 
 def models(role: Role) -> tuple[type[BaseModel], ...]:
     return tuple(k.model for k in _KINDS[role].values())
+
+
+def union(role: Role) -> Any:
+    """The pydantic type of any kind of ``role``: a union of its models told apart by ``type``."""
+    return Annotated[Union[models(role)], Field(discriminator="type")]  # noqa: UP007

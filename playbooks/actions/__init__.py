@@ -8,9 +8,7 @@ lead.status, eq: won}}``. One module per kind, joined here into one union.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Union
-
-from pydantic import Field
+from typing import TYPE_CHECKING
 
 from playbooks import kinds
 from playbooks.actions.ask import AskAction
@@ -26,7 +24,7 @@ kinds.arrange("action", ("nudge", "ask", "update_crm", "wait", "escalate", "stop
 if TYPE_CHECKING:
     Action = ActionKind
 else:
-    Action = Annotated[Union[kinds.models("action")], Field(discriminator="type")]  # noqa: UP007
+    Action = kinds.union("action")
 
 __all__ = [
     "Action",

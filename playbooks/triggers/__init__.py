@@ -7,9 +7,7 @@ The kinds register themselves in :mod:`playbooks.kinds` when imported below;
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Annotated, Any, Union
-
-from pydantic import Field
+from typing import TYPE_CHECKING, Any
 
 from nudge.signals import LeadSignal
 from playbooks import fields as f
@@ -42,7 +40,7 @@ kinds.arrange(
 if TYPE_CHECKING:
     Trigger = TriggerKind
 else:
-    Trigger = Annotated[Union[kinds.models("trigger")], Field(discriminator="type")]  # noqa: UP007
+    Trigger = kinds.union("trigger")
 
 __all__ = [
     "DateTrigger",
