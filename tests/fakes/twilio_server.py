@@ -37,6 +37,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from twilio.request_validator import RequestValidator
 
+from notifiers.twilio_sms import TwilioSmsNotifier
+
 ACCOUNT_SID = "AC" + "0" * 31 + "1"
 AUTH_TOKEN = "fake-twilio-auth-token"
 
@@ -266,6 +268,11 @@ class FakeTwilio:
         if error_code:
             params["ErrorCode"] = error_code
         return await self.callback(message["StatusCallback"], params)
+
+    def notifier(self, **options: Any) -> TwilioSmsNotifier:
+        """Nudge's SMS notifier pointed at this fake, sending from its number."""
+        options = {"from_number": "+15005550006", "base_url": self.url, **options}
+        return TwilioSmsNotifier(self.account_sid, self.auth_token, **options)
 
     def inbound_params(self, from_: str, body: str, to: str = "+15005550006") -> dict[str, str]:
         return {

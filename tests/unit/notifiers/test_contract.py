@@ -9,7 +9,6 @@ import pytest
 
 from notifiers import ConsoleNotifier, Notifier, OutboundMessage, Recipient
 from notifiers.slack import SlackNotifier
-from notifiers.twilio_sms import TwilioSmsNotifier
 from tests.fakes.slack_server import FakeSlack
 from tests.fakes.twilio_server import FakeTwilio
 
@@ -31,12 +30,7 @@ async def notifier(
     if request.param == "console":
         n = ConsoleNotifier(io.StringIO())
     elif request.param == "twilio":
-        n = TwilioSmsNotifier(
-            twilio_fake.account_sid,
-            twilio_fake.auth_token,
-            from_number="+15005550006",
-            base_url=twilio_fake.url,
-        )
+        n = twilio_fake.notifier()
     else:
         n = SlackNotifier(slack_fake.token, base_url=slack_fake.url)
     yield n

@@ -12,7 +12,6 @@ from crm.store import Store
 from delivery import RetryPolicy, deliver, drain_due
 from notifiers.base import Notifier
 from notifiers.slack import SlackNotifier
-from notifiers.twilio_sms import TwilioSmsNotifier
 from nudge.signals import NudgeCommand
 from tests.conftest import STORES
 from tests.fakes.fixtures import add_rep
@@ -46,13 +45,7 @@ class Sleeps(list[float]):
 
 @pytest.fixture
 async def sms(twilio_fake: FakeTwilio) -> AsyncIterator[dict[str, Notifier]]:
-    n = TwilioSmsNotifier(
-        twilio_fake.account_sid,
-        twilio_fake.auth_token,
-        from_number="+15005550006",
-        base_url=twilio_fake.url,
-        timeout=0.5,
-    )
+    n = twilio_fake.notifier(timeout=0.5)
     yield {"sms": n}
     await n.close()
 

@@ -18,7 +18,6 @@ from notifiers.base import Notifier
 from notifiers.console import ConsoleNotifier
 from notifiers.phones import to_e164
 from notifiers.slack import SlackNotifier
-from notifiers.twilio_sms import TwilioSmsNotifier
 from nudge.signals import NudgeCommand
 from tests.conftest import STORES
 from tests.fakes.fixtures import add_rep
@@ -34,13 +33,7 @@ LATER = NOON_NY + dt.timedelta(seconds=61)
 
 @pytest.fixture
 async def sms(twilio_fake: FakeTwilio) -> AsyncIterator[dict[str, Notifier]]:
-    n = TwilioSmsNotifier(
-        twilio_fake.account_sid,
-        twilio_fake.auth_token,
-        from_number="+15005550006",
-        base_url=twilio_fake.url,
-        timeout=2,
-    )
+    n = twilio_fake.notifier(timeout=2)
     yield {"sms": n}
     await n.close()
 

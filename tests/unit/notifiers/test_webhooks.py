@@ -20,7 +20,6 @@ from crm.store import Store
 from delivery import deliver
 from notifiers import OutboundMessage, Recipient, texts
 from notifiers.slack import SlackNotifier
-from notifiers.twilio_sms import TwilioSmsNotifier
 from nudge.settings import Settings
 from nudge.signals import NudgeCommand, Reply
 from streams.webhooks import routes
@@ -110,32 +109,22 @@ async def test_signature_checked_against_public_url(
 ) -> None:
     """Behind a proxy, the signature over NUDGE_PUBLIC_URL is accepted and the local one is not."""
     w: Worker = await make_worker("https://nudge.example.com/")  # type: ignore[misc]
-    try:
-        params = twilio_fake.inbound_params(REP_PHONE, "hi")
-        signed_public = twilio_fake.sign("https://nudge.example.com/webhooks/twilio/sms", params)
-        status, _ = await twilio_fake.callback(
-            w.url("/webhooks/twilio/sms"), params, signature=signed_public
-        )
-        assert status == 200
-        status, _ = await twilio_fake.callback(
-            w.url("/webhooks/twilio/sms"), twilio_fake.inbound_params(REP_PHONE, "hi")
-        )
-        assert status == 403
-    finally:
-        await w.server.close()
+    params = twilio_fake.inbound_params(REP_PHONE, "hi")
+    signed_public = twilio_fake.sign("https://nudge.example.com/webhooks/twilio/sms", params)
+    status, _ = await twilio_fake.callback(
+        w.url("/webhooks/twilio/sms"), params, signature=signed_public
+    )
+    assert status == 200
+    status, _ = await twilio_fake.callback(
+        w.url("/webhooks/twilio/sms"), twilio_fake.inbound_params(REP_PHONE, "hi")
+    )
+    assert status == 403
 
 
 async def test_stop_then_start(store: Store, twilio_fake: FakeTwilio, worker: Worker) -> None:
     """STOP opts the rep out (confirmation, no more texts); START opts back in."""
     await add_rep(store)
-    sms_notifiers = {
-        "sms": TwilioSmsNotifier(
-            twilio_fake.account_sid,
-            twilio_fake.auth_token,
-            from_number="+15005550006",
-            base_url=twilio_fake.url,
-        )
-    }
+    sms_notifiers = {"sms": twilio_fake.notifier()}
     status, body = await sms(twilio_fake, worker, " stop ")
     assert status == 200 and "no more texts" in body
     assert worker.replies[-1].kind == "opt_out" and worker.replies[-1].rep_id == "rep-1"
@@ -173,13 +162,7 @@ async def test_status_callback_marks_delivered(
 ) -> None:
     """Twilio's signed 'delivered' receipt moves the outbox row to delivered; a forged one is refused."""
     await add_rep(store)
-    n = TwilioSmsNotifier(
-        twilio_fake.account_sid,
-        twilio_fake.auth_token,
-        from_number="+15005550006",
-        base_url=twilio_fake.url,
-        status_callback=worker.url("/webhooks/twilio/status"),
-    )
+    n = twilio_fake.notifier(status_callback=worker.url("/webhooks/twilio/status"))
     await deliver(command(1), store, {"sms": n}, NOON_NY)
     await n.close()
     sid = twilio_fake.messages[0]["Sid"]
@@ -295,13 +278,7 @@ async def test_status_callback_21610_opts_the_number_out(
 ) -> None:
     """An 'undelivered' receipt with 21610 fails the nudge and puts the number on our list."""
     await add_rep(store)
-    n = TwilioSmsNotifier(
-        twilio_fake.account_sid,
-        twilio_fake.auth_token,
-        from_number="+15005550006",
-        base_url=twilio_fake.url,
-        status_callback=worker.url("/webhooks/twilio/status"),
-    )
+    n = twilio_fake.notifier(status_callback=worker.url("/webhooks/twilio/status"))
     await deliver(command(1), store, {"sms": n}, NOON_NY)
     await n.close()
     status, _ = await twilio_fake.status_callback(
