@@ -21,32 +21,20 @@ from simpleeval import EvalWithCompoundTypes, InvalidExpression
 
 from playbooks import fields as f
 from playbooks import messages as msg
+from playbooks.schedule import parse_date
 
 MAX_LENGTH = 500
-
-
-def _as_date(value: Any) -> dt.date | None:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    if isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value[:10])
-        except ValueError:
-            return None
-    return None
 
 
 def _functions(now: dt.datetime) -> dict[str, Callable[..., Any]]:
     today = now.date()
 
     def days_until(value: Any) -> int | None:
-        day = _as_date(value)
+        day = parse_date(value)
         return None if day is None else (day - today).days
 
     def days_since(value: Any) -> int | None:
-        day = _as_date(value)
+        day = parse_date(value)
         return None if day is None else (today - day).days
 
     def lower(value: Any) -> str:
