@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,8 +24,10 @@ from streams.crm_connectors import DEFAULT_FIELD_MAP, load_hubspot, routes
 from tests.conftest import STORES
 from tests.fakes.fixtures import serving
 from tests.fakes.hubspot_server import FakeHubSpot
+from tests.unit.connectors.crm_updates import Clock, answer_update, call_update
 
 FMAP = FieldMap.load(DEFAULT_FIELD_MAP)
+NOON = dt.datetime(2026, 3, 2, 17, 0, tzinfo=dt.UTC)
 
 
 Hook = tuple[str, list[Any], list[tuple[str, str]]]
@@ -329,50 +330,6 @@ async def test_initial_load_publishes_every_contact_once_and_links_deals(
 
 
 # -- out -------------------------------------------------------------------------------------------
-def answer_update(lead: str, field: str, value: Any, question: str = "q1") -> bytes:
-    return json.dumps(
-        {
-            "lead_id": lead,
-            "field": field,
-            "old_value": None,
-            "new_value": value,
-            "source": "answer",
-            "source_questionnaire": "post-meeting",
-            "session_id": "s1",
-            "question_id": question,
-            "rep_id": "rep-1",
-            "answered_at": "2026-03-02T17:00:00+00:00",
-        }
-    ).encode()
-
-
-def call_update(lead: str, event_id: str = "twilio-call:CA1") -> bytes:
-    return json.dumps(
-        {
-            "kind": "activity",
-            "lead_id": lead,
-            "activity": {
-                "type": "call.ended",
-                "event_id": event_id,
-                "occurred_at": "2026-03-02T17:05:00+00:00",
-                "source": "twilio-voice",
-                "phone": "+14155550177",
-                "duration_s": 312,
-                "direction": "outbound",
-                "outcome": "completed",
-            },
-        }
-    ).encode()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.at = dt.datetime(2026, 3, 2, 17, 0, tzinfo=dt.UTC)
-
-    def __call__(self) -> dt.datetime:
-        return self.at
-
-
 @STORES
 async def test_answers_and_calls_written_once_despite_redelivery(
     portal: FakeHubSpot, store: Store
@@ -381,7 +338,7 @@ async def test_answers_and_calls_written_once_despite_redelivery(
     cid = portal.add("contacts", {"email": "ann@acme.example"})
     deal = portal.add("deals", {"dealname": "Acme"})
     lead = f"hubspot-{cid}"
-    state, clock = ConnectorState(store), Clock()
+    state, clock = ConnectorState(store), Clock(NOON)
     await state.link("hubspot", lead, "deal", deal, clock())
     hs = hubspot.HubSpot(portal.access_token, portal.url)
     for raw in (answer_update(lead, "deal.next_step", "send proposal"), call_update(lead)) * 2:
@@ -403,7 +360,7 @@ async def test_rate_limit_and_outage_back_off_and_lose_nothing(
     """429 with Retry-After defers the write that long; an outage keeps it pending; it lands once after."""
     cid = portal.add("contacts", {"email": "ann@acme.example"})
     lead = f"hubspot-{cid}"
-    state, clock = ConnectorState(store), Clock()
+    state, clock = ConnectorState(store), Clock(NOON)
     hs = hubspot.HubSpot(portal.access_token, portal.url)
     await writer.record(state, "hubspot", call_update(lead), clock())
     await writer.record(state, "hubspot", answer_update(lead, "lead.company", "Acme Corp"), clock())
@@ -430,7 +387,7 @@ async def test_a_write_cut_off_after_the_create_is_not_repeated(
     """A writer that died after HubSpot created the call (lease ran out) finds it instead of creating another."""
     cid = portal.add("contacts", {"email": "ann@acme.example"})
     lead = f"hubspot-{cid}"
-    state, clock = ConnectorState(store), Clock()
+    state, clock = ConnectorState(store), Clock(NOON)
     hs = hubspot.HubSpot(portal.access_token, portal.url)
     update = await writer.record(state, "hubspot", call_update(lead), clock())
     # the first writer: claims, creates at HubSpot, dies before marking the row done
@@ -447,7 +404,7 @@ async def test_unmapped_and_foreign_updates_are_listed_not_written(
     portal: FakeHubSpot, store: Store
 ) -> None:
     """Unmapped fields, leads with no contact and HubSpot's own activities end 'ignored' with the reason."""
-    state, clock = ConnectorState(store), Clock()
+    state, clock = ConnectorState(store), Clock(NOON)
     hs = hubspot.HubSpot(portal.access_token, portal.url)
     await writer.record(
         state, "hubspot", answer_update("hubspot-5", "lead.custom.shoe_size", 9), clock()

@@ -17,6 +17,7 @@ from crm.store import Store
 from tests.conftest import STORES
 from tests.fakes.salesforce_server import FakeSalesforce
 from tests.fakes.threaded import served
+from tests.unit.connectors.crm_updates import Clock, answer_update, call_update
 
 FMAP = FieldMap.load(Path(salesforce.__file__).with_name("salesforce_fields.yaml"))
 T0 = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
@@ -155,60 +156,18 @@ def test_initial_load_brings_people_as_they_are_and_no_history(org: FakeSalesfor
     )
 
 
-def answer(lead: str, field: str, value: Any, q: str = "q1") -> bytes:
-    return json.dumps(
-        {
-            "lead_id": lead,
-            "field": field,
-            "old_value": None,
-            "new_value": value,
-            "source": "answer",
-            "source_questionnaire": "post-meeting",
-            "session_id": "s1",
-            "question_id": q,
-            "rep_id": "rep-1",
-            "answered_at": "2026-03-02T17:00:00+00:00",
-        }
-    ).encode()
-
-
-def call(lead: str) -> bytes:
-    return json.dumps(
-        {
-            "kind": "activity",
-            "lead_id": lead,
-            "activity": {
-                "type": "call.ended",
-                "event_id": "twilio-call:CA9",
-                "occurred_at": "2026-03-02T17:05:00+00:00",
-                "source": "twilio-voice",
-                "duration_s": 312,
-                "direction": "outbound",
-            },
-        }
-    ).encode()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.at = T0
-
-    def __call__(self) -> dt.datetime:
-        return self.at
-
-
 @STORES
 async def test_writes_go_in_one_composite_and_land_once(org: FakeSalesforce, store: Store) -> None:
     """A lead field, a deal field and a call go in one /composite request; redelivery writes nothing twice."""
     lead_rec = org.add("Lead", {"Email": "a@acme.example"})
     opp = org.add("Opportunity", {"Name": "Acme"})
     lead = salesforce.lead_id(lead_rec)
-    state, clock = ConnectorState(store), Clock()
+    state, clock = ConnectorState(store), Clock(T0)
     await state.link("salesforce", lead, "deal", opp, clock())
     for raw in (
-        answer(lead, "lead.title", "CFO"),
-        answer(lead, "deal.next_step", "proposal", "q2"),
-        call(lead),
+        answer_update(lead, "lead.title", "CFO"),
+        answer_update(lead, "deal.next_step", "proposal", "q2"),
+        call_update(lead, "twilio-call:CA9"),
     ) * 2:
         await writer.record(state, "salesforce", raw, clock())
     assert await salesforce.drain(state, client(org), FMAP, clock) == 3
@@ -231,9 +190,9 @@ async def test_limits_and_outages_defer_and_a_retried_call_is_upserted_not_doubl
     crash upserts the same Task by its external id."""
     lead_rec = org.add("Contact", {"Email": "a@acme.example"})
     lead = salesforce.lead_id(lead_rec)
-    state, clock = ConnectorState(store), Clock()
+    state, clock = ConnectorState(store), Clock(T0)
     sf = client(org)
-    update = await writer.record(state, "salesforce", call(lead), clock())
+    update = await writer.record(state, "salesforce", call_update(lead, "twilio-call:CA9"), clock())
     org.fail_next(403, "REQUEST_LIMIT_EXCEEDED")
     assert await salesforce.drain(state, sf, FMAP, clock) == 0
     (row,) = await state.writes("salesforce")
@@ -268,9 +227,13 @@ async def test_refused_subrequests_fail_with_salesforce_message(
         "  lead.custom.budget: {property: Budget__c, type: string}\n"
     )
     fmap = FieldMap.load(bad_map)
-    state, clock = ConnectorState(store), Clock()
-    await writer.record(state, "salesforce", answer(lead, "lead.custom.budget", "50k"), clock())
-    await writer.record(state, "salesforce", answer(lead, "lead.title", "CEO", "q2"), clock())
+    state, clock = ConnectorState(store), Clock(T0)
+    await writer.record(
+        state, "salesforce", answer_update(lead, "lead.custom.budget", "50k"), clock()
+    )
+    await writer.record(
+        state, "salesforce", answer_update(lead, "lead.title", "CEO", "q2"), clock()
+    )
     assert await salesforce.drain(state, client(org), fmap, clock) == 1
     states = {
         r["update_id"].rsplit(":", 1)[1]: (r["state"], r["last_error"])
