@@ -7,28 +7,17 @@ import datetime as dt
 import pytest
 
 from nudge.errors import PlaybookError
-from nudge.signals import LeadSignal, LeadView, Score
+from nudge.signals import LeadSignal
 from playbooks import evaluate, load_playbooks, parse_playbook
+from tests.unit.playbooks import helpers
 
 NOW = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
 
 
 def signal(value: float, previous: float | None, owner: str | None = "rep-1") -> LeadSignal:
-    return LeadSignal(
-        lead=LeadView(lead_id="L1", company="Acme", owner_rep_id=owner),
-        event={"type": "page.viewed"},
-        event_id="e9",
-        event_type="page.viewed",
-        at=NOW,
-        score=Score(
-            value=value,
-            previous=previous,
-            reasons=["2 pricing-page visits"],
-            model_version="points-v1",
-            rule_based=True,
-            scored_at=NOW,
-        ),
-    )
+    """A page view by Acme's lead, owned by ``owner``, scored ``value`` (was ``previous``)."""
+    event = {"type": "page.viewed"}
+    return helpers.signal(value, previous, event=event, event_id="e9", rep=None, owner_rep_id=owner)
 
 
 def test_crossing_fires_once_with_reasons() -> None:
