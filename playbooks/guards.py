@@ -80,10 +80,7 @@ class GuardState(BaseModel):
         now: dt.datetime,
     ) -> bool:
         """Is this rule still cooling down for this lead?"""
-        if cooldown is None:
-            return False
-        last = self.cooldowns.get(SEP.join((playbook, rule, lead_id)))
-        return last is not None and now < last + cooldown
+        return self.cooling_until(playbook, rule, lead_id, cooldown, now) is not None
 
     def cooling_until(
         self,
