@@ -38,6 +38,29 @@ rules:
 """
 
 
+def rep(rep_id: str = "rep-1", phone: str = REP_PHONE) -> dict[str, Any]:
+    """The ``rep.upserted`` event of the rep the tests text."""
+    return {
+        "event_id": f"{rep_id}-upserted",
+        "type": "rep.upserted",
+        "occurred_at": at(0),
+        "source": "crm",
+        "rep_id": rep_id,
+        "name": "Rita Rep",
+        "phone": phone,
+    }
+
+
+def twilio_env(fake: FakeTwilio) -> dict[str, str]:
+    """A worker's settings for sending texts through the fake Twilio."""
+    return {
+        "TWILIO_ACCOUNT_SID": fake.account_sid,
+        "TWILIO_AUTH_TOKEN": fake.auth_token,
+        "TWILIO_FROM_NUMBER": "+15005550006",
+        "NUDGE_TWILIO_API_URL": fake.url,
+    }
+
+
 async def until(predicate: Any, timeout: float = 30.0, what: str = "") -> Any:
     """Poll without blocking the loop (the fake Twilio server runs on it)."""
     deadline = time.monotonic() + timeout
@@ -69,24 +92,10 @@ async def test_post_meeting_questionnaire_updates_the_crm(
     playbooks = tmp_path / "playbooks"
     playbooks.mkdir()
     (playbooks / "debrief.yaml").write_text(DEBRIEF)
-    worker = start_worker(
-        NUDGE_PLAYBOOKS=str(playbooks),
-        TWILIO_ACCOUNT_SID=twilio_fake.account_sid,
-        TWILIO_AUTH_TOKEN=twilio_fake.auth_token,
-        TWILIO_FROM_NUMBER="+15005550006",
-        NUDGE_TWILIO_API_URL=twilio_fake.url,
-    )
+    worker = start_worker(NUDGE_PLAYBOOKS=str(playbooks), **twilio_env(twilio_fake))
     status, body = worker.post_events(
         [
-            {
-                "event_id": "r1",
-                "type": "rep.upserted",
-                "occurred_at": at(0),
-                "source": "crm",
-                "rep_id": "rep-1",
-                "name": "Rita Rep",
-                "phone": REP_PHONE,
-            },
+            rep(),
             {
                 "event_id": "l1",
                 "type": "lead.created",
@@ -183,13 +192,7 @@ async def test_replies_to_a_nudge_log_a_call_and_snooze(
     """ "1" logs a call on the nudged lead (the score sees it) and says so; "2" snoozes the lead:
     the next nudge about it is suppressed with that reason, others still go out."""
     (tmp_path / "pricing.yaml").write_text(PRICING)
-    worker = start_worker(
-        NUDGE_PLAYBOOKS=str(tmp_path / "pricing.yaml"),
-        TWILIO_ACCOUNT_SID=twilio_fake.account_sid,
-        TWILIO_AUTH_TOKEN=twilio_fake.auth_token,
-        TWILIO_FROM_NUMBER="+15005550006",
-        NUDGE_TWILIO_API_URL=twilio_fake.url,
-    )
+    worker = start_worker(NUDGE_PLAYBOOKS=str(tmp_path / "pricing.yaml"), **twilio_env(twilio_fake))
     leads = [
         {
             "event_id": f"l{i}",
@@ -201,20 +204,7 @@ async def test_replies_to_a_nudge_log_a_call_and_snooze(
         }
         for i, name in ((1, "Acme"), (2, "Birchwood"))
     ]
-    worker.post_events(
-        [
-            {
-                "event_id": "r1",
-                "type": "rep.upserted",
-                "occurred_at": at(0),
-                "source": "crm",
-                "rep_id": "rep-1",
-                "name": "Rita",
-                "phone": REP_PHONE,
-            },
-            *leads,
-        ]
-    )
+    worker.post_events([rep(), *leads])
     await until(lambda: len(rows(worker.db, "SELECT * FROM leads")) == 2, what="leads stored")
     worker.post_events([visit(1, 1)])
     await until(lambda: len(twilio_fake.messages) == 1, what="the pricing nudge")

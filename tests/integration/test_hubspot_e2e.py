@@ -18,13 +18,12 @@ from connectors.hubspot import MARKER
 from tests.fakes.hubspot_server import FakeHubSpot
 from tests.fakes.threaded import served
 from tests.fakes.twilio_server import FakeTwilio
-from tests.integration.test_conversation import DEBRIEF, rows, until
+from tests.integration.test_conversation import DEBRIEF, REP_PHONE, rep, rows, twilio_env, until
 from tests.integration.test_pipeline import at
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-REP_PHONE = "+14155550101"
 OWNER = "77"
 
 
@@ -49,6 +48,14 @@ def web_burst(email: str) -> list[dict[str, Any]]:
     ]
 
 
+def field_map(tmp_path: Path, system: str, owner: str) -> Path:
+    """The field map Nudge ships for ``system``, with the CRM's owner ``owner`` as rep-1."""
+    path = tmp_path / f"{system}_fields.yaml"
+    shipped = (ROOT / f"connectors/{system}_fields.yaml").read_text()
+    path.write_text(shipped.replace("owners: {}", f'owners: {{"{owner}": rep-1}}'))
+    return path
+
+
 async def test_contact_to_nudge_and_answers_back_exactly_once(
     start_worker: Any, twilio_fake: FakeTwilio, tmp_path: Path
 ) -> None:
@@ -57,19 +64,11 @@ async def test_contact_to_nudge_and_answers_back_exactly_once(
     playbooks.mkdir()
     (playbooks / "debrief.yaml").write_text(DEBRIEF)
     (playbooks / "hot-lead.yaml").write_text((ROOT / "playbooks/default/hot-lead.yaml").read_text())
-    fmap = tmp_path / "fields.yaml"
-    fmap.write_text(
-        (ROOT / "connectors/hubspot_fields.yaml")
-        .read_text()
-        .replace("owners: {}", f'owners: {{"{OWNER}": rep-1}}')
-    )
+    fmap = field_map(tmp_path, "hubspot", OWNER)
     with served(FakeHubSpot()) as portal:
         env = dict(
             NUDGE_PLAYBOOKS=str(playbooks),
-            TWILIO_ACCOUNT_SID=twilio_fake.account_sid,
-            TWILIO_AUTH_TOKEN=twilio_fake.auth_token,
-            TWILIO_FROM_NUMBER="+15005550006",
-            NUDGE_TWILIO_API_URL=twilio_fake.url,
+            **twilio_env(twilio_fake),
             HUBSPOT_ACCESS_TOKEN=portal.access_token,
             HUBSPOT_CLIENT_SECRET=portal.client_secret,
             NUDGE_HUBSPOT_API_URL=portal.url,
@@ -81,19 +80,7 @@ async def test_contact_to_nudge_and_answers_back_exactly_once(
             {"email": "early@old.example", "company": "Early Co", "hubspot_owner_id": OWNER},
         )
         worker = start_worker(**env)
-        status, body = worker.post_events(
-            [
-                {
-                    "event_id": "r1",
-                    "type": "rep.upserted",
-                    "occurred_at": at(0),
-                    "source": "crm",
-                    "rep_id": "rep-1",
-                    "name": "Rita Rep",
-                    "phone": REP_PHONE,
-                }
-            ]
-        )
+        status, body = worker.post_events([rep()])
         assert status == 200, body
 
         # 1. a contact and its deal are created in the portal; HubSpot calls the webhook

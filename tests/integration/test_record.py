@@ -21,7 +21,7 @@ import pytest
 from broker import EmbeddedBroker
 from tests.conftest import ROOT, WorkerProcess
 from tests.fakes.twilio_server import FakeTwilio
-from tests.integration.test_conversation import DEBRIEF, REP_PHONE, until
+from tests.integration.test_conversation import DEBRIEF, REP_PHONE, rep, twilio_env, until
 from tests.integration.test_pipeline import at
 
 pytestmark = pytest.mark.slow
@@ -57,18 +57,6 @@ EMPTY: dict[str, Any] = {
 }
 
 
-def rep(rep_id: str = "rep-1", phone: str = REP_PHONE) -> dict[str, Any]:
-    return {
-        "event_id": f"{rep_id}-upserted",
-        "type": "rep.upserted",
-        "occurred_at": at(0),
-        "source": "crm",
-        "rep_id": rep_id,
-        "name": "Rita Rep",
-        "phone": phone,
-    }
-
-
 def lead(n: int, company: str, **fields: Any) -> dict[str, Any]:
     return {
         "event_id": f"l{n}",
@@ -90,15 +78,6 @@ def meeting(n: int, minute: float) -> dict[str, Any]:
         "lead_id": f"lead-{n}",
         "rep_id": "rep-1",
         "duration_s": 1800,
-    }
-
-
-def twilio_env(fake: FakeTwilio) -> dict[str, str]:
-    return {
-        "TWILIO_ACCOUNT_SID": fake.account_sid,
-        "TWILIO_AUTH_TOKEN": fake.auth_token,
-        "TWILIO_FROM_NUMBER": "+15005550006",
-        "NUDGE_TWILIO_API_URL": fake.url,
     }
 
 

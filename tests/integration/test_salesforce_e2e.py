@@ -19,14 +19,12 @@ from connectors import salesforce
 from tests.fakes.salesforce_server import FakeSalesforce
 from tests.fakes.threaded import served
 from tests.fakes.twilio_server import FakeTwilio
-from tests.integration.test_conversation import rows, until
-from tests.integration.test_hubspot_e2e import web_burst
-from tests.integration.test_pipeline import at
+from tests.integration.test_conversation import REP_PHONE, rep, rows, twilio_env, until
+from tests.integration.test_hubspot_e2e import field_map, web_burst
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-REP_PHONE = "+14155550101"
 OWNER = "005000000000001AAA"
 
 
@@ -34,22 +32,14 @@ async def test_lead_to_nudge_and_logged_call_to_one_task(
     start_worker: Any, twilio_fake: FakeTwilio, tmp_path: Path
 ) -> None:
     """Org lead → synced → hot → text; the rep's logged call is one Task, through an outage and a SIGKILL."""
-    fmap = tmp_path / "sf.yaml"
-    fmap.write_text(
-        (ROOT / "connectors/salesforce_fields.yaml")
-        .read_text()
-        .replace("owners: {}", f"owners: {{{OWNER}: rep-1}}")
-    )
+    fmap = field_map(tmp_path, "salesforce", OWNER)
     playbooks = tmp_path / "playbooks"
     playbooks.mkdir()
     (playbooks / "hot-lead.yaml").write_text((ROOT / "playbooks/default/hot-lead.yaml").read_text())
     with served(FakeSalesforce(tmp_path / "tls")) as org:
         env = dict(
             NUDGE_PLAYBOOKS=str(playbooks),
-            TWILIO_ACCOUNT_SID=twilio_fake.account_sid,
-            TWILIO_AUTH_TOKEN=twilio_fake.auth_token,
-            TWILIO_FROM_NUMBER="+15005550006",
-            NUDGE_TWILIO_API_URL=twilio_fake.url,
+            **twilio_env(twilio_fake),
             SALESFORCE_INSTANCE_URL=org.url,
             SALESFORCE_ACCESS_TOKEN=org.token,
             NUDGE_SALESFORCE_FIELD_MAP=str(fmap),
@@ -62,22 +52,7 @@ async def test_lead_to_nudge_and_logged_call_to_one_task(
             at=dt.datetime.now(dt.UTC) - dt.timedelta(days=30),
         )
         worker = start_worker(**env)
-        assert (
-            worker.post_events(
-                [
-                    {
-                        "event_id": "r1",
-                        "type": "rep.upserted",
-                        "occurred_at": at(0),
-                        "source": "crm",
-                        "rep_id": "rep-1",
-                        "name": "Rita Rep",
-                        "phone": REP_PHONE,
-                    }
-                ]
-            )[0]
-            == 200
-        )
+        assert worker.post_events([rep()])[0] == 200
         await until(
             lambda: rows(worker.db, "SELECT * FROM sync_checkpoints WHERE system='salesforce'"),
             timeout=30,
