@@ -12,10 +12,15 @@ of guessed (see :mod:`delivery.reconcile`).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+import aiohttp
+
+from nudge.errors import TransientDeliveryError
 from nudge.reps import RepContact
 
 Recipient = RepContact
@@ -65,3 +70,23 @@ class SentLookup(Protocol):
         provider ids in ``exclude``, already matched to other nudges), or None if it never
         got it. Raises a DeliveryError subclass when the log cannot be read now."""
         ...
+
+
+@contextlib.contextmanager
+def provider_errors(
+    provider: str,
+    refused: type[Exception],
+    classify: Callable[[Any], Exception],
+    unreachable: tuple[type[Exception], ...] = (),
+) -> Iterator[None]:
+    """A provider call's failures as delivery errors: its API's refusals (``refused``) as
+    ``classify`` says; a timeout, or the network (aiohttp's or ``unreachable``), transient."""
+    network: tuple[type[Exception], ...] = (aiohttp.ClientError, *unreachable)
+    try:
+        yield
+    except refused as exc:
+        raise classify(exc) from exc
+    except TimeoutError as exc:
+        raise TransientDeliveryError(f"{provider} did not answer in time", code="timeout") from exc
+    except network as exc:
+        raise TransientDeliveryError(f"{provider} unreachable: {exc}", code="network") from exc

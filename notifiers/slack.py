@@ -26,12 +26,11 @@ import datetime as dt
 import json
 from typing import Any
 
-import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from notifiers import texts
-from notifiers.base import OutboundMessage, SendResult
+from notifiers.base import OutboundMessage, SendResult, provider_errors
 from nudge.errors import PermanentDeliveryError, TransientDeliveryError
 
 ACTION_PREFIX = "nudge_"
@@ -157,7 +156,7 @@ class SlackNotifier:
             raise PermanentDeliveryError(
                 texts.NO_SLACK_ID.format(rep_id=message.recipient.rep_id), code="no_slack_id"
             )
-        try:
+        with provider_errors("Slack", SlackApiError, classify, (SlackClientError,)):
             response = await self.client.chat_postMessage(
                 channel=user,
                 text=message.text,
@@ -168,12 +167,6 @@ class SlackNotifier:
                     "event_payload": {"nudge_id": message.nudge_id, "lead_id": message.lead_id},
                 },
             )
-        except SlackApiError as exc:
-            raise classify(exc) from exc
-        except TimeoutError as exc:
-            raise TransientDeliveryError("Slack did not answer in time", code="timeout") from exc
-        except (aiohttp.ClientError, SlackClientError) as exc:
-            raise TransientDeliveryError(f"Slack unreachable: {exc}", code="network") from exc
         channel, ts = response.get("channel"), response.get("ts")
         return SendResult(channel=self.channel, provider_id=f"{channel}:{ts}")
 
@@ -184,7 +177,7 @@ class SlackNotifier:
         user = message.recipient.slack_user_id
         if not user:
             return None
-        try:
+        with provider_errors("Slack", SlackApiError, classify, (SlackClientError,)):
             opened = await self.client.conversations_open(users=user)
             channel = opened["channel"]["id"]
             cursor: str | None = None
@@ -209,12 +202,6 @@ class SlackNotifier:
                 cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
                 if not cursor:
                     break
-        except SlackApiError as exc:
-            raise classify(exc) from exc
-        except TimeoutError as exc:
-            raise TransientDeliveryError("Slack did not answer in time", code="timeout") from exc
-        except (aiohttp.ClientError, SlackClientError) as exc:
-            raise TransientDeliveryError(f"Slack unreachable: {exc}", code="network") from exc
         return None
 
     async def close(self) -> None:

@@ -27,20 +27,20 @@ texted STOP, 21614 not a mobile number, 21408 region not enabled.
 from __future__ import annotations
 
 import base64
+import contextlib
 import contextvars
 import datetime as dt
 import logging
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import aiohttp
 from twilio.base.exceptions import TwilioException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
 from notifiers import texts
-from notifiers.base import OutboundMessage, SendResult
+from notifiers.base import OutboundMessage, SendResult, provider_errors
 from notifiers.phones import to_e164
 from nudge.errors import ConfigError, PermanentDeliveryError, TransientDeliveryError
 
@@ -166,15 +166,8 @@ class TwilioSmsNotifier:
         )
         if self.status_callback:
             sender["status_callback"] = self.status_callback
-        _last_retry_after.set(None)
-        try:
+        with _twilio_errors():
             sent = await self.client.messages.create_async(to=to, body=sms_body(message), **sender)
-        except TwilioException as exc:
-            raise classify(exc, _last_retry_after.get()) from exc
-        except TimeoutError as exc:
-            raise TransientDeliveryError("Twilio did not answer in time", code="timeout") from exc
-        except aiohttp.ClientError as exc:
-            raise TransientDeliveryError(f"Twilio unreachable: {exc}", code="network") from exc
         return SendResult(channel=self.channel, provider_id=sent.sid)
 
     async def find_sent(
@@ -188,17 +181,10 @@ class TwilioSmsNotifier:
         filters: dict[str, Any] = {"to": to}
         if self.from_number:
             filters["from_"] = self.from_number
-        _last_retry_after.set(None)
-        try:
+        with _twilio_errors():
             found = await self.client.messages.list_async(
                 **filters, limit=LOOKUP_LIMIT, page_size=100
             )
-        except TwilioException as exc:
-            raise classify(exc, _last_retry_after.get()) from exc
-        except TimeoutError as exc:
-            raise TransientDeliveryError("Twilio did not answer in time", code="timeout") from exc
-        except aiohttp.ClientError as exc:
-            raise TransientDeliveryError(f"Twilio unreachable: {exc}", code="network") from exc
         for sent in found:
             if sent.sid in exclude or sent.body != body:
                 continue
@@ -212,6 +198,14 @@ class TwilioSmsNotifier:
             await self._http.close()
             self._http = None
             self._client = None
+
+
+def _twilio_errors() -> contextlib.AbstractContextManager[None]:
+    """Twilio's failures as delivery errors (a refusal with the Retry-After it came with)."""
+    _last_retry_after.set(None)
+    return provider_errors(
+        "Twilio", TwilioException, lambda exc: classify(exc, _last_retry_after.get())
+    )
 
 
 def classify(exc: TwilioException, retry_after: float | None = None) -> Exception:

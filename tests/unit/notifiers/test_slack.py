@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -57,6 +58,18 @@ async def test_429_carries_retry_after(slack_fake: FakeSlack) -> None:
         await n.send(message())
     await n.close()
     assert err.value.retry_after == 30.0 and err.value.code == "ratelimited"
+
+
+async def test_unreachable_slack_is_transient() -> None:
+    """Nothing listening at Slack's address: a transient network error, for send and lookup."""
+    n = SlackNotifier("xoxb-test", base_url="http://127.0.0.1:9/api/")
+    with pytest.raises(TransientDeliveryError) as sent:
+        await n.send(message())
+    with pytest.raises(TransientDeliveryError) as looked_up:
+        await n.find_sent(message(), dt.datetime(2026, 3, 2, tzinfo=dt.UTC))
+    await n.close()
+    assert sent.value.code == looked_up.value.code == "network"
+    assert "Slack unreachable" in str(sent.value)
 
 
 async def test_unknown_user_is_permanent(slack_fake: FakeSlack) -> None:
