@@ -29,10 +29,8 @@ def slack_configured(settings: Any) -> bool:
 
 
 def build_notifiers(settings: Any) -> dict[str, Notifier]:
-    """Channel name → notifier, per ``NUDGE_NOTIFIER`` (auto, console, twilio, slack)."""
-    from notifiers.slack import SlackNotifier
-    from notifiers.twilio_sms import TwilioSmsNotifier
-
+    """Channel name → notifier, per ``NUDGE_NOTIFIER`` (auto, console, twilio, slack).
+    A provider's client library is imported only when its channel is configured."""
     choice = settings.notifier
     if choice == "console":
         return {"console": ConsoleNotifier()}
@@ -50,7 +48,11 @@ def build_notifiers(settings: Any) -> dict[str, Notifier]:
     if choice == "slack" and not slack_configured(settings):
         raise ConfigError(texts.MISSING.format(notifier=choice, names="SLACK_BOT_TOKEN"))
     if want_twilio and twilio_configured(settings):
+        from notifiers.twilio_sms import TwilioSmsNotifier
+
         out["sms"] = TwilioSmsNotifier.from_settings(settings)
     if want_slack and slack_configured(settings):
+        from notifiers.slack import SlackNotifier
+
         out["slack"] = SlackNotifier.from_settings(settings)
     return out or {"console": ConsoleNotifier()}
