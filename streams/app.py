@@ -9,7 +9,7 @@ each group join for half the session timeout the client sends, so Faust's 60 s
 default makes a worker wait ~30 s before consuming. ``broker_heartbeat_interval=1``
 and a session of 6 s (the smallest a stock Kafka accepts) with ``KAFKA_URL``, 3 s on
 the embedded broker whose group has no other member
-(:attr:`nudge.settings.Settings.consumer_session_timeout`), make the join wait 3 s or 1.5 s.
+(:attr:`nudge.settings.Settings.consumer_session_timeout`), make the join wait ~3 s or ~2 s (measured).
 """
 
 from __future__ import annotations

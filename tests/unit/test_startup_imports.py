@@ -1,5 +1,5 @@
 """Start-up: a worker with no CRM, Twilio or Slack configured never imports their SDKs (~1.1 s), and
-its first group join on the embedded broker waits 1.5 s, not 3 s."""
+its first group join on the embedded broker waits ~2 s, not ~3 s."""
 
 from __future__ import annotations
 
@@ -48,8 +48,8 @@ def test_configured_hubspot_loads_its_sdk_at_build(tmp_path: Path) -> None:
 
 
 def test_session_on_the_embedded_broker_is_shorter(tmp_path: Path) -> None:
-    """Tansu holds a first join for half the session: 1.5 s on the worker's own broker,
-    whose group has no other member; 3 s on a Kafka, where 6 s is the smallest allowed."""
+    """Tansu holds a first join for about half the session: ~2 s on the worker's own broker,
+    whose group has no other member; ~3 s on a Kafka, where 6 s is the smallest allowed."""
     from nudge.settings import Settings
     from streams.app import make_app
 
