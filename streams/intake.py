@@ -6,13 +6,14 @@ event. So no Faust agent reads them: :class:`Intake`, a service started with the
 Faust app, owns an :class:`aiokafka.AIOKafkaConsumer` in a group of its own
 (``<app_id>-intake``) and, per batch:
 
-1. takes up to ``BATCH_MAX`` records with ``getmany`` (waiting at most
-   ``NUDGE_BATCH_WAIT_MS`` for them);
+1. takes what the fetcher holds, from every partition, with ``getmany`` (waiting at
+   most ``NUDGE_BATCH_WAIT_MS`` for it) and cuts it in batches of up to ``BATCH_MAX``
+   records, CRM records first (:func:`in_order`); per batch:
 2. validates them, resolves identities and forwards them by lead
    (:func:`streams.ingest.ingest_batch`) in envelopes sent with the app's own
    producer, and waits for the broker's acks;
 3. marks the unmatched activities the batch claimed;
-4. only then commits the offsets it consumed.
+4. only then commits the batch's offsets.
 
 So delivery is at-least-once: after a crash or a rebalance the next owner of a
 partition redoes the records past its last commit, and the lead agent drops an
@@ -98,6 +99,26 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         log.info("intake partitions assigned", partitions=sorted(map(str, assigned)))
 
 
+TOPIC_ORDER = {topic: rank for rank, topic in enumerate(INBOUND)}
+"""crm.events, then call.events, then web.events."""
+
+
+def _tp(record: Record) -> TopicPartition:
+    return TopicPartition(record.topic, record.partition)
+
+
+def in_order(batch: dict[TopicPartition, list[Record]]) -> list[Record]:
+    """A ``getmany`` result's records, CRM first, each partition's in its order.
+
+    Topics are not ordered against each other, but a fetch holds what the broker had of
+    each: a lead's ``lead.created`` (its owner, its profile) that was produced before its
+    page views is then handled before them, as a Faust agent's fair turn over the
+    partitions mostly did, instead of after the views it would have made a nudge of."""
+    return sorted(
+        (r for part in batch.values() for r in part), key=lambda r: TOPIC_ORDER.get(r.topic, 0)
+    )
+
+
 class Intake(Service):
     """The inbound topics' consumer (see the module docstring)."""
 
@@ -162,7 +183,10 @@ class Intake(Service):
         wait_ms = self.p.settings.batch_wait_ms
         while not self._stopping:
             try:
-                batch = await consumer.getmany(timeout_ms=wait_ms, max_records=BATCH_MAX)
+                # all that the fetcher holds, from every partition: handle() takes it in
+                # batches, CRM first; one partition's 500 records at a time would run web
+                # events ahead of the lead.created that gives their lead its owner
+                batch = await consumer.getmany(timeout_ms=wait_ms)
             except KafkaError as exc:
                 log.warning("intake fetch failed; retrying", error=repr(exc))
                 await asyncio.sleep(self.retry_pause)
@@ -176,21 +200,32 @@ class Intake(Service):
                 self.idle.set()
 
     async def handle(self, consumer: Committer, batch: dict[TopicPartition, list[Record]]) -> None:
-        """Ingest one ``getmany`` result and commit it; if it cannot be handled, go back to
-        its first records so they are read again (never skipped)."""
-        records = [r for part in batch.values() for r in part]
-        try:
-            await handle_batch(self.p, "ingest", ingest, records)
-        except Exception as exc:
-            self.p.stats["intake.batch_retries"] += 1
-            log.error("intake batch failed; reading it again", error=repr(exc), exc_info=exc)
-            for tp, part in batch.items():
-                if tp in consumer.assignment():
-                    consumer.seek(tp, part[0].offset)
-            await asyncio.sleep(self.retry_pause)
-            return
-        self.p.stats["intake.batches"] += 1
-        await self.commit(consumer, {tp: part[-1].offset + 1 for tp, part in batch.items()})
+        """Ingest one ``getmany`` result in batches of up to ``BATCH_MAX``, committing each.
+
+        The records go CRM first (:func:`in_order`). A batch that cannot be handled is not
+        committed, nor is anything after it: the consumer goes back to its first records
+        so they are read again (never skipped by a later commit)."""
+        records = in_order(batch)
+        for start in range(0, len(records), BATCH_MAX):
+            owned = consumer.assignment()  # revoked meanwhile: the next owner reads them
+            chunk = [r for r in records[start : start + BATCH_MAX] if _tp(r) in owned]
+            if not chunk:
+                continue
+            try:
+                await handle_batch(self.p, "ingest", ingest, chunk)
+            except Exception as exc:
+                self.p.stats["intake.batch_retries"] += 1
+                log.error("intake batch failed; reading it again", error=repr(exc), exc_info=exc)
+                first: dict[TopicPartition, int] = {}
+                for r in records[start:]:
+                    first.setdefault(_tp(r), r.offset)
+                for tp, offset in first.items():
+                    if tp in owned:
+                        consumer.seek(tp, offset)
+                await asyncio.sleep(self.retry_pause)
+                return
+            self.p.stats["intake.batches"] += 1
+            await self.commit(consumer, {_tp(r): r.offset + 1 for r in chunk})
 
     async def commit(self, consumer: Committer, offsets: dict[TopicPartition, int]) -> None:
         try:

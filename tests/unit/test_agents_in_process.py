@@ -17,6 +17,7 @@ from nudge.clock import FixedClock
 from nudge.events import RepUpserted
 from scoring.state import event_key
 from streams import agents
+from streams.batching import BATCH_MAX
 from streams.intake import _Listener
 from streams.views import readiness
 from tests.harness import AgentHarness
@@ -226,3 +227,47 @@ async def test_delivery_takes_a_batch_and_a_bad_command_is_dead_lettered_alone(
     [dead] = h.dead()
     assert "delivery agent failed" in dead["reason"] and "created_at" in dead["reason"]
     assert h.p.stats["nudges.sent"] == 4 and h.p.stats["delivery.errors"] == 1
+
+
+async def test_crm_records_go_first_so_a_lead_has_its_owner_before_its_views(
+    h: AgentHarness,
+) -> None:
+    """One fetch holds page views and the ``lead.created`` produced before them, on other
+    topics: intake hands the lead's record on first, whatever order the fetch gave."""
+    created = {
+        "event_id": "c1",
+        "type": "lead.created",
+        "source": "crm",
+        "occurred_at": AT,
+        "lead_id": "L1",
+        "fields": {"company": "Acme", "owner_rep_id": "rep-1"},
+    }
+    await h.intake(
+        [h.record("web.events", view("L1", n)) for n in range(3)]
+        + [h.record("crm.events", created)]
+    )
+    got = [item["event_id"] for key, item in h.topics["lead.activity"].items() if key == "L1"]
+    assert got == ["c1", "L1-v0", "L1-v1", "L1-v2"]
+    assert h.consumer.commits == [{WEB0: 3, TopicPartition("crm.events", 0): 1}]
+
+
+async def test_a_fetch_larger_than_a_batch_is_handled_and_committed_batch_by_batch(
+    h: AgentHarness,
+) -> None:
+    records = [h.record("web.events", view(f"L{i}", i)) for i in range(BATCH_MAX + 20)]
+    await h.intake(records)
+    assert h.consumer.commits == [{WEB0: BATCH_MAX}, {WEB0: BATCH_MAX + 20}]
+    assert len(h.topics["lead.activity"].items()) == BATCH_MAX + 20
+
+
+async def test_a_failed_batch_stops_the_fetch_there_and_reads_it_again(h: AgentHarness) -> None:
+    """The first batch of a fetch is committed; the second cannot be handled: nothing after
+    it is handled, and the consumer goes back to its first record."""
+    records = [h.record("web.events", view(f"L{i}", i)) for i in range(2 * BATCH_MAX + 5)]
+    bad = f"L{BATCH_MAX + 3}-v{BATCH_MAX + 3}".encode()
+    h.topics["lead.activity"].refuse = h.topics["events.dead"].refuse = bad
+    await h.intake(records)
+    assert h.consumer.commits == [{WEB0: BATCH_MAX}]
+    assert h.consumer.seeks == [(WEB0, BATCH_MAX)]
+    ids = {item["event_id"] for _, item in h.topics["lead.activity"].items()}
+    assert f"L{2 * BATCH_MAX}-v{2 * BATCH_MAX}" not in ids  # the third batch waits its turn
