@@ -108,16 +108,17 @@ class Outbox:
         codes = (json.loads(r["command_json"]).get("code") for r in rows)
         return [c for c in codes if c]
 
-    async def claim(self, nudge_id: str, now: dt.datetime) -> bool:
+    async def claim(self, nudge_id: str, now: dt.datetime, channel: str | None = None) -> bool:
         """Move a due queued/held row to ``sending``. False: someone else has it, or not due.
 
-        The channel is cleared until :meth:`sending` names the one a call goes out on: a
-        ``sending`` row with no channel never reached a provider."""
+        ``channel``: the one the first call to a provider goes out on, right after the claim
+        (its stamp is the claim's); ``None`` until :meth:`sending` names one — a ``sending``
+        row with no channel never reached a provider."""
         cur = await self.db.execute(
-            """UPDATE outbox SET state='sending', channel=NULL, attempts=attempts+1, updated_at=?
+            """UPDATE outbox SET state='sending', channel=?, attempts=attempts+1, updated_at=?
                WHERE nudge_id=? AND state IN ('queued', 'held')
                  AND (not_before IS NULL OR not_before <= ?)""",
-            (_iso(now), nudge_id, _iso(now)),
+            (channel, _iso(now), nudge_id, _iso(now)),
         )
         await self.db.commit()
         return cur.rowcount == 1

@@ -301,8 +301,6 @@ async def _attempt(
     started: float,
 ) -> str:
     nudge_id = row["nudge_id"]
-    if not await outbox.claim(nudge_id, now + dt.timedelta(seconds=time.monotonic() - started)):
-        return "skipped"
     command = NudgeCommand.model_validate_json(row["command_json"])
     rep = known.rep
     decision = decide(
@@ -313,6 +311,11 @@ async def _attempt(
         opted_out=known.opted_out,
         available=notifiers.keys(),
     )
+    # a send's claim names its channel and is the first call's stamp (one write, not two)
+    channel = decision.channel if decision.action == "send" and rep is not None else None
+    stamp = now + dt.timedelta(seconds=time.monotonic() - started)
+    if not await outbox.claim(nudge_id, stamp, channel):
+        return "skipped"
     ctx = {"nudge_id": nudge_id, "rep_id": command.rep_id, "channel": decision.channel}
     if rep is None and now - dt.datetime.fromisoformat(row["created_at"]) < UNKNOWN_REP_GRACE:
         delay = min(UNKNOWN_REP_RETRY_CAP, 2.0 ** int(row["attempts"] or 0))
@@ -369,10 +372,11 @@ async def _send(
     message = outbound_message(command, rep)
     notifier = notifiers[channel]
     for try_ in range(retry.in_call_retries + 1):
-        # a stamp per call: a row whose stamp grows old was left by a dead sender
-        await outbox.sending(
-            nudge_id, now + dt.timedelta(seconds=time.monotonic() - started), channel
-        )
+        if try_:  # a stamp per call (the claim's is the first's): a row whose stamp
+            # grows old was left by a dead sender
+            await outbox.sending(
+                nudge_id, now + dt.timedelta(seconds=time.monotonic() - started), channel
+            )
         try:
             result = await notifier.send(message)
         except TransientDeliveryError as exc:
