@@ -51,9 +51,9 @@ log = get_logger(__name__)
 
 GROUP_SUFFIX = "-intake"
 """Intake's consumer group: ``<app_id>-intake``, apart from the Faust agents' group."""
-REVOKE_WAIT = 3.0
-"""Longest (s) a revoke waits for the batch in hand to be committed (under the rebalance
-timeout, which is the session timeout)."""
+REVOKE_SHARE = 0.5
+"""Share of the session timeout (the rebalance timeout) a revoke waits at most for the
+batch in hand to be committed: the group waits that long for this member's rejoin."""
 STOP_WAIT = 10.0
 """Longest (s) a stopping worker waits for the batch in hand before cancelling it."""
 RETRY_PAUSE = 1.0
@@ -91,7 +91,8 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         # the batch in hand commits if it can; else the next owner redoes it
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.intake.idle.wait(), REVOKE_WAIT)
+            wait = self.intake.p.settings.consumer_session_timeout * REVOKE_SHARE
+            await asyncio.wait_for(self.intake.idle.wait(), wait)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self.intake.assigned = frozenset(assigned)

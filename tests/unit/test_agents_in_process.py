@@ -172,7 +172,7 @@ async def test_a_revoke_waits_for_the_batch_in_hand_and_ready_follows_the_assign
     h: AgentHarness,
 ) -> None:
     """The group takes partitions away while a batch is in hand: the revoke waits for it
-    to be committed (up to REVOKE_WAIT); ``/ready`` says intake is ready once assigned."""
+    to be committed (up to half the session); ``/ready`` says intake is ready once assigned."""
     assert (await readiness(h.p))["intake"] == "joining its group"
     listener = _Listener(h.p.intake)
     await listener.on_partitions_assigned({WEB0})
