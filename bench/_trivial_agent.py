@@ -40,5 +40,5 @@ async def count(stream):  # type: ignore[no-untyped-def]
 
 
 if __name__ == "__main__":
-    sys.argv = [sys.argv[0], "worker", "-l", "error"]
+    sys.argv = [sys.argv[0], "worker", "-l", "error", "--without-web"]
     app.main()
