@@ -190,3 +190,28 @@ async def test_a_drain_reads_its_reps_record_opt_out_and_count_once(
         )
         == 2
     )
+
+
+class WatchingPhone(SlowPhone):
+    """Reads the nudge's outbox row at the moment of the provider call."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__()
+        self.store = store
+        self.rows: list[tuple[str, str | None]] = []
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        row = await Outbox(self.store).get(message.nudge_id)
+        assert row is not None
+        self.rows.append((row["state"], row["channel"]))
+        return await super().send(message)
+
+
+@STORES
+async def test_at_the_provider_call_the_row_is_claimed_and_names_its_channel(store: Store) -> None:
+    """What reconciliation needs after a crash mid-call: the row is in ``sending`` and says
+    which provider's log to look in (a claimed row with no channel is never looked up)."""
+    await add_rep(store, phone=None)
+    phone = WatchingPhone(store)
+    await deliver_batch([command(1), command(2)], store, {"console": phone}, NOON_NY)
+    assert phone.rows == [("sending", "console"), ("sending", "console")]
