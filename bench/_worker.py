@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from cli.demo import nudges_settled
+
 
 def start_worker(
     env: dict[str, str], stderr: IO[bytes] | int = subprocess.DEVNULL
@@ -47,11 +49,11 @@ def wait_handled(
     stats: Callable[[], dict[str, Any]], lead_events: int, started: float, poll: float
 ) -> dict[str, Any]:
     """Poll ``stats()`` (the workers' /stats) until every lead event was evaluated and every
-    fired nudge handled; the last figures. SystemExit 900 s after ``started`` (perf_counter)."""
+    nudge sent to delivery handled; the last figures. SystemExit 900 s after ``started`` (perf_counter)."""
     while True:
         s = stats()
         evaluated = s.get("signals.evaluated", 0) + s.get("signals.skipped", 0)
-        if evaluated >= lead_events and s.get("nudges.handled", 0) >= s.get("playbook.fired", 0):
+        if evaluated >= lead_events and nudges_settled(s):
             return s
         if time.perf_counter() - started > 900:
             raise SystemExit(f"pipeline did not finish: {s}")

@@ -267,8 +267,9 @@ def worker_pass(
             "NUDGE_QUIET_HOURS_START": "00:00",
             "NUDGE_QUIET_HOURS_END": "00:00",
         }
-        log_path = Path(tempfile.gettempdir()) / "bench_pipeline_worker.log"
-        worker_log = open(log_path, "wb")  # noqa: SIM115 - closed with the worker
+        fd, name = tempfile.mkstemp(prefix="bench_pipeline_worker_", suffix=".log")
+        log_path = Path(name)  # one per run: benches running at once keep their own logs
+        worker_log = os.fdopen(fd, "wb")
         worker = start_worker(env, stderr=worker_log)
         try:
             base = f"http://127.0.0.1:{port}"
@@ -294,8 +295,12 @@ def worker_pass(
             ]
         finally:
             worker.terminate()
-            worker.wait(timeout=30)
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()  # never left running behind a failed run
             worker_log.close()
+        log_path.unlink()  # kept only when the run failed: the error names it
         if keep is not None:
             keep(broker)
     return {

@@ -43,16 +43,24 @@ def _key(event: dict[str, object]) -> bytes:
 
 def drained(stats: dict[str, int], produced: int) -> bool:
     """True once every produced event has passed every agent it reaches (by the counters of
-    ``/stats``; assumes the rules that fire issue nudges, as the default playbook does)."""
+    ``/stats``)."""
     s = stats
     return (
         s.get("events.in", 0) >= produced
         and s.get("leads.rescored", 0) + s.get("events.duplicate", 0)
         >= s.get("events.accepted", 0) - s.get("reps.upserted", 0)
-        and s.get("signals.evaluated", 0) + s.get("signals.skipped", 0)
+        and s.get("signals.evaluated", 0)
+        + s.get("signals.skipped", 0)
+        + s.get("playbook.errors", 0)
         >= s.get("leads.rescored", 0)
-        and s.get("nudges.handled", 0) >= s.get("playbook.fired", 0)
+        and nudges_settled(s)
     )
+
+
+def nudges_settled(s: dict[str, int]) -> bool:
+    """Every nudge the playbooks sent to delivery was handled or dead-lettered (a rule that
+    fires may send none: a cooldown or a daily cap holds it)."""
+    return s.get("nudges.handled", 0) + s.get("delivery.errors", 0) >= s.get("nudges.dispatched", 0)
 
 
 async def replay(p: Pipeline, lines: list[str], speed: float) -> None:

@@ -254,7 +254,6 @@ async def handle_signal(
 ) -> None:
     """Evaluate the playbooks against one signal (or resume a due step); carry out the result."""
     signal = LeadSignal.model_validate(item)
-    p.stats["signals.evaluated"] += 1
     before = guards.get(key)
     step = step_of(signal)
     now = signal.at if p.settings.decision_clock == "event" and step is None else p.clock.now()
@@ -279,6 +278,7 @@ async def handle_signal(
         )
     for command in decision.commands:
         await dispatch(p, command)
+    p.stats["signals.evaluated"] += 1  # last: its nudges are on their way to delivery
 
 
 Inbound: TypeAlias = EventT[Any] | ConsumerRecord[bytes, bytes]

@@ -58,6 +58,7 @@ async def send_nudge(p: Pipeline, command: NudgeCommand) -> None:
     await p.nudges.send(
         force=True, key=command.rep_id.encode(), value=command.model_dump_json().encode()
     )
+    p.stats["nudges.dispatched"] += 1  # a fired rule may send none (cooldown, cap): count these
 
 
 async def update_crm(p: Pipeline, command: UpdateCrmField) -> None:
