@@ -105,6 +105,7 @@ def resume(
         run.propensity = float(step.check.get("propensity", 1.0))
         rep = step.check.get("event_rep")
         run.event_rep = rep if isinstance(rep, str) and rep else None
+        run.owner_waits = int(step.check.get("owner_waits", 0))
         if step.purpose == "continue":
             run_steps(run, step.step)
         elif step.purpose == "escalate":

@@ -32,6 +32,14 @@ class StepFailed(Exception):
     """One step could not be built on this signal (template or expression failed)."""
 
 
+OWNER_WAIT = dt.timedelta(minutes=1)
+OWNER_WAITS_MAX = 30
+"""A nudge ``to: owner`` about a lead whose owner is not known yet (its web visits reached
+Nudge before its CRM record) waits for one: the chain is tried again from that step
+every :data:`OWNER_WAIT`, up to this many times (half an hour), then the nudge is dropped
+with a warning."""
+
+
 @dataclass
 class Run:
     """Everything one run of a chain needs to know, and the commands it produced."""
@@ -50,6 +58,10 @@ class Run:
     event_rep: str | None = None
     """The rep the triggering event named (a meeting's host, a call's rep): ``to: event_rep``.
     Kept in a delayed step's ``check``, so it survives a ``wait``."""
+    owner_waits: int = 0
+    """How many times this chain has already waited for the lead's owner (:data:`OWNER_WAITS_MAX`)."""
+    waiting: bool = False
+    """A step asked the chain to stop here and be tried again later (:func:`wait_for_owner`)."""
 
     @property
     def lead_id(self) -> str:
@@ -131,13 +143,38 @@ def run_steps(run: Run, start: int = 0) -> list[Command]:
             run.commands.append(_schedule(run, purpose, index, delay, check))
             break
         action.issue(run, index)
+        if run.waiting:
+            break
     return run.commands
 
 
+def wait_for_owner(run: Run, index: int) -> bool:
+    """Stop the chain at step ``index`` and try it again in :data:`OWNER_WAIT`, when the
+    lead may have an owner; ``False`` once it has waited :data:`OWNER_WAITS_MAX` times."""
+    if run.owner_waits >= OWNER_WAITS_MAX:
+        return False
+    waits = run.owner_waits + 1
+    check = {"since": run.now.isoformat(), "owner_waits": waits}
+    run.commands.append(
+        _schedule(run, "continue", index, OWNER_WAIT, check, step=index, key=f"owner{waits}")
+    )
+    run.waiting = True
+    return True
+
+
 def _schedule(
-    run: Run, purpose: str, index: int, delay: dt.timedelta, check: dict[str, Any]
+    run: Run,
+    purpose: str,
+    index: int,
+    delay: dt.timedelta,
+    check: dict[str, Any],
+    *,
+    step: int | None = None,
+    key: str = "",
 ) -> ScheduleStep:
-    key = f"{run.trigger_id}#{index}"
+    """The row that continues the chain after step ``index`` (at ``step``, by default the
+    next step for ``continue``, this one for an escalation)."""
+    key = f"{run.trigger_id}#{index}" + (f"#{key}" if key else "")
     return ScheduleStep(
         schedule_id=schedule_id(purpose, run.playbook.name, run.rule.id, run.lead_id, key),
         due_at=run.now + delay,
@@ -147,7 +184,7 @@ def _schedule(
         rep_id=run.signal.lead.owner_rep_id,
         playbook=run.playbook.name,
         rule=run.rule.id,
-        step=index + 1 if purpose == "continue" else index,
+        step=step if step is not None else index + 1 if purpose == "continue" else index,
         trigger_event_id=run.trigger_id,
         check=check
         | {"exploration": run.exploration, "propensity": run.propensity}

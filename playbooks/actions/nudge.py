@@ -10,7 +10,7 @@ from nudge.logs import get_logger
 from nudge.signals import NudgeCommand, NudgeTeam, command_id_for, nudge_id_for
 from playbooks.actions.base import ActionKind, recipient_ok
 from playbooks.kinds import register
-from playbooks.steps import StepFailed
+from playbooks.steps import StepFailed, wait_for_owner
 
 if TYPE_CHECKING:
     from playbooks.steps import Run
@@ -41,6 +41,15 @@ def send(run: Run, index: int, to: str, channel: Channel, template: str) -> None
             )
             return
         rep_id = run.recipient(to)
+        if rep_id is None and to == "owner" and wait_for_owner(run, index):
+            log.info(
+                "nudge waits for the lead's owner",
+                playbook=pb.name,
+                rule=rule.id,
+                lead_id=lead.lead_id,
+                waits=run.owner_waits + 1,
+            )
+            return
         if rep_id is None:
             log.warning(
                 "no recipient for nudge",
@@ -85,7 +94,9 @@ class NudgeAction(ActionKind):
     """Texts (or Slacks) ``to`` — ``owner``, ``manager``, ``team:<name>`` or ``event_rep``
     (the rep the triggering event names, such as the rep on a ``call.started``; the owner
     when it names none) — the rendered ``template``, on ``channel`` ``best`` (the rep's
-    preference), ``sms`` or ``slack``.
+    preference), ``sms`` or ``slack``. A lead with no owner yet (its web visits came
+    before its CRM record): the nudge waits for one, tried again every minute for half
+    an hour, and the steps after it wait with it.
     """
 
     type: Literal["nudge"]

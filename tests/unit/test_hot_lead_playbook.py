@@ -7,8 +7,9 @@ import datetime as dt
 import pytest
 
 from nudge.errors import PlaybookError
-from nudge.signals import LeadSignal
-from playbooks import evaluate, load_playbooks, parse_playbook
+from nudge.signals import LeadSignal, NudgeCommand, ScheduleStep
+from playbooks import evaluate, load_playbooks, parse_playbook, resume
+from playbooks.steps import OWNER_WAIT, OWNER_WAITS_MAX
 from tests.unit.playbooks import helpers
 
 NOW = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
@@ -41,9 +42,32 @@ def test_nudge_id_is_deterministic() -> None:
     assert a[0].nudge_id == b[0].nudge_id
 
 
-def test_lead_without_owner_fires_nothing() -> None:
-    """No owner, no one to text: nothing is issued."""
-    assert evaluate(signal(0.8, 0.1, owner=None), load_playbooks(), NOW) == []
+def test_lead_without_owner_waits_for_one_then_texts_the_owner() -> None:
+    """A lead whose web visits were scored before its CRM record named an owner: the nudge
+    is not lost — the chain waits a minute and is tried again, and once the lead has an
+    owner the owner gets the same nudge (same id) a lead with an owner would have got."""
+    playbooks = load_playbooks()
+    [step] = evaluate(signal(0.8, 0.1, owner=None), playbooks, NOW)
+    assert isinstance(step, ScheduleStep)
+    assert (step.purpose, step.step, step.due_at) == ("continue", 0, NOW + OWNER_WAIT)
+    still_none = resume(step, signal(0.8, 0.1, owner=None), playbooks, step.due_at)
+    [again] = still_none.commands
+    assert isinstance(again, ScheduleStep) and again.schedule_id != step.schedule_id
+    assert again.check["owner_waits"] == 2
+    owned = resume(again, signal(0.8, 0.1), playbooks, again.due_at)
+    [nudge] = owned.commands
+    [direct] = evaluate(signal(0.8, 0.1), playbooks, NOW)
+    assert isinstance(nudge, NudgeCommand) and nudge.rep_id == "rep-1"
+    assert nudge.nudge_id == direct.nudge_id
+
+
+def test_a_lead_that_never_gets_an_owner_stops_waiting() -> None:
+    """After half an hour of waits the nudge is dropped (logged), not re-planned forever."""
+    playbooks = load_playbooks()
+    [step] = evaluate(signal(0.8, 0.1, owner=None), playbooks, NOW)
+    assert isinstance(step, ScheduleStep)
+    last = step.model_copy(update={"check": {**step.check, "owner_waits": OWNER_WAITS_MAX}})
+    assert resume(last, signal(0.8, 0.1, owner=None), playbooks, NOW).commands == []
 
 
 def test_bad_playbook_names_file_line_and_field() -> None:
