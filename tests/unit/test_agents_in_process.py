@@ -15,8 +15,9 @@ from aiokafka.errors import CommitFailedError
 
 from nudge.clock import FixedClock
 from nudge.events import RepUpserted
+from nudge.signals import NudgeCommand
 from scoring.state import event_key
-from streams import agents
+from streams import agents, scheduler
 from streams.batching import BATCH_MAX
 from streams.intake import _Listener
 from streams.views import readiness
@@ -271,3 +272,75 @@ async def test_a_failed_batch_stops_the_fetch_there_and_reads_it_again(h: AgentH
     assert h.consumer.seeks == [(WEB0, BATCH_MAX)]
     ids = {item["event_id"] for _, item in h.topics["lead.activity"].items()}
     assert f"L{2 * BATCH_MAX}-v{2 * BATCH_MAX}" not in ids  # the third batch waits its turn
+
+
+async def test_a_hot_lead_with_no_owner_yet_is_texted_once_its_owner_is_known(
+    tmp_path: Path,
+) -> None:
+    """A lead's web visits reach Nudge before the CRM record naming its owner: the hot-lead
+    rule fires with no one to text, and the nudge waits (a durable step) instead of being
+    dropped; once the record has arrived and the step comes due, the owner is texted —
+    through intake, the lead, playbook and delivery stages and the scheduler."""
+    start = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
+    clock = FixedClock(start)
+    h = AgentHarness(tmp_path, clock=clock, partitions=1)
+    read = {"lead.activity": 0, "lead.signals": 0, "nudges": 0}
+
+    async def run_stages() -> None:
+        """Each stage on what the one before it handed on since the last call."""
+        for topic, name, handle in (
+            ("lead.activity", "lead", agents.lead),
+            ("lead.signals", "playbook", agents.playbook),
+            ("nudges", "delivery", agents.delivery),
+        ):
+            new = h.topics[topic].sent[read[topic] :]
+            read[topic] += len(new)
+            if new:
+                await h.run(name, handle, [h.message(topic, s.value, key=s.key) for s in new])
+
+    def web(n: int, kind: dict[str, Any]) -> dict[str, Any]:
+        at = (start + dt.timedelta(seconds=n)).isoformat()
+        return {"event_id": f"w{n}", "occurred_at": at, "source": "web", "lead_id": "L1"} | kind
+
+    try:
+        rep = {
+            "event_id": "r1",
+            "type": "rep.upserted",
+            "occurred_at": start.isoformat(),
+            "source": "crm",
+            "rep_id": "rep-1",
+            "name": "Ana",
+            "phone": "+14155550100",
+        }
+        await h.intake([h.record("crm.events", rep)])
+        form = {"type": "form.submitted", "form": "demo-request"}
+        pricing = {"type": "page.viewed", "path": "/pricing"}
+        await h.intake(
+            [h.record("web.events", web(n, k)) for n, k in ((1, form), (2, pricing), (3, pricing))]
+        )
+        await run_stages()
+        assert h.topics["nudges"].sent == []  # no owner: no one to text yet
+        [waiting] = await (await h.p.schedules()).due(start + dt.timedelta(minutes=1), 10)
+        assert waiting.purpose == "continue" and waiting.lead_id == "L1"
+        await (await h.p.schedules()).release(waiting.schedule_id, start)
+
+        created = {
+            "event_id": "c1",
+            "type": "lead.created",
+            "source": "crm",
+            "occurred_at": (start + dt.timedelta(seconds=4)).isoformat(),
+            "lead_id": "L1",
+            "fields": {"company": "Acme", "owner_rep_id": "rep-1"},
+        }
+        await h.intake([h.record("crm.events", created)])
+        await run_stages()
+        clock.advance(minutes=1, seconds=1)
+        assert await scheduler.fire_due(h.p) == 1
+        await run_stages()
+        [sent] = h.topics["nudges"].sent
+        nudge = NudgeCommand.model_validate_json(sent.value)
+        assert (nudge.rep_id, nudge.lead_id, nudge.rule) == ("rep-1", "L1", "crossed-70")
+        [row] = await (await h.p.store()).outbox("sent")
+        assert row["nudge_id"] == nudge.nudge_id
+    finally:
+        await h.close()
