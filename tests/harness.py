@@ -172,3 +172,18 @@ class AgentHarness:
 
     async def close(self) -> None:
         await self.p.close()
+
+
+VIEWED_AT = "2026-03-02T09:00:00+00:00"
+
+
+def page_view(lead: str, n: int) -> dict[str, Any]:
+    """Pricing-page view number ``n`` of ``lead``, naming its lead."""
+    return {
+        "event_id": f"{lead}-v{n}",
+        "type": "page.viewed",
+        "occurred_at": VIEWED_AT,
+        "source": "web",
+        "lead_id": lead,
+        "path": "/pricing",
+    }

@@ -21,20 +21,9 @@ from streams import agents, scheduler
 from streams.batching import BATCH_MAX
 from streams.intake import _Listener
 from streams.views import readiness
-from tests.harness import AgentHarness
+from tests.harness import AgentHarness, page_view
 
 AT = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC).isoformat()
-
-
-def view(lead: str, n: int) -> dict[str, Any]:
-    return {
-        "event_id": f"{lead}-v{n}",
-        "type": "page.viewed",
-        "occurred_at": AT,
-        "source": "web",
-        "lead_id": lead,
-        "path": "/pricing",
-    }
 
 
 @pytest.fixture
@@ -48,7 +37,7 @@ WEB0, WEB1 = TopicPartition("web.events", 0), TopicPartition("web.events", 1)
 
 
 async def test_intake_hands_a_batch_on_in_one_envelope_per_partition(h: AgentHarness) -> None:
-    events = [view(f"L{i}", 0) for i in range(40)]
+    events = [page_view(f"L{i}", 0) for i in range(40)]
     await h.intake([h.record("web.events", e, partition=i % 2) for i, e in enumerate(events)])
     activity = h.topics["lead.activity"]
     assert 1 <= len(activity.sent) <= 4  # one message per destination partition, not 40
@@ -65,8 +54,8 @@ async def test_intake_hands_a_batch_on_in_one_envelope_per_partition(h: AgentHar
 async def test_a_bad_event_is_dead_lettered_with_its_field_and_the_rest_go_on(
     h: AgentHarness,
 ) -> None:
-    bad = {**view("L1", 1), "occurred_at": "2026-03-02T09:00:00"}  # no time zone
-    batch = [view("L0", 0), bad, view("L2", 2)]
+    bad = {**page_view("L1", 1), "occurred_at": "2026-03-02T09:00:00"}  # no time zone
+    batch = [page_view("L0", 0), bad, page_view("L2", 2)]
     await h.intake([h.record("web.events", e) for e in batch])
     got = sorted(i["event_id"] for _, i in h.topics["lead.activity"].items())
     assert got == ["L0-v0", "L2-v2"]
@@ -85,7 +74,7 @@ async def test_a_lead_touched_several_times_in_a_batch_is_written_once(h: AgentH
             super().__setitem__(key, value)
 
     h.p.leads = Table()
-    await h.intake([h.record("web.events", view("L7", n)) for n in range(5)])
+    await h.intake([h.record("web.events", page_view("L7", n)) for n in range(5)])
     envelopes = h.topics["lead.activity"].sent
     batch = [h.message("lead.activity", s.value, key=s.key) for s in envelopes]
     await h.run("lead", agents.lead, batch)
@@ -97,7 +86,7 @@ async def test_a_batch_that_fails_as_a_whole_is_redone_one_message_at_a_time(
     h: AgentHarness,
 ) -> None:
     h.topics["lead.activity"].fail_next = 1  # the broker refuses the batch's first produce
-    events = [view(f"L{i}", i) for i in range(5)]
+    events = [page_view(f"L{i}", i) for i in range(5)]
     await h.intake([h.record("web.events", e) for e in events])
     got = sorted(item["event_id"] for _, item in h.topics["lead.activity"].items())
     assert got == sorted(e["event_id"] for e in events)
@@ -107,7 +96,7 @@ async def test_a_batch_that_fails_as_a_whole_is_redone_one_message_at_a_time(
 
 async def test_only_the_message_that_fails_alone_is_dead_lettered(h: AgentHarness) -> None:
     h.topics["lead.activity"].refuse = b"L3-v3"  # this one never goes through
-    events = [view(f"L{i}", i) for i in range(6)]
+    events = [page_view(f"L{i}", i) for i in range(6)]
     await h.intake([h.record("web.events", e) for e in events])
     got = sorted(item["event_id"] for _, item in h.topics["lead.activity"].items())
     assert got == sorted(e["event_id"] for e in events if e["event_id"] != "L3-v3")
@@ -124,7 +113,7 @@ async def test_a_batch_that_cannot_be_handled_is_read_again_not_committed(
     the consumer goes back to the batch's first records, so none is skipped."""
     h.topics["lead.activity"].refuse = b"L3-v3"
     h.topics["events.dead"].refuse = b"L3-v3"
-    records = [h.record("web.events", view(f"L{i}", i), partition=i % 2) for i in range(6)]
+    records = [h.record("web.events", page_view(f"L{i}", i), partition=i % 2) for i in range(6)]
     await h.intake(records)
     assert h.consumer.commits == []
     assert sorted(h.consumer.seeks) == [(WEB0, 0), (WEB1, 0)]
@@ -140,11 +129,11 @@ async def test_a_commit_refused_after_a_revoke_is_not_fatal(h: AgentHarness) -> 
     """The group moved on while the batch was handled: the commit is refused, intake counts
     it and goes on; the partition's new owner reads the batch again."""
     h.consumer.refuse = CommitFailedError("the group has already rebalanced")
-    await h.intake([h.record("web.events", view("L1", 1))])
+    await h.intake([h.record("web.events", page_view("L1", 1))])
     assert h.consumer.commits == []
     assert h.p.intake.committed == {}
     assert h.p.stats["intake.commits_refused"] == 1
-    await h.intake([h.record("web.events", view("L2", 2))])  # the next batch commits as usual
+    await h.intake([h.record("web.events", page_view("L2", 2))])  # the next batch commits as usual
     assert h.consumer.commits == [{WEB0: 2}]
 
 
@@ -244,7 +233,7 @@ async def test_crm_records_go_first_so_a_lead_has_its_owner_before_its_views(
         "fields": {"company": "Acme", "owner_rep_id": "rep-1"},
     }
     await h.intake(
-        [h.record("web.events", view("L1", n)) for n in range(3)]
+        [h.record("web.events", page_view("L1", n)) for n in range(3)]
         + [h.record("crm.events", created)]
     )
     got = [item["event_id"] for key, item in h.topics["lead.activity"].items() if key == "L1"]
@@ -255,7 +244,7 @@ async def test_crm_records_go_first_so_a_lead_has_its_owner_before_its_views(
 async def test_a_fetch_larger_than_a_batch_is_handled_and_committed_batch_by_batch(
     h: AgentHarness,
 ) -> None:
-    records = [h.record("web.events", view(f"L{i}", i)) for i in range(BATCH_MAX + 20)]
+    records = [h.record("web.events", page_view(f"L{i}", i)) for i in range(BATCH_MAX + 20)]
     await h.intake(records)
     assert h.consumer.commits == [{WEB0: BATCH_MAX}, {WEB0: BATCH_MAX + 20}]
     assert len(h.topics["lead.activity"].items()) == BATCH_MAX + 20
@@ -264,7 +253,7 @@ async def test_a_fetch_larger_than_a_batch_is_handled_and_committed_batch_by_bat
 async def test_a_failed_batch_stops_the_fetch_there_and_reads_it_again(h: AgentHarness) -> None:
     """The first batch of a fetch is committed; the second cannot be handled: nothing after
     it is handled, and the consumer goes back to its first record."""
-    records = [h.record("web.events", view(f"L{i}", i)) for i in range(2 * BATCH_MAX + 5)]
+    records = [h.record("web.events", page_view(f"L{i}", i)) for i in range(2 * BATCH_MAX + 5)]
     bad = f"L{BATCH_MAX + 3}-v{BATCH_MAX + 3}".encode()
     h.topics["lead.activity"].refuse = h.topics["events.dead"].refuse = bad
     await h.intake(records)

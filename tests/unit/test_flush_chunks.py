@@ -3,7 +3,6 @@ copy and snapshot still reaches the store, and what a failed chunk held is kept.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,27 +12,15 @@ import pytest
 from nudge.errors import StoreUnavailable
 from streams import agents
 from streams.pipeline import FLUSH_CHUNK, ROWS_CHUNK
-from tests.harness import AgentHarness
+from tests.harness import AgentHarness, page_view
 
-AT = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC).isoformat()
 LEADS, VIEWS = FLUSH_CHUNK * 2 + 50, 3
-
-
-def view(lead: str, n: int) -> dict[str, Any]:
-    return {
-        "event_id": f"{lead}-v{n}",
-        "type": "page.viewed",
-        "occurred_at": AT,
-        "source": "web",
-        "lead_id": lead,
-        "path": "/pricing",
-    }
 
 
 @pytest.fixture
 async def h(tmp_path: Path) -> AsyncIterator[AgentHarness]:
     harness = AgentHarness(tmp_path, partitions=4)
-    events = [view(f"L{i}", n) for n in range(VIEWS) for i in range(LEADS)]
+    events = [page_view(f"L{i}", n) for n in range(VIEWS) for i in range(LEADS)]
     await harness.intake([harness.record("web.events", e) for e in events])
     envelopes = harness.topics["lead.activity"].sent
     batch = [harness.message("lead.activity", s.value, key=s.key) for s in envelopes]

@@ -25,7 +25,8 @@ LATE_NY = dt.datetime(2026, 3, 3, 3, 30, tzinfo=dt.UTC)  # 22:30 in New York
 EIGHT_NY = dt.datetime(2026, 3, 3, 13, 0, tzinfo=dt.UTC)
 
 
-def command(n: int, rep_id: str = "rep-1") -> NudgeCommand:
+def command(n: int, rep_id: str = "rep-1", **update: object) -> NudgeCommand:
+    """Nudge number ``n`` for ``rep_id`` at noon in New York; ``update``: fields to change."""
     return NudgeCommand(
         nudge_id=f"n_{n}",
         rep_id=rep_id,
@@ -35,7 +36,7 @@ def command(n: int, rep_id: str = "rep-1") -> NudgeCommand:
         rule="r",
         trigger_event_id=f"e{n}",
         created_at=NOON_NY,
-    )
+    ).model_copy(update=update)
 
 
 class Sleeps(list[float]):

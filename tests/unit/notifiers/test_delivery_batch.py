@@ -16,26 +16,12 @@ from delivery import SNOOZED, deliver_batch
 from delivery.policy import Policy
 from notifiers.base import Notifier, OutboundMessage, SendResult
 from notifiers.twilio_sms import TwilioSmsNotifier
-from nudge.signals import NudgeCommand
 from tests.conftest import STORES
 from tests.fakes.fixtures import add_rep
 from tests.fakes.twilio_server import FakeTwilio
+from tests.unit.notifiers.test_delivery import NOON_NY, command
 
-NOON_NY = dt.datetime(2026, 3, 2, 17, 0, tzinfo=dt.UTC)
 OFFER = ". Reply 1 to log a call, 2 to snooze."
-
-
-def command(n: int, rep_id: str = "rep-1", **update: object) -> NudgeCommand:
-    return NudgeCommand(
-        nudge_id=f"n_{n}",
-        rep_id=rep_id,
-        lead_id=f"L{n}",
-        text=f"nudge number {n}",
-        playbook="p",
-        rule="r",
-        trigger_event_id=f"e{n}",
-        created_at=NOON_NY,
-    ).model_copy(update=update)
 
 
 @pytest.fixture
